@@ -1,0 +1,540 @@
+"""Turn files, directories and stdin into Manifests that remember where every field was written.
+
+Why not ``yaml.safe_load``: it forgets positions, silently keeps the last of two duplicate
+keys, expands alias bombs, and its C composer recurses (a deeply nested document crashes the
+interpreter). Instead we compose values ourselves from libyaml's flat event stream with an
+explicit stack, which gives positions, duplicate-key errors, a depth limit and an
+alias-expansion budget in one pass.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from yaml import events as ev
+
+from reconciler.model import Diagnostic, FieldPath, Location, Manifest, Severity, format_path
+
+try:  # libyaml makes parsing several times faster; the pure-Python parser is a fallback.
+    _Loader: type[Any] = yaml.CSafeLoader
+except AttributeError:  # pragma: no cover - depends on how PyYAML was built
+    _Loader = yaml.SafeLoader
+
+#: Files larger than this are refused: a manifest this big is a mistake or an attack.
+MAX_FILE_BYTES = 8 * 1024 * 1024
+#: Deeper nesting than any real manifest needs; guards the stack and later recursive stages.
+MAX_DEPTH = 64
+#: Nodes one document may expand to, counting every alias expansion (billion-laughs guard).
+MAX_NODES_PER_DOCUMENT = 100_000
+
+MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
+STDIN_NAME = "<stdin>"
+LIST_KINDS = frozenset({"List", "PodList", "ServiceList", "ReplicationControllerList"})
+
+_constructor = yaml.constructor.SafeConstructor()
+_resolver = yaml.resolver.Resolver()
+_STR = "tag:yaml.org,2002:str"
+_INT = "tag:yaml.org,2002:int"
+_FLOAT = "tag:yaml.org,2002:float"
+_BOOL = "tag:yaml.org,2002:bool"
+_NULL = "tag:yaml.org,2002:null"
+_TEXT_TAGS = frozenset({_STR, "tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:value"})
+
+
+class InputError(Exception):
+    """A path that cannot be read at all: a usage error rather than an invalid manifest."""
+
+
+@dataclass
+class LoadResult:
+    """Everything loading found: the objects, and the problems with their positions."""
+
+    manifests: list[Manifest] = field(default_factory=list)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+
+    def extend(self, other: LoadResult) -> None:
+        self.manifests.extend(other.manifests)
+        self.diagnostics.extend(other.diagnostics)
+        self.files.extend(other.files)
+
+
+class _DocumentError(Exception):
+    """Aborts one document (the rest of the file still loads)."""
+
+    def __init__(self, message: str, location: Location) -> None:
+        super().__init__(message)
+        self.message = message
+        self.location = location
+
+
+def _loc(filename: str, mark: Any) -> Location:
+    return Location(filename, mark.line + 1, mark.column + 1)
+
+
+class _Frame:
+    """A mapping or sequence being composed."""
+
+    __slots__ = (
+        "anchor",
+        "is_map",
+        "key",
+        "key_flag",
+        "merges",
+        "path",
+        "position",
+        "size",
+        "value",
+    )
+
+    def __init__(
+        self, value: Any, path: FieldPath, position: tuple[int, int], anchor: str | None
+    ) -> None:
+        self.value = value
+        self.is_map = isinstance(value, dict)
+        self.path = path
+        self.position = position
+        self.anchor = anchor
+        self.size = 1
+        self.key: str | None = None  # mapping frames: the key waiting for its value
+        self.key_flag = 0  # 0 plain key, 1 merge key ('<<'), 2 duplicate key (dropped)
+        self.merges: list[tuple[Any, tuple[int, int]]] = []
+
+
+_MERGE_KEY, _DUPLICATE_KEY = 1, 2
+_MappingStart, _SequenceStart = ev.MappingStartEvent, ev.SequenceStartEvent
+_MappingEnd, _SequenceEnd = ev.MappingEndEvent, ev.SequenceEndEvent
+_Scalar, _Alias, _DocumentEnd = ev.ScalarEvent, ev.AliasEvent, ev.DocumentEndEvent
+
+
+class _Composer:
+    """Composes JSON-like values for one file from parser events, recording positions.
+
+    Positions are kept as (line, column) pairs and turned into Locations only when a
+    diagnostic needs one: building an object per event dominated the loading time.
+    """
+
+    def __init__(self, filename: str, json_scalars: bool) -> None:
+        self.filename = filename
+        self.json_scalars = json_scalars
+        self.diagnostics: list[Diagnostic] = []
+        self._plain_cache: dict[str, Any] = {}
+
+    def location(self, position: tuple[int, int]) -> Location:
+        return Location(self.filename, position[0], position[1])
+
+    # -- scalars -------------------------------------------------------------------------
+    def scalar_value(self, event: ev.ScalarEvent) -> Any:
+        value: str = event.value
+        tag = event.tag
+        if event.style:  # quoted or block scalar: a string unless explicitly tagged
+            if tag is None or tag == "!" or tag == _STR:
+                return value
+        elif tag is None:
+            cached = self._plain_cache.get(value, _MISSING)
+            if cached is not _MISSING:
+                return cached
+            result = self._plain_value(value, event)
+            if len(self._plain_cache) < 4096:
+                self._plain_cache[value] = result
+            return result
+        return self._tagged_value(value, tag, event)
+
+    def _plain_value(self, value: str, event: ev.ScalarEvent) -> Any:
+        if self.json_scalars:
+            try:
+                return json.loads(value)
+            except ValueError:
+                return value
+        tag: str = _resolver.resolve(yaml.ScalarNode, value, (True, False))  # type: ignore[no-untyped-call]
+        return self._tagged_value(value, tag, event)
+
+    def _tagged_value(self, value: str, tag: str, event: ev.ScalarEvent) -> Any:
+        if tag == "!":
+            return value
+        if tag in _TEXT_TAGS:
+            return value
+        node = yaml.ScalarNode(tag, value)
+        if tag == _INT:
+            return _constructor.construct_yaml_int(node)
+        if tag == _FLOAT:
+            return _constructor.construct_yaml_float(node)
+        if tag == _BOOL:
+            return _constructor.construct_yaml_bool(node)
+        if tag == _NULL:
+            return None
+        raise _DocumentError(
+            f"unsupported YAML tag {tag!r}: manifests hold plain strings, numbers, booleans, "
+            "lists and mappings",
+            _loc(self.filename, event.start_mark),
+        )
+
+    # -- documents -----------------------------------------------------------------------
+    def documents(
+        self, text: str
+    ) -> Iterator[tuple[Any, tuple[int, int], dict[FieldPath, tuple[int, int]]]]:
+        """Yield (value, position, positions) for every document in ``text``."""
+        loader = _Loader(text)
+        try:
+            while True:
+                event = loader.get_event()
+                if event is None or isinstance(event, ev.StreamEndEvent):
+                    return
+                if isinstance(event, ev.DocumentStartEvent):
+                    try:
+                        yield self._document(loader)
+                    except _DocumentError as exc:
+                        self.diagnostics.append(
+                            Diagnostic(Severity.ERROR, exc.location, exc.message)
+                        )
+                        _skip_to_document_end(loader)
+        finally:
+            loader.dispose()
+
+    def _document(
+        self, loader: Any
+    ) -> tuple[Any, tuple[int, int], dict[FieldPath, tuple[int, int]]]:
+        positions: dict[FieldPath, tuple[int, int]] = {}
+        anchors: dict[str, tuple[Any, int]] = {}
+        stack: list[_Frame] = []
+        total = 0
+        get_event = loader.get_event
+        while True:
+            event = get_event()
+            cls = type(event)
+            if cls is _DocumentEnd:
+                return None, (1, 1), positions
+            parent = stack[-1] if stack else None
+            if cls is _Scalar and parent is not None and parent.is_map and parent.key is None:
+                # a mapping key
+                key = event.value
+                mark = event.start_mark
+                position = (mark.line + 1, mark.column + 1)
+                key_path = parent.path + (key,)
+                parent.key = key
+                if key == "<<" and not event.style and not self.json_scalars:
+                    parent.key_flag = _MERGE_KEY
+                elif key in parent.value:
+                    parent.key_flag = _DUPLICATE_KEY
+                    first = positions[key_path]
+                    self.diagnostics.append(
+                        Diagnostic(
+                            Severity.ERROR,
+                            self.location(position),
+                            f"duplicate key {key!r}: already set at line {first[0]} of this "
+                            "mapping (YAML would silently keep only one: remove or rename one "
+                            "of them)",
+                            path=format_path(key_path),
+                        )
+                    )
+                else:
+                    positions[key_path] = position
+                total += 1
+                continue
+            # a value: scalar, alias, or the start or end of a collection
+            if cls is _MappingEnd or cls is _SequenceEnd:
+                frame = stack.pop()
+                if frame.merges:
+                    self._merge(frame, positions)
+                value, size, anchor = frame.value, frame.size, frame.anchor
+                parent = stack[-1] if stack else None
+                if parent is None:
+                    return value, frame.position, positions
+                # its nodes were counted into ``total`` as they were composed
+            else:
+                mark = event.start_mark
+                if parent is not None and not parent.is_map:
+                    position = (mark.line + 1, mark.column + 1)
+                    positions[parent.path + (len(parent.value),)] = position
+                if cls is _Scalar:
+                    value, size, anchor = self.scalar_value(event), 1, event.anchor
+                elif cls is _MappingStart or cls is _SequenceStart:
+                    if parent is not None and parent.is_map and parent.key is None:
+                        raise _DocumentError(
+                            "mapping keys must be plain strings, not lists or mappings",
+                            _loc(self.filename, mark),
+                        )
+                    if len(stack) >= MAX_DEPTH:
+                        raise _DocumentError(
+                            f"document is nested more than {MAX_DEPTH} levels deep",
+                            _loc(self.filename, mark),
+                        )
+                    if parent is None:
+                        path: FieldPath = ()
+                    elif parent.is_map:
+                        assert parent.key is not None
+                        path = parent.path + (parent.key,)
+                    else:
+                        path = parent.path + (len(parent.value),)
+                    stack.append(
+                        _Frame(
+                            {} if cls is _MappingStart else [],
+                            path,
+                            (mark.line + 1, mark.column + 1),
+                            event.anchor,
+                        )
+                    )
+                    total += 1
+                    continue
+                elif cls is _Alias:
+                    found = anchors.get(event.anchor)
+                    if found is None:
+                        recursive = any(frame.anchor == event.anchor for frame in stack)
+                        raise _DocumentError(
+                            f"alias *{event.anchor} is used inside its own anchor (recursive)"
+                            if recursive
+                            else f"alias *{event.anchor} refers to no anchor defined before it",
+                            _loc(self.filename, mark),
+                        )
+                    if parent is not None and parent.is_map and parent.key is None:
+                        raise _DocumentError(
+                            "aliases cannot be used as mapping keys", _loc(self.filename, mark)
+                        )
+                    value, size = found
+                    anchor = None
+                else:  # pragma: no cover - the parser emits nothing else inside a document
+                    continue
+                if parent is None:  # a document that is a single scalar or alias
+                    return value, (mark.line + 1, mark.column + 1), positions
+                total += size
+                if total > MAX_NODES_PER_DOCUMENT:
+                    raise _DocumentError(
+                        f"document expands to more than {MAX_NODES_PER_DOCUMENT:,} nodes "
+                        "(aliases repeated too often, or a document far larger than a "
+                        "manifest)",
+                        _loc(self.filename, mark),
+                    )
+            if anchor is not None:
+                anchors[anchor] = (value, size)
+            parent.size += size
+            if parent.is_map:
+                flag = parent.key_flag
+                if flag == 0:
+                    parent.value[parent.key] = value
+                elif flag == _MERGE_KEY:
+                    mark = event.start_mark
+                    parent.merges.append((value, (mark.line + 1, mark.column + 1)))
+                parent.key = None
+                parent.key_flag = 0
+            else:
+                parent.value.append(value)
+
+    def _merge(self, frame: _Frame, positions: dict[FieldPath, tuple[int, int]]) -> None:
+        """Apply YAML merge keys (``<<: *base``): explicit keys win, as in Kubernetes."""
+        target = frame.value
+        positions.pop(frame.path + ("<<",), None)
+        for value, position in frame.merges:
+            sources = value if isinstance(value, list) else [value]
+            for source in sources:
+                if not isinstance(source, dict):
+                    raise _DocumentError(
+                        "a merge key (<<) needs a mapping or a list of mappings",
+                        self.location(position),
+                    )
+                for key, item in source.items():
+                    if key not in target:
+                        target[key] = item
+                        positions.setdefault(frame.path + (key,), position)
+
+
+_MISSING = object()
+
+
+def _skip_to_document_end(loader: Any) -> None:
+    while True:
+        event = loader.get_event()
+        if event is None or isinstance(event, ev.DocumentEndEvent | ev.StreamEndEvent):
+            return
+
+
+def _char_at(text: str, line: int, column: int) -> str:
+    """The character at a 1-based line and column of ``text``, or '' past its end."""
+    start = 0
+    for _ in range(line - 1):
+        start = text.find("\n", start) + 1
+        if start == 0:
+            return ""
+    index = start + column - 1
+    return text[index] if index < len(text) and text[index] != "\n" else ""
+
+
+def _yaml_error(filename: str, text: str, exc: yaml.MarkedYAMLError) -> Diagnostic:
+    mark = exc.problem_mark or exc.context_mark
+    location = _loc(filename, mark) if mark is not None else Location(filename, 1, 1)
+    problem = exc.problem or "invalid YAML"
+    if "\t" in text and _char_at(text, location.line, location.column) == "\t":
+        problem = "tab character: YAML indentation must use spaces, not tabs"
+    if exc.context and exc.context not in problem:
+        problem = f"{problem} ({exc.context})"
+    return Diagnostic(Severity.ERROR, location, f"invalid YAML: {problem}")
+
+
+def parse_text(text: str, filename: str, *, is_json: bool = False) -> LoadResult:
+    """Parse one file's text into manifests. Pure: no file system access."""
+    result = LoadResult(files=[filename])
+    if is_json:
+        # A literal tab can only be whitespace in valid JSON (inside strings it must be
+        # escaped), and YAML rejects tab indentation: same width, same meaning.
+        text = text.replace("\t", " ")
+    composer = _Composer(filename, json_scalars=is_json)
+    try:
+        for value, position, positions in composer.documents(text):
+            _collect(value, position, positions, filename, result)
+    except yaml.MarkedYAMLError as exc:
+        result.diagnostics.append(_yaml_error(filename, text, exc))
+    except yaml.YAMLError as exc:  # reader errors: control characters, bad encodings
+        result.diagnostics.append(
+            Diagnostic(Severity.ERROR, Location(filename, 1, 1), f"invalid YAML: {exc}")
+        )
+    result.diagnostics[:0] = composer.diagnostics
+    return result
+
+
+def _collect(
+    value: Any,
+    position: tuple[int, int],
+    positions: dict[FieldPath, tuple[int, int]],
+    filename: str,
+    result: LoadResult,
+) -> None:
+    location = Location(filename, *position)
+    if value is None:
+        return  # an empty document: only comments, or a stray '---'
+    if not isinstance(value, dict):
+        result.diagnostics.append(
+            Diagnostic(
+                Severity.ERROR,
+                location,
+                f"a manifest must be a mapping with apiVersion, kind, metadata and spec, "
+                f"not a {_type_name(value)}",
+            )
+        )
+        return
+    kind = value.get("kind")
+    if isinstance(kind, str) and kind in LIST_KINDS:
+        items = value.get("items")
+        if not isinstance(items, list):
+            items_at = positions.get(("items",), position)
+            result.diagnostics.append(
+                Diagnostic(
+                    Severity.ERROR,
+                    Location(filename, *items_at),
+                    f"kind {kind} needs an 'items' list of objects",
+                    kind=kind,
+                    path="items",
+                )
+            )
+            return
+        for index, item in enumerate(items):
+            prefix: FieldPath = ("items", index)
+            item_positions = {path[2:]: at for path, at in positions.items() if path[:2] == prefix}
+            _collect(item, positions.get(prefix, position), item_positions, filename, result)
+        return
+    result.manifests.append(Manifest(value, filename, position, positions))
+
+
+def _type_name(value: Any) -> str:
+    if isinstance(value, list):
+        return "list"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    return "string"
+
+
+def _decode(data: bytes, filename: str) -> tuple[str | None, Diagnostic | None]:
+    try:
+        return data.decode("utf-8-sig"), None
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        return None, Diagnostic(
+            Severity.ERROR,
+            Location(filename, line, column),
+            f"not UTF-8 text: byte 0x{data[exc.start]:02x} cannot be decoded",
+        )
+
+
+def parse_bytes(data: bytes, filename: str) -> LoadResult:
+    """Check size and encoding, then parse. Pure: the caller did the reading."""
+    if len(data) > MAX_FILE_BYTES:
+        return LoadResult(
+            diagnostics=[
+                Diagnostic(
+                    Severity.ERROR,
+                    Location(filename, 1, 1),
+                    f"file is {len(data):,} bytes, over the {MAX_FILE_BYTES:,}-byte limit for "
+                    "one manifest file: split it",
+                )
+            ],
+            files=[filename],
+        )
+    text, problem = _decode(data, filename)
+    if problem is not None or text is None:
+        return LoadResult(diagnostics=[problem] if problem else [], files=[filename])
+    return parse_text(text, filename, is_json=filename.lower().endswith(".json"))
+
+
+def discover(paths: Iterable[str]) -> list[str]:
+    """Expand directories (recursively, sorted, skipping dot-entries) into manifest files.
+
+    Files named explicitly are taken whatever their suffix; inside directories only
+    ``.yaml``, ``.yml`` and ``.json`` files count, as with ``kubectl create -f DIR``.
+    Raises InputError for a path that does not exist.
+    """
+    found: list[str] = []
+    for raw in paths:
+        if raw == "-":
+            found.append(raw)
+            continue
+        path = Path(raw)
+        if path.is_dir():
+            found.extend(_walk(raw))
+        elif path.is_file():
+            found.append(raw)
+        elif path.exists():
+            raise InputError(f"{raw}: not a regular file or directory")
+        else:
+            raise InputError(f"{raw}: no such file or directory")
+    return found
+
+
+def _walk(top: str) -> list[str]:
+    files: list[str] = []
+    seen: set[str] = set()
+    for dirpath, dirnames, filenames in os.walk(top, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in seen:  # a symlink loop
+            dirnames[:] = []
+            continue
+        seen.add(real)
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            if not name.startswith(".") and name.lower().endswith(MANIFEST_SUFFIXES):
+                files.append(os.path.join(dirpath, name))
+    return files
+
+
+def load_paths(paths: Iterable[str], stdin: Any = None) -> LoadResult:
+    """Read every file under ``paths`` (``-`` is stdin) and parse it; never stops early."""
+    result = LoadResult()
+    for filename in discover(paths):
+        if filename == "-":
+            stream = stdin if stdin is not None else sys.stdin.buffer
+            data = stream.read()
+            result.extend(parse_bytes(data, STDIN_NAME))
+            continue
+        try:
+            data = Path(filename).read_bytes()
+        except OSError as exc:
+            raise InputError(f"{filename}: {exc.strerror or exc}") from exc
+        result.extend(parse_bytes(data, filename))
+    return result

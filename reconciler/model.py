@@ -1,0 +1,151 @@
+"""Plain values shared by every stage: where things came from, and what was loaded.
+
+Only the standard library is imported here, so that every pure stage (loading, validation,
+desired state, planning, reporting) can depend on it without pulling in Docker or git.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+#: A path into a document: mapping keys and sequence indexes, outermost first.
+FieldPath = tuple[str | int, ...]
+
+SUPPORTED_KINDS: tuple[str, ...] = ("Pod", "ReplicationController", "Service")
+DEFAULT_NAMESPACE = "default"
+
+
+def format_path(path: FieldPath) -> str:
+    """Render a field path the way kubectl does: ``spec.containers[0].ports[1].name``."""
+    out: list[str] = []
+    for part in path:
+        if isinstance(part, int):
+            out.append(f"[{part}]")
+        else:
+            if out:
+                out.append(".")
+            out.append(part)
+    return "".join(out)
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    """A position in a source file; line and column count from 1, as editors show them."""
+
+    file: str
+    line: int
+    column: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}"
+
+
+class Severity(StrEnum):
+    ERROR = "error"
+    WARNING = "warning"
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnostic:
+    """One finding about the input, always pointing at a file and line.
+
+    ``kind`` and ``name`` are empty when the problem sits outside any object (a YAML syntax
+    error, an unreadable file); ``path`` is empty when it concerns the whole object.
+    """
+
+    severity: Severity
+    location: Location
+    message: str
+    kind: str = ""
+    name: str = ""
+    path: str = ""
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity is Severity.ERROR
+
+    def sort_key(self) -> tuple[str, int, int, str]:
+        loc = self.location
+        return (loc.file, loc.line, loc.column, self.message)
+
+
+@dataclass(frozen=True, slots=True)
+class Manifest:
+    """One object as written by the user, with the position of every field it holds.
+
+    ``body`` is the JSON-like value of the document (dicts, lists, str, int, float, bool,
+    None). ``positions`` maps each field path to the (line, column) where that field (its
+    key, for mapping entries) starts, so that any later stage can point back at the line
+    that caused it.
+    """
+
+    body: Mapping[str, Any]
+    file: str
+    position: tuple[int, int]
+    positions: Mapping[FieldPath, tuple[int, int]] = field(repr=False, compare=False)
+
+    @property
+    def source(self) -> Location:
+        """Where the object starts."""
+        return Location(self.file, *self.position)
+
+    @property
+    def kind(self) -> str:
+        value = self.body.get("kind")
+        return value if isinstance(value, str) else ""
+
+    @property
+    def api_version(self) -> str:
+        value = self.body.get("apiVersion")
+        return value if isinstance(value, str) else ""
+
+    @property
+    def metadata(self) -> Mapping[str, Any]:
+        value = self.body.get("metadata")
+        return value if isinstance(value, dict) else {}
+
+    @property
+    def name(self) -> str:
+        value = self.metadata.get("name")
+        return value if isinstance(value, str) else ""
+
+    @property
+    def namespace(self) -> str:
+        value = self.metadata.get("namespace")
+        return value if isinstance(value, str) and value else DEFAULT_NAMESPACE
+
+    @property
+    def labels(self) -> Mapping[str, Any]:
+        value = self.metadata.get("labels")
+        return value if isinstance(value, dict) else {}
+
+    @property
+    def ref(self) -> ObjectRef:
+        return ObjectRef(self.kind, self.namespace, self.name)
+
+    def locate(self, path: FieldPath) -> Location:
+        """Where ``path`` was written, or its closest written ancestor."""
+        for end in range(len(path), 0, -1):
+            found = self.positions.get(path[:end])
+            if found is not None:
+                return Location(self.file, *found)
+        return self.source
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class ObjectRef:
+    """The identity of an object: unique across the whole tree of manifests."""
+
+    kind: str
+    namespace: str
+    name: str
+
+    def __str__(self) -> str:
+        return (
+            f"{self.kind}/{self.name}"
+            if self.namespace == DEFAULT_NAMESPACE
+            else (f"{self.kind}/{self.namespace}/{self.name}")
+        )

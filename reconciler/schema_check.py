@@ -1,0 +1,333 @@
+"""A compiled checker for the JSON Schema subset that ``schemas/`` uses.
+
+Why not only ``jsonschema``: its generic interpreter spends ~700 µs per manifest, which
+made ``reconciler validate`` on 10,000 objects take seconds. Compiling each schema once into
+nested closures gives the same answers for our keywords at a fraction of the cost. A
+schema that uses a keyword outside this subset raises UnsupportedSchema, and the caller
+falls back to ``jsonschema`` for it. ``tests/unit/test_schema_check.py`` checks that both
+engines agree on every fixture and on generated documents.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from reconciler.model import FieldPath
+
+#: Keywords that only describe; they never produce an error.
+_ANNOTATIONS = frozenset(
+    {"$schema", "$id", "$defs", "title", "description", "x-expected", "examples", "default"}
+)
+
+
+class UnsupportedSchema(Exception):
+    """The schema uses a keyword this compiler does not implement."""
+
+
+@dataclass(frozen=True, slots=True)
+class Issue:
+    """One schema violation, shaped like ``jsonschema.ValidationError`` where it matters."""
+
+    validator: str
+    absolute_path: FieldPath
+    instance: Any
+    schema: Mapping[str, Any]
+    validator_value: Any
+    message: str
+
+
+Check = Callable[[Any, FieldPath, list[Issue]], None]
+
+
+def _is_integer(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+
+
+_TYPE_TESTS: dict[str, Callable[[Any], bool]] = {
+    "object": lambda v: isinstance(v, dict),
+    "array": lambda v: isinstance(v, list),
+    "string": lambda v: isinstance(v, str),
+    "integer": _is_integer,
+    "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+    "boolean": lambda v: isinstance(v, bool),
+    "null": lambda v: v is None,
+}
+
+
+def _same(a: Any, b: Any) -> bool:
+    """JSON equality: booleans are not numbers."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    return bool(a == b)
+
+
+class Compiler:
+    """Compiles schemas found in ``documents`` (keyed by ``$id``)."""
+
+    def __init__(self, documents: Mapping[str, Mapping[str, Any]]) -> None:
+        self.documents = documents
+        self._compiled: dict[str, Check] = {}
+
+    def compile(self, schema_id: str) -> Check:
+        return self._ref(schema_id, schema_id)
+
+    def _resolve(self, ref: str, base: str) -> tuple[str, Mapping[str, Any]]:
+        document_part, _, pointer = ref.partition("#")
+        if document_part:
+            document_id = (
+                base.rsplit("/", 1)[0] + "/" + document_part
+                if ("://" not in document_part)
+                else document_part
+            )
+        else:
+            document_id = base.partition("#")[0]
+        document = self.documents.get(document_id)
+        if document is None:
+            raise UnsupportedSchema(f"unresolvable $ref {ref!r} from {base!r}")
+        node: Any = document
+        for part in [p for p in pointer.split("/") if p]:
+            node = node[part.replace("~1", "/").replace("~0", "~")]
+        return f"{document_id}#{pointer}", node
+
+    def _ref(self, ref: str, base: str) -> Check:
+        key, target = self._resolve(ref, base)
+        compiled = self._compiled.get(key)
+        if compiled is not None:
+            return compiled
+        holder: list[Check] = []
+
+        def deferred(instance: Any, path: FieldPath, out: list[Issue]) -> None:
+            holder[0](instance, path, out)
+
+        self._compiled[key] = deferred  # recursive schemas resolve to the placeholder
+        real = self._schema(target, key.partition("#")[0])
+        holder.append(real)
+        self._compiled[key] = real
+        return real
+
+    def _schema(self, schema: Mapping[str, Any], base: str) -> Check:
+        checks: list[Check] = []
+        for keyword in schema:
+            if keyword in _ANNOTATIONS or keyword in (
+                "properties",
+                "additionalProperties",
+                "minimum",
+                "maximum",
+            ):
+                continue
+            builder = getattr(self, "_kw_" + keyword.replace("-", "_").lstrip("$"), None)
+            if builder is None:
+                raise UnsupportedSchema(f"keyword {keyword!r} is not supported by the compiler")
+            checks.append(builder(schema, base))
+        if "properties" in schema or "additionalProperties" in schema:
+            checks.append(self._properties(schema, base))
+        if "minimum" in schema or "maximum" in schema:
+            checks.append(self._range(schema))
+        if len(checks) == 1:
+            return checks[0]
+
+        def run_all(instance: Any, path: FieldPath, out: list[Issue]) -> None:
+            for check in checks:
+                check(instance, path, out)
+
+        return run_all
+
+    # -- keywords ------------------------------------------------------------------------
+    def _kw_ref(self, schema: Mapping[str, Any], base: str) -> Check:
+        return self._ref(schema["$ref"], base)
+
+    def _kw_type(self, schema: Mapping[str, Any], base: str) -> Check:
+        wanted = schema["type"]
+        names = wanted if isinstance(wanted, list) else [wanted]
+        tests = [_TYPE_TESTS[name] for name in names]
+
+        def check(instance: Any, path: FieldPath, out: list[Issue]) -> None:
+            for test in tests:
+                if test(instance):
+                    return
+            out.append(
+                Issue(
+                    "type", path, instance, schema, wanted, f"{instance!r} is not of type {wanted}"
+                )
+            )
+
+        return check
+
+    def _kw_enum(self, schema: Mapping[str, Any], base: str) -> Check:
+        options = list(schema["enum"])
+
+        def check(instance: Any, path: FieldPath, out: list[Issue]) -> None:
+            if not any(_same(instance, option) for option in options):
+                out.append(
+                    Issue(
+                        "enum",
+                        path,
+                        instance,
+                        schema,
+                        options,
+                        f"{instance!r} is not one of {options}",
+                    )
+                )
+
+        return check
+
+    def _kw_const(self, schema: Mapping[str, Any], base: str) -> Check:
+        expected = schema["const"]
+
+        def check(instance: Any, path: FieldPath, out: list[Issue]) -> None:
+            if not _same(instance, expected):
+                out.append(
+                    Issue("const", path, instance, schema, expected, f"{expected!r} was expected")
+                )
+
+        return check
+
+    def _kw_required(self, schema: Mapping[str, Any], base: str) -> Check:
+        required = list(schema["required"])
+
+        def check(instance: Any, path: FieldPath, out: list[Issue]) -> None:
+            if isinstance(instance, dict):
+                for key in required:
+                    if key not in instance:
+                        out.append(
+                            Issue(
+                                "required",
+                                path,
+                                instance,
+                                schema,
+                                required,
+                                f"{key!r} is a required property",
+                            )
+                        )
+
+        return check
+
+    def _kw_items(self, schema: Mapping[str, Any], base: str) -> Check:
+        item_check = self._schema(schema["items"], base)
+
+        def check(instance: Any, path: FieldPath, out: list[Issue]) -> None:
+            if isinstance(instance, list):
+                for index, item in enumerate(instance):
+                    item_check(item, path + (index,), out)
+
+        return check
+
+    def _kw_minItems(self, schema: Mapping[str, Any], base: str) -> Check:
+        least = schema["minItems"]
+
+        def check(instance: Any, path: FieldPath, out: list[Issue]) -> None:
+            if isinstance(instance, list) and len(instance) < least:
+                out.append(
+                    Issue("minItems", path, instance, schema, least, f"{instance!r} is too short")
+                )
+
+        return check
+
+    def _kw_minLength(self, schema: Mapping[str, Any], base: str) -> Check:
+        least = schema["minLength"]
+
+        def check(instance: Any, path: FieldPath, out: list[Issue]) -> None:
+            if isinstance(instance, str) and len(instance) < least:
+                out.append(
+                    Issue("minLength", path, instance, schema, least, f"{instance!r} is too short")
+                )
+
+        return check
+
+    def _kw_pattern(self, schema: Mapping[str, Any], base: str) -> Check:
+        regex = re.compile(schema["pattern"])
+
+        def check(instance: Any, path: FieldPath, out: list[Issue]) -> None:
+            if isinstance(instance, str) and not regex.search(instance):
+                out.append(
+                    Issue(
+                        "pattern",
+                        path,
+                        instance,
+                        schema,
+                        schema["pattern"],
+                        f"{instance!r} does not match {schema['pattern']!r}",
+                    )
+                )
+
+        return check
+
+    def _kw_x_unhonoured(self, schema: Mapping[str, Any], base: str) -> Check:
+        why = schema["x-unhonoured"]
+
+        def check(instance: Any, path: FieldPath, out: list[Issue]) -> None:
+            out.append(Issue("x-unhonoured", path, instance, schema, why, why))
+
+        return check
+
+    def _range(self, schema: Mapping[str, Any]) -> Check:
+        low, high = schema.get("minimum"), schema.get("maximum")
+
+        def check(instance: Any, path: FieldPath, out: list[Issue]) -> None:
+            if isinstance(instance, bool) or not isinstance(instance, int | float):
+                return
+            if low is not None and instance < low:
+                out.append(
+                    Issue(
+                        "minimum",
+                        path,
+                        instance,
+                        schema,
+                        low,
+                        f"{instance!r} is less than the minimum of {low}",
+                    )
+                )
+            if high is not None and instance > high:
+                out.append(
+                    Issue(
+                        "maximum",
+                        path,
+                        instance,
+                        schema,
+                        high,
+                        f"{instance!r} is greater than the maximum of {high}",
+                    )
+                )
+
+        return check
+
+    def _properties(self, schema: Mapping[str, Any], base: str) -> Check:
+        properties = {
+            key: self._schema(sub, base) for key, sub in schema.get("properties", {}).items()
+        }
+        extra = schema.get("additionalProperties", True)
+        extra_check: Check | None = None
+        if isinstance(extra, Mapping):
+            extra_check = self._schema(extra, base)
+        forbid_extra = extra is False
+
+        def check(instance: Any, path: FieldPath, out: list[Issue]) -> None:
+            if not isinstance(instance, dict):
+                return
+            unexpected = False
+            for key, value in instance.items():
+                sub = properties.get(key)
+                if sub is not None:
+                    sub(value, path + (key,), out)
+                elif extra_check is not None:
+                    extra_check(value, path + (key,), out)
+                elif forbid_extra:
+                    unexpected = True
+            if unexpected:
+                out.append(
+                    Issue(
+                        "additionalProperties",
+                        path,
+                        instance,
+                        schema,
+                        False,
+                        "Additional properties are not allowed",
+                    )
+                )
+
+        return check

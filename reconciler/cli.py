@@ -6,8 +6,10 @@ Exit codes follow ``kubectl diff``: 0 fine, 1 the input (or the plan) needs atte
 
 from __future__ import annotations
 
+import json
 import os
 import sys
+import time
 import traceback
 from collections.abc import Sequence
 from typing import Any
@@ -15,16 +17,36 @@ from typing import Any
 import click
 
 from reconciler import __version__
+from reconciler import labels as L
+from reconciler.applying import ActionResult
+from reconciler.desired import Settings
+from reconciler.docker_io import ApplyError, DockerHost, HostUnavailable
+from reconciler.hosts import Host, HostsFileError, load_hosts
+from reconciler.images import ImageSourceError
 from reconciler.loading import InputError, load_paths
-from reconciler.model import Diagnostic
+from reconciler.model import Diagnostic, Manifest
+from reconciler.planning import removal_plan
+from reconciler.reconcile import (
+    apply_plan,
+    connect,
+    load_source,
+    make_plan,
+    observe,
+    source_revision,
+)
 from reconciler.reporting import (
     OUTPUT_FORMATS,
     diagnostic_line,
     github_annotation,
+    plan_json,
+    plan_markdown,
+    plan_text_lines,
     validation_json,
     validation_summary,
 )
-from reconciler.validation import validate
+from reconciler.selectors import SelectorError, parse_selector
+from reconciler.validation import ValidationResult, validate
+from reconciler.views import host_rows, live_pods, pod_rows, rc_rows, service_rows
 
 EXIT_OK = 0
 EXIT_INVALID = 1
@@ -95,6 +117,427 @@ def validate_command(paths: tuple[str, ...], output: str) -> None:
             result.diagnostics, validation_summary(result.diagnostics, objects, len(loaded.files))
         )
     sys.exit(EXIT_OK if result.valid else EXIT_INVALID)
+
+
+# -- shared options -------------------------------------------------------------------------
+def _instance_option(function: Any) -> Any:
+    return click.option(
+        "--instance",
+        default=lambda: os.environ.get("RECONCILER_INSTANCE", L.DEFAULT_INSTANCE),
+        show_default="default (or $RECONCILER_INSTANCE)",
+        help="Ownership scope: only objects labelled with this instance are seen or touched.",
+    )(function)
+
+
+def _hosts_option(function: Any) -> Any:
+    return click.option(
+        "--hosts",
+        "hosts_file",
+        type=str,
+        default=lambda: os.environ.get("RECONCILER_HOSTS"),
+        help="Hosts file (YAML). Default: one host from DOCKER_HOST or the local socket.",
+    )(function)
+
+
+def _source_option(function: Any) -> Any:
+    return click.option(
+        "--source",
+        "sources",
+        multiple=True,
+        default=(),
+        help="Manifests: files or directories (repeatable). Default: the current directory.",
+    )(function)
+
+
+def _grace_option(function: Any) -> Any:
+    return click.option(
+        "--grace-period",
+        type=click.IntRange(0, 3600),
+        default=10,
+        show_default=True,
+        help="Seconds a container gets to stop before it is killed.",
+    )(function)
+
+
+def _print_diagnostics(diagnostics: Sequence[Diagnostic]) -> None:
+    for d in diagnostics:
+        click.echo(diagnostic_line(d), err=True)
+
+
+def _load_hosts(hosts_file: str | None) -> list[Host]:
+    try:
+        return load_hosts(hosts_file, os.environ)
+    except HostsFileError as exc:
+        _print_diagnostics(exc.diagnostics)
+        raise SystemExit(EXIT_ERROR) from exc
+
+
+def _validated_source(sources: tuple[str, ...]) -> tuple[ValidationResult, str]:
+    """Load and validate; on any error print the validate messages and exit 2."""
+    paths = list(sources) or ["."]
+    try:
+        result, files = load_source(paths)
+    except InputError as exc:
+        raise click.UsageError(str(exc)) from exc
+    if not result.valid:
+        _print_diagnostics(result.diagnostics)
+        click.echo(
+            f"{validation_summary(result.diagnostics, len(result.manifests), files)}: "
+            "nothing applied",
+            err=True,
+        )
+        raise SystemExit(EXIT_ERROR)
+    _print_diagnostics(result.warnings)
+    return result, source_revision(paths)
+
+
+def _echo_styled(lines: Sequence[tuple[str, str]]) -> None:
+    if sys.stdout.isatty() and not os.environ.get("NO_COLOR"):
+        from rich.console import Console
+        from rich.text import Text
+
+        console = Console(highlight=False, soft_wrap=True)
+        for text, style in lines:
+            console.print(Text(text, style=style))
+    else:
+        for text, _ in lines:
+            click.echo(text)
+
+
+def _compute(
+    sources: tuple[str, ...],
+    hosts_file: str | None,
+    instance: str,
+    prune: bool,
+    grace: int = 10,
+) -> tuple[Any, Any, str, dict[str, DockerHost]]:
+    validation, revision = _validated_source(sources)
+    hosts = _load_hosts(hosts_file)
+    runtimes = connect(hosts, instance, revision, grace_seconds=grace)
+    live = observe(runtimes)
+    _, the_plan = make_plan(
+        validation.manifests, hosts, live, Settings(instance=instance), prune=prune
+    )
+    return validation, the_plan, revision, runtimes
+
+
+@cli.command("diff")
+@_source_option
+@_hosts_option
+@_instance_option
+@click.option(
+    "-o",
+    "--output",
+    type=click.Choice(("text", "json", "markdown")),
+    default="text",
+    show_default=True,
+    help="text for people, json for tools, markdown for a PR comment.",
+)
+@click.option(
+    "--prune/--no-prune",
+    default=True,
+    show_default=True,
+    help="Count owned objects no longer in the manifests as removals.",
+)
+def diff_command(
+    sources: tuple[str, ...], hosts_file: str | None, instance: str, output: str, prune: bool
+) -> None:
+    """Show what apply would change, without changing anything.
+
+    Exit 0 when the hosts are in sync, 1 when changes are pending, 2 on an error
+    (invalid manifests, unreadable hosts file, unreachable host).
+    """
+    _, the_plan, revision, _ = _compute(sources, hosts_file, instance, prune)
+    if output == "json":
+        click.echo(plan_json(the_plan, revision))
+    elif output == "markdown":
+        click.echo(plan_markdown(the_plan, revision), nl=False)
+    else:
+        _echo_styled(plan_text_lines(the_plan, revision))
+    if the_plan.unreachable or any(d.is_error for d in the_plan.problems):
+        sys.exit(EXIT_ERROR)
+    sys.exit(EXIT_OK if the_plan.in_sync else EXIT_INVALID)
+
+
+def _run_with_progress(the_plan: Any, runtimes: dict[str, DockerHost], concurrency: int) -> Any:
+    if not (sys.stdout.isatty() and the_plan.actions):
+        return apply_plan(the_plan, runtimes, concurrency=concurrency)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    with Progress(
+        TextColumn("applying"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}")
+    ) as progress:
+        task = progress.add_task("", total=len(the_plan.actions))
+
+        def advance(result: ActionResult) -> None:
+            progress.update(
+                task, advance=1, description=f"{result.action.verb} {result.action.pod}"
+            )
+
+        return apply_plan(the_plan, runtimes, concurrency=concurrency, on_result=advance)
+
+
+def _report_results(report: Any) -> None:
+    for result in sorted(report.results, key=lambda r: (r.action.host, r.action.pod)):
+        action = result.action
+        where = f" ({action.source})" if action.source else ""
+        target = f"{action.owner.kind}/{action.owner.name} pod {action.pod}"
+        if action.container:
+            target += f" container {action.container}"
+        if result.ok:
+            click.echo(f"  ok      {action.verb.value:<8} {target} on {action.host}")
+        else:
+            click.echo(
+                f"  FAILED  {action.verb.value:<8} {target} on {action.host}{where}: {result.error}"
+            )
+
+
+@cli.command("apply")
+@_source_option
+@_hosts_option
+@_instance_option
+@_grace_option
+@click.option("--dry-run", is_flag=True, help="Print the plan and change nothing (like diff).")
+@click.option(
+    "--prune/--no-prune",
+    default=True,
+    show_default=True,
+    help="Remove owned objects that are no longer in the manifests.",
+)
+@click.option(
+    "--allow-mass-prune",
+    is_flag=True,
+    help="Allow a plan that removes every owned pod on a host, or more than --max-prune.",
+)
+@click.option(
+    "--max-prune",
+    type=click.IntRange(0),
+    default=20,
+    show_default=True,
+    help="Most pods one apply may prune per host without --allow-mass-prune.",
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 64),
+    default=8,
+    show_default=True,
+    help="Docker operations at once per host.",
+)
+def apply_command(
+    sources: tuple[str, ...],
+    hosts_file: str | None,
+    instance: str,
+    grace_period: int,
+    dry_run: bool,
+    prune: bool,
+    allow_mass_prune: bool,
+    max_prune: int,
+    concurrency: int,
+) -> None:
+    """Make the hosts run what the manifests say.
+
+    Invalid manifests: nothing is applied, exit 2. A failed action is reported with its
+    object and source file:line, the other actions still run, and the exit code is 1.
+    """
+    _, the_plan, revision, runtimes = _compute(sources, hosts_file, instance, prune, grace_period)
+    _echo_styled(plan_text_lines(the_plan, revision))
+    if dry_run:
+        sys.exit(EXIT_OK if the_plan.in_sync else EXIT_INVALID)
+    refused = {} if allow_mass_prune else the_plan.mass_prune_hosts(max_prune)
+    if refused:
+        for reason in refused.values():
+            click.echo(
+                f"refused: this plan {reason} (pass --allow-mass-prune if you mean it)", err=True
+            )
+        sys.exit(EXIT_ERROR)
+    report = _run_with_progress(the_plan, runtimes, concurrency)
+    _report_results(report)
+    failed = len(report.failed)
+    click.echo(
+        f"applied {len(report.results) - failed} of {len(report.results)} action(s)"
+        + (f", {failed} failed" if failed else "")
+        + (
+            f"; unreachable: {', '.join(sorted(the_plan.unreachable))}"
+            if the_plan.unreachable
+            else ""
+        )
+    )
+    problems = failed or the_plan.unreachable or any(d.is_error for d in the_plan.problems)
+    sys.exit(EXIT_INVALID if problems else EXIT_OK)
+
+
+_RESOURCES = {
+    "pods": "pods",
+    "pod": "pods",
+    "po": "pods",
+    "rc": "rc",
+    "replicationcontroller": "rc",
+    "replicationcontrollers": "rc",
+    "services": "services",
+    "service": "services",
+    "svc": "services",
+    "hosts": "hosts",
+    "host": "hosts",
+    "nodes": "hosts",
+}
+
+
+def _print_table(rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        click.echo("No resources found.")
+        return
+    columns = list(rows[0])
+    widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in columns}
+    click.echo("   ".join(c.ljust(widths[c]) for c in columns).rstrip())
+    for row in rows:
+        click.echo("   ".join(str(row[c]).ljust(widths[c]) for c in columns).rstrip())
+
+
+@cli.command("get")
+@click.argument("resource", type=click.Choice(sorted(_RESOURCES)), metavar="pods|rc|services|hosts")
+@_hosts_option
+@_instance_option
+@_source_option
+@click.option("-l", "--selector", default=None, help="Label selector, e.g. app=web,tier!=db.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Choice(("table", "wide", "json")),
+    default="table",
+    show_default=True,
+)
+def get_command(
+    resource: str,
+    hosts_file: str | None,
+    instance: str,
+    sources: tuple[str, ...],
+    selector: str | None,
+    output: str,
+) -> None:
+    """List pods, replication controllers, services or hosts, read from the live hosts.
+
+    Services and the DESIRED column of rc come from the manifests (--source, default .).
+    """
+    try:
+        parsed = parse_selector(selector)
+    except SelectorError as exc:
+        raise click.UsageError(str(exc)) from exc
+    kind = _RESOURCES[resource]
+    hosts = _load_hosts(hosts_file)
+    runtimes = connect(hosts, instance)
+    states = observe(runtimes)
+    for name, state in sorted(states.items()):
+        if not state.reachable:
+            click.echo(f"warning: host {name} unreachable: {state.error}", err=True)
+    pods = live_pods(states, parsed)
+    wide = output == "wide"
+    now = time.time()
+    if kind == "pods":
+        restarts: dict[str, int] = {}
+        for pod in pods:
+            restarts.update(runtimes[pod.host].restart_counts(pod.apps))
+        rows = pod_rows(pods, now, restarts, wide)
+    elif kind == "hosts":
+        versions = {}
+        for name, runtime in runtimes.items():
+            if states[name].reachable:
+                try:
+                    versions[name] = runtime.engine_version()
+                except Exception:  # reported through REACHABLE/ERROR already
+                    versions[name] = ""
+        rows = host_rows(states, {h.name: h.url for h in hosts}, versions)
+    else:
+        manifests: list[Manifest] = []
+        if sources or kind == "services":
+            try:
+                validation, _ = load_source(list(sources) or ["."])
+            except InputError as exc:
+                raise click.UsageError(str(exc)) from exc
+            manifests = validation.manifests
+        if kind == "rc":
+            rows = rc_rows(pods, manifests, now, wide)
+        else:
+            rows = service_rows([m for m in manifests if parsed.matches(m.labels)], pods, wide)
+    if output == "json":
+        click.echo(json.dumps(rows, indent=2))
+    else:
+        _print_table(rows)
+    sys.exit(EXIT_OK if all(s.reachable for s in states.values()) else EXIT_INVALID)
+
+
+@cli.command("down")
+@_hosts_option
+@_instance_option
+@_grace_option
+@click.option(
+    "-l",
+    "--selector",
+    default=None,
+    help="Only pods whose labels match (as kubectl delete -l app=NAME).",
+)
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def down_command(
+    hosts_file: str | None, instance: str, grace_period: int, selector: str | None, yes: bool
+) -> None:
+    """Remove the pods this instance owns (all of them, or those matching -l).
+
+    Asks first on a terminal; elsewhere --yes is required. Never touches anything
+    without this instance's labels.
+    """
+    try:
+        parsed = parse_selector(selector)
+    except SelectorError as exc:
+        raise click.UsageError(str(exc)) from exc
+    hosts = _load_hosts(hosts_file)
+    runtimes = connect(hosts, instance, grace_seconds=grace_period)
+    states = observe(runtimes)
+    the_plan = removal_plan(live_pods(states, parsed))
+    for name, state in sorted(states.items()):
+        if not state.reachable:
+            click.echo(f"warning: host {name} unreachable: {state.error}", err=True)
+    if not the_plan.actions:
+        click.echo("nothing to remove")
+        sys.exit(EXIT_OK)
+    _echo_styled(plan_text_lines(the_plan, ""))
+    if not yes:
+        if not sys.stdin.isatty():
+            click.echo("refusing to remove without --yes when not on a terminal", err=True)
+            sys.exit(EXIT_ERROR)
+        click.confirm(f"remove {len(the_plan.actions)} pod(s)?", abort=True)
+    report = apply_plan(the_plan, runtimes)
+    _report_results(report)
+    sys.exit(EXIT_OK if report.ok else EXIT_INVALID)
+
+
+@cli.group("images")
+def images_group() -> None:
+    """Registry-free images for hosts that cannot pull."""
+
+
+@images_group.command("busybox")
+@click.argument("tags", nargs=-1, required=True)
+@_hosts_option
+@click.option("--replace", is_flag=True, help="Re-create images that already exist.")
+def images_busybox_command(tags: tuple[str, ...], hosts_file: str | None, replace: bool) -> None:
+    """Create images named TAGS on every host from the local static busybox.
+
+    They hold busybox (sh, httpd, nc, wget, sleep...) and nothing else: stand-ins for the
+    sample repository's applications. Images that already exist are kept unless --replace.
+    """
+    hosts = _load_hosts(hosts_file)
+    failed = False
+    for host, runtime in connect(hosts, L.DEFAULT_INSTANCE).items():
+        for tag in tags:
+            try:
+                if not replace and runtime.has_image(tag):
+                    click.echo(f"{host}: {tag} (present)")
+                    continue
+                runtime.import_busybox_image(tag)
+                click.echo(f"{host}: {tag}")
+            except (HostUnavailable, ApplyError, ImageSourceError) as exc:
+                click.echo(f"{host}: {tag}: {exc}", err=True)
+                failed = True
+    sys.exit(EXIT_INVALID if failed else EXIT_OK)
 
 
 def main(argv: Sequence[str] | None = None) -> Any:

@@ -149,3 +149,114 @@ class ObjectRef:
             if self.namespace == DEFAULT_NAMESPACE
             else (f"{self.kind}/{self.namespace}/{self.name}")
         )
+
+
+# -- desired and live state ---------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class PortBinding:
+    """A container port, and where it is published on the host (hostPort), if anywhere."""
+
+    container_port: int
+    protocol: str = "TCP"
+    host_port: int | None = None
+    host_ip: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class VolumeSpec:
+    """A pod volume: an emptyDir (a Docker volume or tmpfs owned by the pod) or a hostPath."""
+
+    name: str
+    source: str  # "emptyDir" or "hostPath"
+    docker_name: str = ""  # emptyDir on disk: the Docker volume's name
+    host_path: str = ""
+    medium: str = ""  # emptyDir: "" (disk) or "Memory" (tmpfs)
+    size_bytes: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MountSpec:
+    volume: str
+    path: str
+    read_only: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class DesiredContainer:
+    """One Docker container to run, fully resolved from the manifest."""
+
+    docker_name: str
+    container: str  # the name in spec.containers, or the infra container's name
+    role: str  # "infra" or "app"
+    image: str
+    pull_policy: str
+    entrypoint: tuple[str, ...] | None = None
+    cmd: tuple[str, ...] | None = None
+    env: tuple[tuple[str, str], ...] = ()
+    working_dir: str = ""
+    nano_cpus: int | None = None
+    cpu_shares: int | None = None
+    memory_bytes: int | None = None
+    memory_reservation: int | None = None
+    mounts: tuple[MountSpec, ...] = ()
+    ports: tuple[PortBinding, ...] = ()  # published on the infra container only
+    hostname: str = ""  # infra container only
+    restart_policy: str = "Always"
+    source: Location | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DesiredPod:
+    """A pod to run on one host: its infra container first, then one per spec container."""
+
+    namespace: str
+    name: str
+    owner: ObjectRef
+    host: str
+    labels: Mapping[str, str]
+    spec: Mapping[str, Any]  # canonical desired spec: what the hash and field diffs cover
+    spec_hash: str
+    containers: tuple[DesiredContainer, ...]
+    volumes: tuple[VolumeSpec, ...]
+    restart_policy: str
+    source: Location
+    replica: int | None = None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.namespace, self.name)
+
+    @property
+    def app_containers(self) -> tuple[DesiredContainer, ...]:
+        return tuple(c for c in self.containers if c.role == "app")
+
+
+@dataclass(frozen=True, slots=True)
+class LiveContainer:
+    """One container as observed on a host (from a single list call)."""
+
+    id: str
+    name: str
+    host: str
+    labels: Mapping[str, str]
+    state: str  # running, exited, created, restarting, paused, dead
+    status: str  # Docker's human text: "Up 5 minutes", "Exited (137) 2 seconds ago"
+    created: int
+    image: str
+    exit_code: int | None = None
+    ip_address: str = ""
+
+    @property
+    def running(self) -> bool:
+        return self.state == "running"
+
+
+@dataclass(frozen=True, slots=True)
+class HostState:
+    """What one host looked like, or why it could not be observed."""
+
+    host: str
+    reachable: bool
+    containers: tuple[LiveContainer, ...] = ()
+    error: str = ""
+    engine_version: str = ""

@@ -1,0 +1,450 @@
+"""From validated manifests to the pods that should run, and where. Pure.
+
+A Pod becomes one DesiredPod; a ReplicationController becomes ``replicas`` pods named
+``<rc>-<ordinal>``. Ordinals are stable identities: a rerun, a crash mid-apply or a restart
+of the tool computes the same names, so it can never duplicate or lose a replica.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from reconciler import labels as L
+from reconciler.hosts import Host
+from reconciler.model import (
+    DesiredContainer,
+    DesiredPod,
+    Diagnostic,
+    HostState,
+    Location,
+    Manifest,
+    MountSpec,
+    ObjectRef,
+    PortBinding,
+    Severity,
+    VolumeSpec,
+)
+from reconciler.quantity import cpu_to_nano, memory_to_bytes, parse_quantity
+
+DEFAULT_INFRA_IMAGE = "reconciler/pause:1"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """What the desired state depends on besides the manifests."""
+
+    instance: str = L.DEFAULT_INSTANCE
+    infra_image: str = DEFAULT_INFRA_IMAGE
+
+
+@dataclass
+class DesiredState:
+    """Every pod that should run, by host, and the problems that kept some from placement."""
+
+    pods: list[DesiredPod] = field(default_factory=list)
+    problems: list[Diagnostic] = field(default_factory=list)
+    replicas: dict[ObjectRef, int] = field(default_factory=dict)  # RC -> wanted replicas
+
+    def by_host(self) -> dict[str, dict[tuple[str, str], DesiredPod]]:
+        result: dict[str, dict[tuple[str, str], DesiredPod]] = {}
+        for pod in self.pods:
+            result.setdefault(pod.host, {})[pod.key] = pod
+        return result
+
+
+def docker_name(instance: str, namespace: str, pod: str, part: str) -> str:
+    """The Docker name of a pod's container or volume: unique per host and instance."""
+    return f"{instance}_{namespace}_{pod}_{part}"
+
+
+def default_pull_policy(image: str) -> str:
+    """Kubernetes' default: Always for ``:latest`` or untagged images, else IfNotPresent."""
+    last = image.rsplit("/", 1)[-1]
+    if "@" in last:
+        return "IfNotPresent"
+    tag = last.partition(":")[2]
+    return "Always" if tag in ("", "latest") else "IfNotPresent"
+
+
+def _m(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _l(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def normalise_pod_spec(spec: Mapping[str, Any], hostname: str) -> dict[str, Any]:
+    """The pod spec with Kubernetes' defaults filled in and unhonoured fields dropped.
+
+    This is what the spec hash covers, so a change to an ignored field (a livenessProbe)
+    never recreates a pod, while a change to anything we act on always does.
+    """
+    containers = []
+    for c in _l(spec.get("containers")):
+        c = _m(c)
+        image = str(c.get("image", ""))
+        resources = _m(c.get("resources"))
+        containers.append(
+            {
+                "name": c.get("name"),
+                "image": image,
+                "imagePullPolicy": c.get("imagePullPolicy") or default_pull_policy(image),
+                "command": list(c["command"]) if "command" in c else None,
+                "args": list(c["args"]) if "args" in c else None,
+                "env": [
+                    {"name": e.get("name"), "value": str(e.get("value", ""))}
+                    for e in map(_m, _l(c.get("env")))
+                    if "valueFrom" not in e
+                ],
+                "ports": [
+                    {
+                        "containerPort": p.get("containerPort"),
+                        "protocol": p.get("protocol", "TCP"),
+                        "hostPort": p.get("hostPort"),
+                        "hostIP": p.get("hostIP", ""),
+                        "name": p.get("name", ""),
+                    }
+                    for p in map(_m, _l(c.get("ports")))
+                ],
+                "workingDir": c.get("workingDir", ""),
+                "resources": {
+                    kind: {
+                        r: str(v)
+                        for r, v in _m(resources.get(kind)).items()
+                        if r in ("cpu", "memory")
+                    }
+                    for kind in ("limits", "requests")
+                },
+                "volumeMounts": [
+                    {
+                        "name": m.get("name"),
+                        "mountPath": m.get("mountPath"),
+                        "readOnly": bool(m.get("readOnly", False)),
+                    }
+                    for m in map(_m, _l(c.get("volumeMounts")))
+                ],
+            }
+        )
+    volumes = []
+    for v in map(_m, _l(spec.get("volumes"))):
+        if "emptyDir" in v:
+            empty = _m(v["emptyDir"])
+            volumes.append(
+                {
+                    "name": v.get("name"),
+                    "emptyDir": {
+                        "medium": empty.get("medium", ""),
+                        "sizeLimit": str(empty["sizeLimit"]) if "sizeLimit" in empty else None,
+                    },
+                }
+            )
+        elif "hostPath" in v:
+            volumes.append(
+                {"name": v.get("name"), "hostPath": {"path": _m(v["hostPath"]).get("path")}}
+            )
+    return {
+        "containers": containers,
+        "volumes": volumes,
+        "restartPolicy": spec.get("restartPolicy", "Always"),
+        "hostname": hostname,
+        "nodeSelector": dict(_m(spec.get("nodeSelector"))),
+    }
+
+
+def _quantity_or_none(value: Any, convert: Any) -> int | None:
+    return None if value in (None, "") else int(convert(value))
+
+
+def _containers(
+    settings: Settings,
+    namespace: str,
+    pod_name: str,
+    spec: Mapping[str, Any],
+    manifest: Manifest,
+    spec_path: tuple[str | int, ...],
+) -> tuple[DesiredContainer, ...]:
+    hostname = spec["hostname"]
+    published: list[PortBinding] = []
+    apps: list[DesiredContainer] = []
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    for index, c in enumerate(spec["containers"]):
+        for p in c["ports"]:
+            published.append(
+                PortBinding(p["containerPort"], p["protocol"], p["hostPort"], p["hostIP"])
+            )
+        limits, requests = c["resources"]["limits"], c["resources"]["requests"]
+        cpu_request = requests.get("cpu")
+        mounts = tuple(
+            MountSpec(m["name"], m["mountPath"], m["readOnly"])
+            for m in c["volumeMounts"]
+            if m["name"] in volumes
+        )
+        apps.append(
+            DesiredContainer(
+                docker_name=docker_name(settings.instance, namespace, pod_name, c["name"]),
+                container=c["name"],
+                role=L.ROLE_APP,
+                image=c["image"],
+                pull_policy=c["imagePullPolicy"],
+                entrypoint=tuple(c["command"]) if c["command"] is not None else None,
+                cmd=tuple(c["args"]) if c["args"] is not None else None,
+                env=tuple((e["name"], e["value"]) for e in c["env"]),
+                working_dir=c["workingDir"],
+                nano_cpus=_quantity_or_none(limits.get("cpu"), cpu_to_nano),
+                cpu_shares=(
+                    max(2, int(parse_quantity(cpu_request) * 1024)) if cpu_request else None
+                ),
+                memory_bytes=_quantity_or_none(limits.get("memory"), memory_to_bytes),
+                memory_reservation=_quantity_or_none(requests.get("memory"), memory_to_bytes),
+                mounts=mounts,
+                restart_policy=spec["restartPolicy"],
+                source=manifest.locate(spec_path + ("containers", index)),
+            )
+        )
+    infra = DesiredContainer(
+        docker_name=docker_name(settings.instance, namespace, pod_name, L.INFRA_CONTAINER),
+        container=L.INFRA_CONTAINER,
+        role=L.ROLE_INFRA,
+        image=settings.infra_image,
+        pull_policy="IfNotPresent",
+        ports=tuple(p for p in published if p.host_port is not None),
+        hostname=hostname,
+        restart_policy="Always",
+        source=manifest.locate(spec_path),
+    )
+    return (infra, *apps)
+
+
+def _volume_specs(
+    settings: Settings, namespace: str, pod_name: str, spec: Mapping[str, Any]
+) -> tuple[VolumeSpec, ...]:
+    result = []
+    for v in spec["volumes"]:
+        if "emptyDir" in v:
+            size = v["emptyDir"]["sizeLimit"]
+            result.append(
+                VolumeSpec(
+                    name=v["name"],
+                    source="emptyDir",
+                    docker_name=docker_name(settings.instance, namespace, pod_name, v["name"]),
+                    medium=v["emptyDir"]["medium"],
+                    size_bytes=memory_to_bytes(size) if size else None,
+                )
+            )
+        else:
+            result.append(VolumeSpec(v["name"], "hostPath", host_path=v["hostPath"]["path"]))
+    return tuple(result)
+
+
+def _pod(
+    settings: Settings,
+    manifest: Manifest,
+    owner: ObjectRef,
+    name: str,
+    pod_labels: Mapping[str, str],
+    raw_spec: Mapping[str, Any],
+    spec_path: tuple[str | int, ...],
+    host: str,
+    replica: int | None,
+) -> DesiredPod:
+    hostname = str(raw_spec.get("hostname") or name)[:63].rstrip("-.")
+    spec = normalise_pod_spec(raw_spec, hostname)
+    hashed = {
+        "spec": spec,
+        "owner": [owner.kind, owner.namespace, owner.name],
+        "labels": dict(pod_labels),
+        "infraImage": settings.infra_image,
+    }
+    return DesiredPod(
+        namespace=owner.namespace,
+        name=name,
+        owner=owner,
+        host=host,
+        labels=dict(pod_labels),
+        spec=spec,
+        spec_hash=L.spec_hash(hashed),
+        containers=_containers(settings, owner.namespace, name, spec, manifest, spec_path),
+        volumes=_volume_specs(settings, owner.namespace, name, spec),
+        restart_policy=spec["restartPolicy"],
+        source=manifest.source,
+        replica=replica,
+    )
+
+
+def _requests(spec: Mapping[str, Any]) -> tuple[int, int]:
+    """Total cpu (nano) and memory (bytes) requested by a pod, for capacity placement."""
+    cpu = memory = 0
+    for c in map(_m, _l(spec.get("containers"))):
+        requests = _m(_m(c.get("resources")).get("requests"))
+        limits = _m(_m(c.get("resources")).get("limits"))
+        cpu_value = requests.get("cpu", limits.get("cpu"))
+        memory_value = requests.get("memory", limits.get("memory"))
+        if cpu_value is not None:
+            cpu += cpu_to_nano(cpu_value)
+        if memory_value is not None:
+            memory += memory_to_bytes(memory_value)
+    return cpu, memory
+
+
+class _Placer:
+    """Deterministic placement: stay where you are if still eligible, else least loaded.
+
+    Eligible hosts match the pod's nodeSelector, are reachable, and have capacity left for
+    its requests. Ties go to the host listed first, so equal inputs give equal outputs.
+    """
+
+    def __init__(self, hosts: Sequence[Host], live: Mapping[str, HostState]) -> None:
+        self.hosts = list(hosts)
+        self.live = live
+        self.load: dict[str, int] = {h.name: 0 for h in hosts}
+        self.cpu: dict[str, int] = {h.name: 0 for h in hosts}
+        self.memory: dict[str, int] = {h.name: 0 for h in hosts}
+        self.current: dict[tuple[str, str], list[str]] = {}
+        for state in live.values():
+            for c in state.containers:
+                if c.labels.get(L.ROLE) == L.ROLE_INFRA:
+                    key = (c.labels.get(L.POD_NAMESPACE, ""), c.labels.get(L.POD, ""))
+                    self.current.setdefault(key, []).append(state.host)
+
+    def _reachable(self, host: Host) -> bool:
+        state = self.live.get(host.name)
+        return state is None or state.reachable
+
+    def eligible(self, node_selector: Mapping[str, str], cpu: int, memory: int) -> list[Host]:
+        result = []
+        for host in self.hosts:
+            if any(host.labels.get(k) != v for k, v in node_selector.items()):
+                continue
+            if not self._reachable(host):
+                continue
+            if host.cpu_nano is not None and self.cpu[host.name] + cpu > host.cpu_nano:
+                continue
+            if (
+                host.memory_bytes is not None
+                and self.memory[host.name] + memory > host.memory_bytes
+            ):
+                continue
+            result.append(host)
+        return result
+
+    def place(
+        self, key: tuple[str, str], node_selector: Mapping[str, str], cpu: int, memory: int
+    ) -> str | None:
+        candidates = self.eligible(node_selector, cpu, memory)
+        if not candidates:
+            return None
+        names = [h.name for h in candidates]
+        chosen = next((h for h in self.current.get(key, []) if h in names), None)
+        if chosen is None:
+            chosen = min(names, key=lambda n: (self.load[n], names.index(n)))
+        self.load[chosen] += 1
+        self.cpu[chosen] += cpu
+        self.memory[chosen] += memory
+        return chosen
+
+
+def compute_desired(
+    manifests: Iterable[Manifest],
+    hosts: Sequence[Host],
+    live: Mapping[str, HostState] | None = None,
+    settings: Settings | None = None,
+) -> DesiredState:
+    """All pods that should run, placed on hosts. Manifests must already be valid."""
+    settings = settings or Settings()
+    placer = _Placer(hosts, live or {})
+    state = DesiredState()
+    ordered = sorted(
+        (m for m in manifests if m.kind in ("Pod", "ReplicationController")),
+        key=lambda m: (m.namespace, m.name, m.kind),
+    )
+    # Bare pods first: they are pinned where they are; replicas can go anywhere.
+    ordered.sort(key=lambda m: m.kind != "Pod")
+    Candidate = tuple[str, Mapping[str, Any], Mapping[str, Any], tuple[str | int, ...], int | None]
+    for manifest in ordered:
+        owner = manifest.ref
+        candidates: list[Candidate]
+        if manifest.kind == "Pod":
+            candidates = [
+                (manifest.name, manifest.labels, _m(manifest.body["spec"]), ("spec",), None)
+            ]
+        else:
+            spec = _m(manifest.body["spec"])
+            template = _m(spec["template"])
+            labels = _m(_m(template.get("metadata")).get("labels"))
+            replicas = int(spec.get("replicas", 1))
+            state.replicas[owner] = replicas
+            candidates = [
+                (
+                    f"{manifest.name}-{i}",
+                    labels,
+                    _m(template["spec"]),
+                    ("spec", "template", "spec"),
+                    i,
+                )
+                for i in range(replicas)
+            ]
+        for name, pod_labels, raw_spec, spec_path, replica in candidates:
+            cpu, memory = _requests(raw_spec)
+            node_selector = {str(k): str(v) for k, v in _m(raw_spec.get("nodeSelector")).items()}
+            host = placer.place((owner.namespace, name), node_selector, cpu, memory)
+            if host is None:
+                state.problems.append(_unplaceable(manifest, name, node_selector, spec_path))
+                continue
+            state.pods.append(
+                _pod(
+                    settings, manifest, owner, name, pod_labels, raw_spec, spec_path, host, replica
+                )
+            )
+    state.problems.extend(_host_port_conflicts(state.pods))
+    return state
+
+
+def _unplaceable(
+    manifest: Manifest, pod: str, node_selector: Mapping[str, str], spec_path: tuple[str | int, ...]
+) -> Diagnostic:
+    wanted = ",".join(f"{k}={v}" for k, v in node_selector.items())
+    why = (
+        f"no reachable host matches nodeSelector {wanted} with capacity left"
+        if wanted
+        else ("no reachable host has capacity left for its requests")
+    )
+    return Diagnostic(
+        Severity.ERROR,
+        manifest.locate(spec_path),
+        f"pod {pod} cannot be placed: {why}",
+        kind=manifest.kind,
+        name=manifest.name,
+    )
+
+
+def _host_port_conflicts(pods: list[DesiredPod]) -> list[Diagnostic]:
+    """Two pods on one host cannot publish the same hostPort (podman #15942's trap)."""
+    used: dict[tuple[str, str, int, str], DesiredPod] = {}
+    problems = []
+    for pod in pods:
+        for binding in pod.containers[0].ports:
+            assert binding.host_port is not None
+            key = (pod.host, binding.host_ip, binding.host_port, binding.protocol)
+            other = used.get(key)
+            if other is not None:
+                problems.append(
+                    Diagnostic(
+                        Severity.ERROR,
+                        pod.containers[0].source or pod.source,
+                        f"pods {other.name} and {pod.name} both publish hostPort "
+                        f"{binding.host_port}/{binding.protocol} on host {pod.host}: add hosts "
+                        "or drop hostPort (replicas of one pod cannot share a host port)",
+                        kind=pod.owner.kind,
+                        name=pod.owner.name,
+                    )
+                )
+            else:
+                used[key] = pod
+    return problems
+
+
+def location_of(pod: DesiredPod) -> Location:
+    return pod.source

@@ -1,0 +1,57 @@
+"""The labels that mark what the reconciler owns, and the spec hash that detects drift.
+
+Ownership is decided by labels alone: a container, volume or network is ours only when it
+carries ``MANAGED_BY`` with our value *and* our ``INSTANCE`` name. Names are never trusted:
+a foreign container called like one of ours is still foreign.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+PREFIX = "io.reconciler."
+MANAGED_BY = PREFIX + "managed-by"
+MANAGED_BY_VALUE = "reconciler"
+INSTANCE = PREFIX + "instance"
+OWNER_KIND = PREFIX + "owner-kind"
+OWNER_NAMESPACE = PREFIX + "owner-namespace"
+OWNER_NAME = PREFIX + "owner-name"
+POD = PREFIX + "pod"
+POD_NAMESPACE = PREFIX + "pod-namespace"
+POD_LABELS = PREFIX + "pod-labels"  # the pod's own labels, as JSON, for -l selectors
+CONTAINER = PREFIX + "container"  # the name in spec.containers, or INFRA_CONTAINER
+ROLE = PREFIX + "role"  # "infra" or "app"
+SPEC_HASH = PREFIX + "spec-hash"  # hash of the whole desired pod: drift means recreate
+SPEC = PREFIX + "spec"  # the desired pod as canonical JSON: field-level diffs
+REVISION = PREFIX + "revision"  # the source revision the object was created from
+SOURCE = PREFIX + "source"  # file:line of the manifest
+REPLICA = PREFIX + "replica"  # the ordinal of an RC replica
+
+INFRA_CONTAINER = "POD"
+ROLE_INFRA = "infra"
+ROLE_APP = "app"
+DEFAULT_INSTANCE = "default"
+
+
+def ownership_filters(instance: str) -> list[str]:
+    """Docker ``label`` filters selecting exactly the objects of one reconciler instance."""
+    return [f"{MANAGED_BY}={MANAGED_BY_VALUE}", f"{INSTANCE}={instance}"]
+
+
+def is_owned(labels: dict[str, str] | None, instance: str) -> bool:
+    """True only for objects carrying both our managed-by label and our instance name."""
+    if not labels:
+        return False
+    return labels.get(MANAGED_BY) == MANAGED_BY_VALUE and labels.get(INSTANCE) == instance
+
+
+def canonical_json(value: Any) -> str:
+    """Key-sorted, compact JSON: equal values always give equal text."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def spec_hash(value: Any) -> str:
+    """A short, stable hash of a JSON-like value (compose's config-hash idea)."""
+    return hashlib.sha256(canonical_json(value).encode()).hexdigest()[:16]

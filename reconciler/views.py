@@ -1,0 +1,219 @@
+"""kubectl-style views of live state: rows for ``reconciler get``. Pure."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from reconciler import labels as L
+from reconciler.model import HostState, LiveContainer, Manifest, ObjectRef
+from reconciler.planning import group_pods
+from reconciler.selectors import Selector
+
+
+@dataclass(frozen=True, slots=True)
+class LivePod:
+    """The containers of one pod on one host."""
+
+    host: str
+    namespace: str
+    name: str
+    owner: ObjectRef
+    labels: Mapping[str, str]
+    infra: LiveContainer | None
+    apps: tuple[LiveContainer, ...]
+
+    @property
+    def containers(self) -> tuple[LiveContainer, ...]:
+        return ((self.infra,) if self.infra else ()) + self.apps
+
+    @property
+    def ready(self) -> tuple[int, int]:
+        return sum(1 for c in self.apps if c.running), len(self.apps)
+
+    @property
+    def status(self) -> str:
+        if self.infra is None or not self.infra.running:
+            return "Terminating" if self.infra is None else "Error"
+        states = [c.state for c in self.apps]
+        if not states:
+            return "Pending"
+        if all(s == "running" for s in states):
+            return "Running"
+        if any(s == "restarting" for s in states):
+            return "CrashLoopBackOff"
+        if any(s == "created" for s in states):
+            return "ContainerCreating"
+        codes = [_exit_code(c) for c in self.apps if c.state == "exited"]
+        if codes and all(code == 0 for code in codes) and len(codes) == len(states):
+            return "Completed"
+        return "Error"
+
+    @property
+    def created(self) -> int:
+        return min((c.created for c in self.containers), default=0)
+
+
+def _exit_code(container: LiveContainer) -> int | None:
+    from reconciler.planning import exit_code
+
+    return exit_code(container)
+
+
+def pod_labels(containers: Iterable[LiveContainer]) -> dict[str, str]:
+    for c in containers:
+        raw = c.labels.get(L.POD_LABELS)
+        if raw:
+            try:
+                value = json.loads(raw)
+            except ValueError:
+                return {}
+            return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}
+    return {}
+
+
+def live_pods(states: Mapping[str, HostState], selector: Selector | None = None) -> list[LivePod]:
+    """Every pod on every reachable host, optionally filtered by a label selector."""
+    pods = []
+    for host in sorted(states):
+        for (namespace, name), containers in group_pods(states[host].containers).items():
+            labels = pod_labels(containers)
+            if selector is not None and not selector.matches(labels):
+                continue
+            infra = next((c for c in containers if c.labels.get(L.ROLE) == L.ROLE_INFRA), None)
+            apps = tuple(c for c in containers if c.labels.get(L.ROLE) != L.ROLE_INFRA)
+            first = containers[0].labels
+            owner = ObjectRef(
+                first.get(L.OWNER_KIND, "Pod"),
+                first.get(L.OWNER_NAMESPACE, namespace),
+                first.get(L.OWNER_NAME, name),
+            )
+            pods.append(LivePod(host, namespace, name, owner, labels, infra, apps))
+    return sorted(pods, key=lambda p: (p.namespace, p.name, p.host))
+
+
+def age(created: int, now: float) -> str:
+    """kubectl's compact age: 45s, 12m, 5h, 3d."""
+    seconds = max(0, int(now - created))
+    if seconds < 120:
+        return f"{seconds}s"
+    if seconds < 7200:
+        return f"{seconds // 60}m"
+    if seconds < 172800:
+        return f"{seconds // 3600}h"
+    return f"{seconds // 86400}d"
+
+
+def pod_rows(
+    pods: Sequence[LivePod], now: float, restarts: Mapping[str, int], wide: bool
+) -> list[dict[str, Any]]:
+    rows = []
+    for pod in pods:
+        ready, total = pod.ready
+        row: dict[str, Any] = {
+            "NAME": pod.name if pod.namespace == "default" else f"{pod.namespace}/{pod.name}",
+            "READY": f"{ready}/{total}",
+            "STATUS": pod.status,
+            "RESTARTS": sum(restarts.get(c.id, 0) for c in pod.apps),
+            "AGE": age(pod.created, now),
+            "HOST": pod.host,
+        }
+        if wide:
+            row["IP"] = pod.infra.ip_address if pod.infra else ""
+            row["OWNER"] = f"{pod.owner.kind}/{pod.owner.name}"
+            row["IMAGES"] = ",".join(c.image for c in pod.apps)
+        rows.append(row)
+    return rows
+
+
+def rc_rows(
+    pods: Sequence[LivePod], manifests: Sequence[Manifest], now: float, wide: bool
+) -> list[dict[str, Any]]:
+    """ReplicationControllers: DESIRED comes from the manifests when a source is given."""
+    wanted: dict[ObjectRef, Manifest] = {
+        m.ref: m for m in manifests if m.kind == "ReplicationController"
+    }
+    owners: dict[ObjectRef, list[LivePod]] = {}
+    for pod in pods:
+        if pod.owner.kind == "ReplicationController":
+            owners.setdefault(pod.owner, []).append(pod)
+    rows = []
+    for ref in sorted(set(owners) | set(wanted)):
+        members = owners.get(ref, [])
+        manifest = wanted.get(ref)
+        spec = manifest.body.get("spec", {}) if manifest else {}
+        row: dict[str, Any] = {
+            "NAME": ref.name if ref.namespace == "default" else f"{ref.namespace}/{ref.name}",
+            "DESIRED": spec.get("replicas", 1) if manifest else "?",
+            "CURRENT": len(members),
+            "READY": sum(1 for p in members if p.status == "Running"),
+            "AGE": age(min(p.created for p in members), now) if members else "-",
+            "HOSTS": ",".join(sorted({p.host for p in members})),
+        }
+        if wide:
+            row["CONTAINERS"] = ",".join(
+                sorted({c.labels.get(L.CONTAINER, "") for p in members for c in p.apps})
+            )
+            row["IMAGES"] = ",".join(sorted({c.image for p in members for c in p.apps}))
+            selector = spec.get("selector") or {}
+            row["SELECTOR"] = ",".join(f"{k}={v}" for k, v in selector.items())
+        rows.append(row)
+    return rows
+
+
+def service_rows(
+    manifests: Sequence[Manifest], pods: Sequence[LivePod], wide: bool
+) -> list[dict[str, Any]]:
+    """Services from the manifests, with the live pods they select as endpoints."""
+    rows = []
+    for m in sorted((m for m in manifests if m.kind == "Service"), key=lambda m: m.ref):
+        spec = m.body.get("spec", {})
+        selector = spec.get("selector") or {}
+        endpoints = [
+            p
+            for p in pods
+            if p.namespace == m.namespace
+            and selector
+            and all(p.labels.get(k) == v for k, v in selector.items())
+            and p.status == "Running"
+        ]
+        ports = ",".join(
+            f"{p.get('port')}{':' + str(p['nodePort']) if p.get('nodePort') else ''}/"
+            f"{p.get('protocol', 'TCP')}"
+            for p in spec.get("ports", [])
+        )
+        row: dict[str, Any] = {
+            "NAME": m.name if m.namespace == "default" else f"{m.namespace}/{m.name}",
+            "TYPE": spec.get("type", "ClusterIP"),
+            "PORTS": ports,
+            "ENDPOINTS": len(endpoints),
+            "SELECTOR": ",".join(f"{k}={v}" for k, v in selector.items()),
+        }
+        if wide:
+            row["PODS"] = ",".join(f"{p.name}@{p.host}" for p in endpoints)
+            row["EXTERNAL-IP"] = ",".join(spec.get("externalIPs", []) + spec.get("publicIPs", []))
+        rows.append(row)
+    return rows
+
+
+def host_rows(
+    states: Mapping[str, HostState], urls: Mapping[str, str], versions: Mapping[str, str]
+) -> list[dict[str, Any]]:
+    rows = []
+    for name in sorted(states):
+        state = states[name]
+        pods = group_pods(state.containers)
+        rows.append(
+            {
+                "NAME": name,
+                "URL": urls.get(name, ""),
+                "REACHABLE": "yes" if state.reachable else "no",
+                "ENGINE": versions.get(name, ""),
+                "PODS": len(pods),
+                "CONTAINERS": len(state.containers),
+                "ERROR": state.error,
+            }
+        )
+    return rows

@@ -19,7 +19,7 @@ import click
 from reconciler import __version__
 from reconciler import labels as L
 from reconciler.applying import ActionResult
-from reconciler.desired import Settings
+from reconciler.desired import DEFAULT_INFRA_IMAGE, Settings
 from reconciler.docker_io import ApplyError, DockerHost, HostUnavailable
 from reconciler.hosts import Host, HostsFileError, load_hosts
 from reconciler.images import ImageSourceError
@@ -149,6 +149,15 @@ def _source_option(function: Any) -> Any:
     )(function)
 
 
+def _infra_image_option(function: Any) -> Any:
+    return click.option(
+        "--infra-image",
+        default=lambda: os.environ.get("RECONCILER_INFRA_IMAGE", DEFAULT_INFRA_IMAGE),
+        show_default=DEFAULT_INFRA_IMAGE,
+        help="Image of the pods' infra containers; imported from busybox when a host lacks it.",
+    )(function)
+
+
 def _grace_option(function: Any) -> Any:
     return click.option(
         "--grace-period",
@@ -209,6 +218,7 @@ def _compute(
     hosts_file: str | None,
     instance: str,
     prune: bool,
+    infra_image: str,
     grace: int = 10,
 ) -> tuple[Any, Any, str, dict[str, DockerHost]]:
     validation, revision = _validated_source(sources)
@@ -216,7 +226,11 @@ def _compute(
     runtimes = connect(hosts, instance, revision, grace_seconds=grace)
     live = observe(runtimes)
     _, the_plan = make_plan(
-        validation.manifests, hosts, live, Settings(instance=instance), prune=prune
+        validation.manifests,
+        hosts,
+        live,
+        Settings(instance=instance, infra_image=infra_image),
+        prune=prune,
     )
     return validation, the_plan, revision, runtimes
 
@@ -225,6 +239,7 @@ def _compute(
 @_source_option
 @_hosts_option
 @_instance_option
+@_infra_image_option
 @click.option(
     "-o",
     "--output",
@@ -240,14 +255,19 @@ def _compute(
     help="Count owned objects no longer in the manifests as removals.",
 )
 def diff_command(
-    sources: tuple[str, ...], hosts_file: str | None, instance: str, output: str, prune: bool
+    sources: tuple[str, ...],
+    hosts_file: str | None,
+    instance: str,
+    infra_image: str,
+    output: str,
+    prune: bool,
 ) -> None:
     """Show what apply would change, without changing anything.
 
     Exit 0 when the hosts are in sync, 1 when changes are pending, 2 on an error
     (invalid manifests, unreadable hosts file, unreachable host).
     """
-    _, the_plan, revision, _ = _compute(sources, hosts_file, instance, prune)
+    _, the_plan, revision, _ = _compute(sources, hosts_file, instance, prune, infra_image)
     if output == "json":
         click.echo(plan_json(the_plan, revision))
     elif output == "markdown":
@@ -296,6 +316,7 @@ def _report_results(report: Any) -> None:
 @_source_option
 @_hosts_option
 @_instance_option
+@_infra_image_option
 @_grace_option
 @click.option("--dry-run", is_flag=True, help="Print the plan and change nothing (like diff).")
 @click.option(
@@ -327,6 +348,7 @@ def apply_command(
     sources: tuple[str, ...],
     hosts_file: str | None,
     instance: str,
+    infra_image: str,
     grace_period: int,
     dry_run: bool,
     prune: bool,
@@ -339,7 +361,9 @@ def apply_command(
     Invalid manifests: nothing is applied, exit 2. A failed action is reported with its
     object and source file:line, the other actions still run, and the exit code is 1.
     """
-    _, the_plan, revision, runtimes = _compute(sources, hosts_file, instance, prune, grace_period)
+    _, the_plan, revision, runtimes = _compute(
+        sources, hosts_file, instance, prune, infra_image, grace_period
+    )
     _echo_styled(plan_text_lines(the_plan, revision))
     if dry_run:
         sys.exit(EXIT_OK if the_plan.in_sync else EXIT_INVALID)

@@ -411,8 +411,8 @@ class DockerHost:
 
     def remove_pod(self, containers: Sequence[LiveContainer]) -> None:
         self.remove(containers)
-        for container in containers:
-            if container.labels.get(L.ROLE) == L.ROLE_INFRA:
+        for container in containers:  # every container of a pod carries its pod labels
+            if container.labels.get(L.POD):
                 self._remove_volumes(
                     container.labels.get(L.POD_NAMESPACE, ""), container.labels.get(L.POD, "")
                 )

@@ -116,12 +116,13 @@ def parse_hosts(data: bytes, filename: str) -> list[Host]:
                     at + (key,), f"unknown field {key!r} (known: {', '.join(sorted(_HOST_FIELDS))})"
                 )
         host = _parse_host(entry, at, error)
-        if host is None:
-            continue
-        if host.name in seen:
-            error(at + ("name",), f"duplicate host name {host.name!r}")
-        seen.add(host.name)
-        hosts.append(host)
+        name = entry.get("name")
+        if isinstance(name, str):  # even when another field is wrong: report every problem
+            if name in seen:
+                error(at + ("name",), f"duplicate host name {name!r}")
+            seen.add(name)
+        if host is not None:
+            hosts.append(host)
     if problems:
         raise HostsFileError(problems)
     return hosts

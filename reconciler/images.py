@@ -91,15 +91,18 @@ class ImageSourceError(Exception):
 
 def _is_static_elf(data: bytes) -> bool:
     """True for an ELF executable with no program interpreter (statically linked)."""
-    if data[:4] != b"\x7fELF" or data[4] != 2:  # 64-bit only
+    if len(data) < 64 or data[:4] != b"\x7fELF" or data[4] != 2:  # 64-bit only
         return False
     endian = "<" if data[5] == 1 else ">"
     phoff = struct.unpack_from(endian + "Q", data, 0x20)[0]
     phentsize, phnum = struct.unpack_from(endian + "HH", data, 0x36)
-    for index in range(phnum):
-        (p_type,) = struct.unpack_from(endian + "I", data, phoff + index * phentsize)
-        if p_type == 3:  # PT_INTERP
-            return False
+    try:
+        for index in range(phnum):
+            (p_type,) = struct.unpack_from(endian + "I", data, phoff + index * phentsize)
+            if p_type == 3:  # PT_INTERP
+                return False
+    except struct.error:  # truncated: not a usable executable
+        return False
     return True
 
 

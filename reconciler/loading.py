@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -46,6 +47,13 @@ _FLOAT = "tag:yaml.org,2002:float"
 _BOOL = "tag:yaml.org,2002:bool"
 _NULL = "tag:yaml.org,2002:null"
 _TEXT_TAGS = frozenset({_STR, "tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:value"})
+#: Integers past this would exceed Python's 4300-digit limit for printing them.
+_MAX_INT_BITS = 14_000
+_CONSTRUCTORS: dict[str, Any] = {
+    _INT: _constructor.construct_yaml_int,
+    _FLOAT: _constructor.construct_yaml_float,
+    _BOOL: _constructor.construct_yaml_bool,
+}
 
 
 class InputError(Exception):
@@ -162,12 +170,21 @@ class _Composer:
         if tag in _TEXT_TAGS:
             return value
         node = yaml.ScalarNode(tag, value)
-        if tag == _INT:
-            return _constructor.construct_yaml_int(node)
-        if tag == _FLOAT:
-            return _constructor.construct_yaml_float(node)
-        if tag == _BOOL:
-            return _constructor.construct_yaml_bool(node)
+        construct = _CONSTRUCTORS.get(tag)
+        if construct is not None:
+            try:
+                result = construct(node)
+                if tag == _INT and result.bit_length() > _MAX_INT_BITS:
+                    raise ValueError("too many digits to print")  # 0x..., 1:2:3:... forms
+                return result
+            except (ValueError, KeyError, IndexError) as exc:
+                # '!!int x', '!!bool maybe', or an integer past Python's 4300-digit limit
+                shown = value if len(value) <= 40 else value[:40] + "..."
+                raise _DocumentError(
+                    f"{shown!r} cannot be read as {tag.rsplit(':', 1)[-1]}"
+                    + (": it has too many digits" if "digits" in str(exc) else ""),
+                    _loc(self.filename, event.start_mark),
+                ) from exc
         if tag == _NULL:
             return None
         raise _DocumentError(
@@ -244,12 +261,14 @@ class _Composer:
                 if frame.merges:
                     self._merge(frame, positions)
                 value, size, anchor = frame.value, frame.size, frame.anchor
+                start = frame.position  # where the value starts, not its closing event
                 parent = stack[-1] if stack else None
                 if parent is None:
                     return value, frame.position, positions
                 # its nodes were counted into ``total`` as they were composed
             else:
                 mark = event.start_mark
+                start = (mark.line + 1, mark.column + 1)
                 if parent is not None and not parent.is_map:
                     position = (mark.line + 1, mark.column + 1)
                     positions[parent.path + (len(parent.value),)] = position
@@ -319,8 +338,7 @@ class _Composer:
                 if flag == 0:
                     parent.value[parent.key] = value
                 elif flag == _MERGE_KEY:
-                    mark = event.start_mark
-                    parent.merges.append((value, (mark.line + 1, mark.column + 1)))
+                    parent.merges.append((value, start))
                 parent.key = None
                 parent.key_flag = 0
             else:
@@ -329,19 +347,24 @@ class _Composer:
     def _merge(self, frame: _Frame, positions: dict[FieldPath, tuple[int, int]]) -> None:
         """Apply YAML merge keys (``<<: *base``): explicit keys win, as in Kubernetes."""
         target = frame.value
-        positions.pop(frame.path + ("<<",), None)
+        merge_path = frame.path + ("<<",)
+        positions.pop(merge_path, None)
         for value, position in frame.merges:
             sources = value if isinstance(value, list) else [value]
-            for source in sources:
+            for index, source in enumerate(sources):
+                # a mapping written inline has its own key positions; an alias has only one
+                prefix = merge_path + (index,) if isinstance(value, list) else merge_path
+                at = positions.get(prefix, position)
                 if not isinstance(source, dict):
                     raise _DocumentError(
                         "a merge key (<<) needs a mapping or a list of mappings",
-                        self.location(position),
+                        self.location(at),
                     )
                 for key, item in source.items():
                     if key not in target:
                         target[key] = item
-                        positions.setdefault(frame.path + (key,), position)
+                        written = positions.get(prefix + (key,), at)
+                        positions.setdefault(frame.path + (key,), written)
 
 
 _MISSING = object()
@@ -376,20 +399,53 @@ def _yaml_error(filename: str, text: str, exc: yaml.MarkedYAMLError) -> Diagnost
     return Diagnostic(Severity.ERROR, location, f"invalid YAML: {problem}")
 
 
+#: Raw in JSON strings but refused (DEL, C1 controls, U+FFFE/U+FFFF) or read as line breaks
+#: (NEL, U+2028, U+2029) by YAML's reader: written as escapes, they mean the same in both.
+_JSON_ONLY_CHARACTERS = re.compile("[\x7f-\x9f\u2028\u2029\ufffe\uffff]")
+#: A JSON surrogate-pair escape (after an even number of backslashes), as json.dumps writes
+#: any character beyond U+FFFF; YAML refuses surrogate escapes and wants one \U escape.
+_JSON_SURROGATE_PAIR = re.compile(
+    r"(?<!\\)((?:\\\\)*)\\u(d[89ab][0-9a-f]{2})\\u(d[c-f][0-9a-f]{2})", re.IGNORECASE
+)
+
+
+def _json_as_yaml(text: str) -> str:
+    """JSON text as the YAML text that reads the same (columns may shift after an escape)."""
+    # A literal tab can only be whitespace in valid JSON (inside strings it must be
+    # escaped), and YAML rejects tab indentation: same width, same meaning.
+    text = text.replace("\t", " ")
+    if "\\u" in text:
+        text = _JSON_SURROGATE_PAIR.sub(
+            lambda m: m[1]
+            + f"\\U{0x10000 + ((int(m[2], 16) - 0xD800) << 10) + int(m[3], 16) - 0xDC00:08X}",
+            text,
+        )
+    return _JSON_ONLY_CHARACTERS.sub(lambda m: f"\\u{ord(m[0]):04X}", text)
+
+
 def parse_text(text: str, filename: str, *, is_json: bool = False) -> LoadResult:
     """Parse one file's text into manifests. Pure: no file system access."""
     result = LoadResult(files=[filename])
     if is_json:
-        # A literal tab can only be whitespace in valid JSON (inside strings it must be
-        # escaped), and YAML rejects tab indentation: same width, same meaning.
-        text = text.replace("\t", " ")
+        text = _json_as_yaml(text)
     composer = _Composer(filename, json_scalars=is_json)
     try:
         for value, position, positions in composer.documents(text):
             _collect(value, position, positions, filename, result)
     except yaml.MarkedYAMLError as exc:
         result.diagnostics.append(_yaml_error(filename, text, exc))
-    except yaml.YAMLError as exc:  # reader errors: control characters, bad encodings
+    except yaml.reader.ReaderError as exc:  # control characters: the first one is the culprit
+        index = text.find(chr(exc.character)) if isinstance(exc.character, int) else -1
+        line = text.count("\n", 0, index) + 1 if index >= 0 else 1
+        column = index - text.rfind("\n", 0, index) if index >= 0 else 1
+        result.diagnostics.append(
+            Diagnostic(
+                Severity.ERROR,
+                Location(filename, line, column),
+                f"invalid YAML: unacceptable character #x{exc.character:04x}: {exc.reason}",
+            )
+        )
+    except yaml.YAMLError as exc:  # anything else the reader or parser refuses
         result.diagnostics.append(
             Diagnostic(Severity.ERROR, Location(filename, 1, 1), f"invalid YAML: {exc}")
         )

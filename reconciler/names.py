@@ -15,7 +15,7 @@ def dns1123_label(value: str) -> str | None:
     """None when valid, else what is wrong (used for namespaces, containers, volumes)."""
     if len(value) > 63:
         return f"must be no more than 63 characters (it has {len(value)})"
-    if not _DNS1123_LABEL.match(value):
+    if not _DNS1123_LABEL.fullmatch(value):
         return (
             "must be a DNS-1123 label: lower-case letters, digits and '-', "
             "starting and ending with a letter or digit (e.g. 'my-name')"
@@ -27,7 +27,7 @@ def dns1123_subdomain(value: str) -> str | None:
     """None when valid; Pod and ReplicationController names are DNS-1123 subdomains."""
     if len(value) > 253:
         return f"must be no more than 253 characters (it has {len(value)})"
-    if not value or not all(_DNS1123_LABEL.match(part) for part in value.split(".")):
+    if not value or not all(_DNS1123_LABEL.fullmatch(part) for part in value.split(".")):
         return (
             "must be a DNS-1123 subdomain: lower-case letters, digits, '-' and '.', "
             "starting and ending with a letter or digit (e.g. 'example.com')"
@@ -39,7 +39,7 @@ def dns1035_label(value: str) -> str | None:
     """None when valid; Service names are DNS-1035 labels (they become DNS names)."""
     if len(value) > 63:
         return f"must be no more than 63 characters (it has {len(value)})"
-    if not _DNS1035_LABEL.match(value):
+    if not _DNS1035_LABEL.fullmatch(value):
         return (
             "must be a DNS-1035 label: lower-case letters, digits and '-', starting with a "
             "letter and ending with a letter or digit (e.g. 'my-name')"
@@ -51,7 +51,7 @@ def port_name(value: str) -> str | None:
     """None when valid; container port names follow IANA service-name syntax."""
     if len(value) > 15:
         return f"must be no more than 15 characters (it has {len(value)})"
-    if not _IANA_SVC_NAME.match(value) or "--" in value:
+    if not _IANA_SVC_NAME.fullmatch(value) or "--" in value:
         return (
             "must contain only lower-case letters, digits and single '-', "
             "starting and ending with a letter or digit"
@@ -74,7 +74,7 @@ def qualified_name(value: str) -> str | None:
         return "name part must not be empty"
     if len(name) > 63:
         return f"name part must be no more than 63 characters (it has {len(name)})"
-    if not _LABEL_NAME.match(name):
+    if not _LABEL_NAME.fullmatch(name):
         return (
             "name part must consist of letters, digits, '-', '_' or '.', starting and ending "
             "with a letter or digit"
@@ -86,7 +86,7 @@ def label_value(value: str) -> str | None:
     """None when valid; label values are empty or a short name."""
     if len(value) > 63:
         return f"must be no more than 63 characters (it has {len(value)})"
-    if value and not _LABEL_NAME.match(value):
+    if value and not _LABEL_NAME.fullmatch(value):
         return (
             "must be empty or consist of letters, digits, '-', '_' or '.', starting and ending "
             "with a letter or digit"
@@ -96,6 +96,6 @@ def label_value(value: str) -> str | None:
 
 def env_name(value: str) -> str | None:
     """None when valid; environment variable names are printable ASCII without '='."""
-    if not _ENV_NAME.match(value):
+    if not _ENV_NAME.fullmatch(value):
         return "must consist of printable ASCII characters other than space and '='"
     return None

@@ -218,6 +218,42 @@ def _live_spec(containers: Iterable[LiveContainer]) -> dict[str, Any] | None:
     return None
 
 
+def _live_labels(containers: Iterable[LiveContainer]) -> dict[str, str] | None:
+    """The pod labels the live pod was created with, or None when they were not recorded."""
+    for c in containers:
+        raw = c.labels.get(L.POD_LABELS)
+        if raw is None:
+            continue
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            return None
+        return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else None
+    return None
+
+
+def _drift(
+    live: list[LiveContainer], pod: DesiredPod, *, explained: bool
+) -> tuple[FieldChange, ...]:
+    """What differs besides the spec: the hash also covers pod labels and the infra image.
+
+    The image Docker lists can be an image ID (a re-tagged image), so the infra image is
+    named only when nothing else explains the new hash.
+    """
+    changes: list[FieldChange] = []
+    old_labels = _live_labels(live)
+    if old_labels is not None:
+        for key in sorted(set(old_labels) | set(pod.labels)):
+            if old_labels.get(key) != pod.labels.get(key):
+                changes.append(
+                    FieldChange(f"metadata.labels.{key}", old_labels.get(key), pod.labels.get(key))
+                )
+    infra = next((c for c in live if c.labels.get(L.ROLE) == L.ROLE_INFRA), None)
+    if not (explained or changes) and infra is not None and infra.image != pod.containers[0].image:
+        changes.append(FieldChange("infraImage", infra.image, pod.containers[0].image))
+    return tuple(changes)
+
+
 def _owner_of(containers: Iterable[LiveContainer]) -> ObjectRef:
     for c in containers:
         return ObjectRef(
@@ -321,7 +357,10 @@ def _pod_actions(
         return [act(Verb.CREATE, reason)]
     hashes = {c.labels.get(L.SPEC_HASH) for c in live}
     if hashes != {pod.spec_hash}:
-        changes = field_changes(_live_spec(live), pod.spec)
+        live_spec = _live_spec(live)
+        changes = field_changes(live_spec, pod.spec)
+        if live_spec:  # a known spec: say what else the hash covers that changed
+            changes += _drift(live, pod, explained=bool(changes))
         shown = ", ".join(c.path for c in changes[:4]) + (" ..." if len(changes) > 4 else "")
         return [
             act(

@@ -7,7 +7,7 @@ Kubernetes compares and converts quantities exactly; floats would turn ``0.1`` C
 from __future__ import annotations
 
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 _QUANTITY = re.compile(
     r"^(?P<number>[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))"
@@ -44,10 +44,10 @@ def parse_quantity(value: str | int | float) -> Decimal:
     if isinstance(value, bool):
         raise QuantityError(f"{value!r} is not a quantity")
     if isinstance(value, int | float):
-        try:
-            return Decimal(str(value))
-        except InvalidOperation as exc:  # inf, nan
-            raise QuantityError(f"{value!r} is not a quantity") from exc
+        number = Decimal(str(value))
+        if not number.is_finite():  # inf, nan: Decimal accepts them, Kubernetes does not
+            raise QuantityError(f"{value!r} is not a quantity (it is not a finite number)")
+        return number
     match = _QUANTITY.match(value.strip())
     if match is None:
         raise QuantityError(f"{value!r} is not a quantity (examples: 0.5, 500m, 128Mi, 1G)")
@@ -57,7 +57,15 @@ def parse_quantity(value: str | int | float) -> Decimal:
         return number * _BINARY_SUFFIXES[suffix]
     if suffix in _DECIMAL_SUFFIXES:
         return number * _DECIMAL_SUFFIXES[suffix]
-    return number * (Decimal(10) ** int(suffix[1:]))
+    try:
+        return number * (Decimal(10) ** int(suffix[1:]))
+    except ArithmeticError as exc:  # decimal.Overflow: 1e9999999
+        raise QuantityError(f"{value!r} is not a quantity (its exponent is too large)") from exc
+
+
+def is_quantity_syntax(value: str) -> bool:
+    """Whether ``value`` is written like a quantity (it may still be too large to use)."""
+    return _QUANTITY.match(value.strip()) is not None
 
 
 def cpu_to_nano(value: str | int | float) -> int:

@@ -60,9 +60,13 @@ _TYPE_TESTS: dict[str, Callable[[Any], bool]] = {
 
 
 def _same(a: Any, b: Any) -> bool:
-    """JSON equality: booleans are not numbers."""
+    """JSON equality: booleans are not numbers, at any depth ([true] is not [1])."""
     if isinstance(a, bool) or isinstance(b, bool):
         return type(a) is type(b) and a == b
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[key], b[key]) for key in a)
     return bool(a == b)
 
 
@@ -111,6 +115,8 @@ class Compiler:
         return real
 
     def _schema(self, schema: Mapping[str, Any], base: str) -> Check:
+        if not isinstance(schema, Mapping):  # true/false subschemas (but additionalProperties)
+            raise UnsupportedSchema(f"boolean subschema {schema!r} is not supported")
         checks: list[Check] = []
         for keyword in schema:
             if keyword in _ANNOTATIONS or keyword in (

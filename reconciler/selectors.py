@@ -6,6 +6,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from reconciler import names
+
 _SET_EXPR = re.compile(r"^\s*(!?)\s*([^\s=!()]+)\s+(in|notin)\s*\(([^()]*)\)\s*$")
 _EQ_EXPR = re.compile(r"^\s*([^\s=!()]+)\s*(==|=|!=)\s*([^\s=!(),]*)\s*$")
 _EXISTS_EXPR = re.compile(r"^\s*(!?)\s*([^\s=!(),]+)\s*$")
@@ -75,6 +77,24 @@ def _split(text: str) -> list[str]:
     return parts
 
 
+def _checked(part: str, requirement: Requirement) -> Requirement:
+    """Reject what Kubernetes rejects: bad keys and values, empty in/notin sets.
+
+    Without this a typo would select silently: ``!app>1`` would read as "no label named
+    ``app>1``" and match every pod (``reconciler down -l`` would remove them all).
+    """
+    problem = names.qualified_name(requirement.key)
+    if problem:
+        raise SelectorError(f"{part.strip()!r}: invalid label key {requirement.key!r}: {problem}")
+    if requirement.operator in ("in", "notin") and not requirement.values:
+        raise SelectorError(f"{part.strip()!r}: {requirement.operator} needs at least one value")
+    for value in requirement.values:
+        problem = names.label_value(value)
+        if problem:
+            raise SelectorError(f"{part.strip()!r}: invalid label value {value!r}: {problem}")
+    return requirement
+
+
 def parse_selector(text: str | None) -> Selector:
     """Parse ``-l`` text; an empty or missing selector matches everything."""
     if text is None or not text.strip():
@@ -85,12 +105,13 @@ def parse_selector(text: str | None) -> Selector:
             if match[1]:
                 raise SelectorError(f"{part.strip()!r}: '!' cannot be combined with in/notin")
             values = tuple(v.strip() for v in match[4].split(",") if v.strip())
-            requirements.append(Requirement(match[2], match[3], values))
+            requirements.append(_checked(part, Requirement(match[2], match[3], values)))
         elif match := _EQ_EXPR.match(part):
             operator = "!=" if match[2] == "!=" else "="
-            requirements.append(Requirement(match[1], operator, (match[3],)))
+            requirements.append(_checked(part, Requirement(match[1], operator, (match[3],))))
         elif match := _EXISTS_EXPR.match(part):
-            requirements.append(Requirement(match[2], "!exists" if match[1] else "exists"))
+            operator = "!exists" if match[1] else "exists"
+            requirements.append(_checked(part, Requirement(match[2], operator)))
         else:
             raise SelectorError(
                 f"cannot parse selector {part.strip()!r} (examples: app=web, tier!=db, "

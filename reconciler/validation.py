@@ -37,7 +37,7 @@ from reconciler.model import (
     Severity,
     format_path,
 )
-from reconciler.quantity import QuantityError, parse_quantity
+from reconciler.quantity import QuantityError, is_quantity_syntax, parse_quantity
 from reconciler.schema_check import Compiler, Issue, UnsupportedSchema
 
 SCHEMA_FILES = {
@@ -322,8 +322,11 @@ def _quantity(report: _Reporter, path: FieldPath, value: Any) -> Any:
         return None
     try:
         parsed = parse_quantity(value)
-    except QuantityError:
-        return None  # the schema pattern already reported it
+    except QuantityError as exc:
+        if isinstance(value, str) and not is_quantity_syntax(value):
+            return None  # the schema pattern already reported it
+        report.error(path, str(exc))  # inf, nan, an exponent too large
+        return None
     if parsed < 0:
         report.error(path, f"must not be negative; got {value!r}")
         return None
@@ -688,7 +691,8 @@ def check_tree(manifests: list[Manifest], out: list[Diagnostic]) -> None:
     by_label: dict[tuple[str, str, Any], set[int]] = {}
     for index, (template_owner, labels, _) in enumerate(templates):
         for key, value in labels.items():
-            by_label.setdefault((template_owner.namespace, key, value), set()).add(index)
+            if isinstance(value, str):  # others were reported by the schema (and unhashable)
+                by_label.setdefault((template_owner.namespace, key, value), set()).add(index)
     for manifest in seen.values():
         if manifest.kind != "Service":
             continue
@@ -728,10 +732,11 @@ def check_tree(manifests: list[Manifest], out: list[Diagnostic]) -> None:
             )
             continue
         defined = {
-            _as_map(p).get("name")
+            name
             for _, pod_spec in selected
             for c in _as_list(pod_spec.get("containers"))
             for p in _as_list(_as_map(c).get("ports"))
+            if isinstance(name := _as_map(p).get("name"), str)
         }
         for index, port in enumerate(_as_list(spec.get("ports"))):
             target = _as_map(port).get("targetPort")

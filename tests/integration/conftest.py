@@ -1,0 +1,304 @@
+"""Shared set-up of the integration tests: a real Docker engine, nothing mocked.
+
+Every test gets a ``Rig``: its own ``--instance`` name (``it-<8 hex>``), its own copy of the
+sample repository in ``tmp_path``, helpers that drive the CLI in process (click's CliRunner)
+and helpers that read the real containers through the Docker SDK. A finalizer removes every
+container and volume labelled with the rig's instance (and the foreign containers a test
+registered with ``rig.track``); nothing else on the engine is ever touched.
+
+No engine: the tests fail with a clear message (CI starts one with ``scripts/docker-up``),
+unless ``RECONCILER_SKIP_DOCKER=1`` is set, then they are skipped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from uuid import uuid4
+
+import docker
+import docker.errors
+import pytest
+from click.testing import CliRunner, Result
+
+from reconciler import labels as L
+from reconciler.cli import cli
+
+REPO = Path(__file__).resolve().parents[2]
+SAMPLE = REPO / "sample-repo"
+RECONCILER_BIN = REPO / ".venv" / "bin" / "reconciler"
+SAMPLE_IMAGES = (
+    "sample/db:1.0",
+    "sample/keystone:1.0",
+    "sample/memcached:1.0",
+    "sample/frontend:1.0",
+)
+
+#: The pods the sample repository runs, and the containers (by spec name) of each.
+SAMPLE_PODS: dict[str, list[str]] = {
+    "frontend-0": ["POD", "web"],
+    "frontend-1": ["POD", "web"],
+    "keystone-0": ["POD", "keystone", "memcached"],
+    "keystone-1": ["POD", "keystone", "memcached"],
+    "keystone-2": ["POD", "keystone", "memcached"],
+    "keystone-db": ["POD", "keystone-db"],
+}
+
+
+def _instance_filter(instance: str) -> dict[str, Any]:
+    return {"label": f"{L.INSTANCE}={instance}"}
+
+
+def purge(api: docker.APIClient, instance: str) -> None:
+    """Remove every container and volume labelled with ``instance`` (in parallel: fast)."""
+
+    def remove(container_id: str) -> None:
+        with contextlib.suppress(docker.errors.APIError):
+            api.remove_container(container_id, force=True)
+
+    for _ in range(3):
+        found = api.containers(all=True, filters=_instance_filter(instance))
+        if not found:
+            break
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(remove, [item["Id"] for item in found]))
+    volumes = api.volumes(filters=_instance_filter(instance)).get("Volumes") or []
+    for volume in volumes:
+        with contextlib.suppress(docker.errors.APIError):
+            api.remove_volume(volume["Name"], force=True)
+
+
+def docker_time(text: str) -> float:
+    """Docker's RFC 3339 timestamps carry nanoseconds; keep microseconds, return epoch."""
+    stamp = text.rstrip("Z")
+    if "." in stamp:
+        whole, fraction = stamp.split(".", 1)
+        stamp = f"{whole}.{fraction[:6].ljust(6, '0')}"
+    return datetime.fromisoformat(stamp).replace(tzinfo=UTC).timestamp()
+
+
+def free_port() -> int:
+    """A TCP port in 20000-29999 that nothing listens on (on any address)."""
+    start = 20000 + int(uuid4().hex[:4], 16) % 10000
+    for offset in range(10000):
+        port = 20000 + (start - 20000 + offset) % 10000
+        with socket.socket() as probe:
+            try:
+                probe.bind(("0.0.0.0", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port in 20000-29999")
+
+
+def changed_pods(before: dict[str, str], after: dict[str, str]) -> set[str]:
+    """Pods (from ``Rig.ids()`` snapshots) any of whose containers are new, gone or other."""
+    names = set(before) | set(after)
+    return {name.split("_")[2] for name in names if before.get(name) != after.get(name)}
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 15.0, what: str = "") -> Any:
+    """Poll ``predicate`` until it returns something truthy; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what or predicate}")
+        time.sleep(0.05)
+
+
+class Rig:
+    """One test's instance, manifests and views of the engine."""
+
+    def __init__(self, client: docker.DockerClient, instance: str, root: Path) -> None:
+        self.client = client
+        self.api: docker.APIClient = client.api
+        self.instance = instance
+        self.root = root
+        self.src = root / "manifests"
+        self.runner = CliRunner()
+        self.tracked: list[str] = []
+
+    # -- manifests ---------------------------------------------------------------------------
+    def copy_sample(self) -> Path:
+        if not self.src.exists():
+            shutil.copytree(SAMPLE, self.src)
+        return self.src
+
+    def edit(self, relative: str, old: str, new: str) -> None:
+        """Replace the single occurrence of ``old`` in a manifest of ``src``."""
+        path = self.src / relative
+        text = path.read_text()
+        assert text.count(old) == 1, f"{old!r} occurs {text.count(old)} times in {path}"
+        path.write_text(text.replace(old, new))
+
+    def write(self, relative: str, text: str) -> Path:
+        path = self.src / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        return path
+
+    # -- the CLI, in process -----------------------------------------------------------------
+    def cli(self, *args: Any, input: str | None = None) -> Result:
+        result = self.runner.invoke(cli, [str(a) for a in args], input=input)
+        if result.exception is not None and not isinstance(result.exception, SystemExit):
+            raise result.exception
+        assert "internal error" not in result.output, result.output
+        return result
+
+    def apply(self, *extra: Any, source: Path | None = None) -> Result:
+        return self.cli(
+            "apply",
+            "--source",
+            source or self.src,
+            "--instance",
+            self.instance,
+            "--grace-period",
+            "0",
+            *extra,
+        )
+
+    def diff(self, *extra: Any, source: Path | None = None) -> Result:
+        return self.cli("diff", "--source", source or self.src, "--instance", self.instance, *extra)
+
+    def get(self, *args: Any) -> Result:
+        return self.cli("get", *args, "--instance", self.instance)
+
+    def down(self, *extra: Any) -> Result:
+        return self.cli("down", "--instance", self.instance, "--grace-period", "0", *extra)
+
+    def applied(self, *extra: Any) -> Result:
+        """Apply and insist that it worked."""
+        result = self.apply(*extra)
+        assert result.exit_code == 0, result.output
+        return result
+
+    # -- the engine, through the SDK ---------------------------------------------------------
+    def name(self, pod: str, container: str) -> str:
+        return f"{self.instance}_default_{pod}_{container}"
+
+    def containers(self, *labels: str, running_only: bool = False) -> list[dict[str, Any]]:
+        """Containers owned by this instance (managed-by and instance labels), filtered more."""
+        filters: dict[str, Any] = {"label": [*L.ownership_filters(self.instance), *labels]}
+        if running_only:
+            filters["status"] = "running"
+        return list(self.api.containers(all=not running_only, filters=filters))
+
+    def ids(self) -> dict[str, str]:
+        """Docker name -> id of every container of this instance."""
+        return {c["Names"][0].lstrip("/"): c["Id"] for c in self.containers()}
+
+    def pods(self) -> dict[str, list[str]]:
+        """Pod name -> sorted spec names of its containers (a duplicate shows twice)."""
+        result: dict[str, list[str]] = {}
+        for c in self.containers():
+            labels = c["Labels"]
+            result.setdefault(labels[L.POD], []).append(labels[L.CONTAINER])
+        return {pod: sorted(names) for pod, names in sorted(result.items())}
+
+    def states(self) -> dict[str, str]:
+        return {c["Names"][0].lstrip("/"): c["State"] for c in self.containers()}
+
+    def volumes(self) -> list[str]:
+        found = self.api.volumes(filters=_instance_filter(self.instance)).get("Volumes") or []
+        return sorted(v["Name"] for v in found)
+
+    def inspect(self, pod: str, container: str) -> dict[str, Any]:
+        return dict(self.api.inspect_container(self.name(pod, container)))
+
+    def exec(self, pod: str, container: str, command: Sequence[str]) -> str:
+        box = self.client.containers.get(self.name(pod, container))
+        code, output = box.exec_run(list(command))
+        text = output.decode(errors="replace")
+        assert code == 0, f"{command} in {pod}/{container} exited {code}: {text}"
+        return str(text)
+
+    def track(self, container_id: str) -> None:
+        """A container that is not ours but that this test made: removed at the end."""
+        self.tracked.append(container_id)
+
+    def assert_converged(self, pods: dict[str, list[str]] | None = None) -> None:
+        """Exactly the expected containers, once each, all running; and diff says in sync."""
+        expected = SAMPLE_PODS if pods is None else pods
+        assert self.pods() == {p: sorted(c) for p, c in expected.items()}
+        not_running = {n: s for n, s in self.states().items() if s != "running"}
+        assert not not_running, not_running
+        result = self.diff()
+        assert result.exit_code == 0, result.output
+
+
+# -- fixtures ---------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def docker_client() -> Iterator[docker.DockerClient]:
+    """The engine, and the sample images on it (made from busybox, no registry)."""
+    if os.environ.get("RECONCILER_SKIP_DOCKER") == "1":
+        pytest.skip("RECONCILER_SKIP_DOCKER=1: integration tests skipped")
+    try:
+        client = docker.from_env(timeout=120)
+        client.ping()
+    except Exception as exc:  # any failure to reach the engine is the same message
+        pytest.fail(
+            f"no Docker engine answers ({type(exc).__name__}: {exc}). Start one with "
+            "scripts/docker-up, or set RECONCILER_SKIP_DOCKER=1 to skip the integration tests.",
+            pytrace=False,
+        )
+    missing = [image for image in SAMPLE_IMAGES if not _has_image(client, image)]
+    if missing:
+        result = CliRunner().invoke(cli, ["images", "busybox", *missing])
+        assert result.exit_code == 0, f"could not create the sample images: {result.output}"
+    yield client
+    client.close()
+
+
+def _has_image(client: docker.DockerClient, image: str) -> bool:
+    try:
+        client.api.inspect_image(image)
+    except docker.errors.NotFound:
+        return False
+    return True
+
+
+@pytest.fixture
+def make_rig(docker_client: docker.DockerClient, tmp_path: Path) -> Iterator[Callable[[], Rig]]:
+    """Rigs with fresh instance names; everything they own is purged at the end."""
+    rigs: list[Rig] = []
+
+    def make() -> Rig:
+        instance = f"it-{uuid4().hex[:8]}"
+        rig = Rig(docker_client, instance, tmp_path / instance)
+        rig.root.mkdir()
+        rigs.append(rig)
+        return rig
+
+    yield make
+    for rig in rigs:
+        for container_id in rig.tracked:
+            with contextlib.suppress(docker.errors.APIError):
+                docker_client.api.remove_container(container_id, force=True)
+        purge(docker_client.api, rig.instance)
+
+
+@pytest.fixture
+def rig(make_rig: Callable[[], Rig]) -> Rig:
+    """A rig with its own copy of the sample repository, nothing applied yet."""
+    made = make_rig()
+    made.copy_sample()
+    return made
+
+
+@pytest.fixture
+def applied(rig: Rig) -> Rig:
+    """A rig whose sample copy has been applied and runs."""
+    result = rig.apply()
+    assert result.exit_code == 0, result.output
+    return rig

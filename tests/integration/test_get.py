@@ -1,0 +1,112 @@
+"""``reconciler get`` against live containers: pods, rc, services, hosts, selectors."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from reconciler.hosts import DEFAULT_SOCKET
+
+from .conftest import Rig
+
+pytestmark = pytest.mark.docker
+
+
+def table(text: str) -> list[dict[str, str]]:
+    """A ``get`` table as rows (no cell holds spaces in these tests)."""
+    lines = text.splitlines()
+    header = lines[0].split()
+    rows = []
+    for line in lines[1:]:
+        cells = line.split()
+        assert len(cells) == len(header), line
+        rows.append(dict(zip(header, cells, strict=True)))
+    return rows
+
+
+def test_get_shows_pods_controllers_services_and_hosts(applied: Rig) -> None:
+    rig = applied
+
+    result = rig.get("pods")
+    assert result.exit_code == 0, result.output
+    rows = table(result.output)
+    assert list(rows[0]) == ["NAME", "READY", "STATUS", "RESTARTS", "AGE", "HOST"]
+    assert [(r["NAME"], r["READY"], r["STATUS"], r["RESTARTS"], r["HOST"]) for r in rows] == [
+        ("frontend-0", "1/1", "Running", "0", "local"),
+        ("frontend-1", "1/1", "Running", "0", "local"),
+        ("keystone-0", "2/2", "Running", "0", "local"),
+        ("keystone-1", "2/2", "Running", "0", "local"),
+        ("keystone-2", "2/2", "Running", "0", "local"),
+        ("keystone-db", "1/1", "Running", "0", "local"),
+    ]
+
+    result = rig.get("pods", "-o", "json")
+    assert result.exit_code == 0, result.output
+    rows_json = json.loads(result.output)
+    assert [(r["NAME"], r["READY"], r["STATUS"]) for r in rows_json] == [
+        (r["NAME"], r["READY"], r["STATUS"]) for r in rows
+    ]
+
+    result = rig.get("pods", "-o", "wide")
+    wide = {r["NAME"]: r for r in table(result.output)}
+    infra = rig.inspect("keystone-1", "POD")
+    assert wide["keystone-1"]["IP"] == infra["NetworkSettings"]["IPAddress"]
+    assert wide["keystone-1"]["OWNER"] == "ReplicationController/keystone"
+    assert wide["keystone-1"]["IMAGES"] == "sample/keystone:1.0,sample/memcached:1.0"
+    assert wide["keystone-db"]["OWNER"] == "Pod/keystone-db"
+
+    for selector, names in (
+        ("name=keystone", ["keystone-0", "keystone-1", "keystone-2"]),
+        ("app in (frontend,keystone-db)", ["frontend-0", "frontend-1", "keystone-db"]),
+        ("app!=keystone", ["frontend-0", "frontend-1", "keystone-db"]),
+    ):
+        result = rig.get("pods", "-l", selector)
+        assert result.exit_code == 0, result.output
+        assert [r["NAME"] for r in table(result.output)] == names, selector
+    result = rig.get("pods", "-l", "app=nothing")
+    assert result.output == "No resources found.\n"
+
+    result = rig.get("rc", "--source", rig.src)
+    assert result.exit_code == 0, result.output
+    assert [
+        (r["NAME"], r["DESIRED"], r["CURRENT"], r["READY"], r["HOSTS"])
+        for r in table(result.output)
+    ] == [("frontend", "2", "2", "2", "local"), ("keystone", "3", "3", "3", "local")]
+
+    result = rig.get("services", "--source", rig.src)
+    assert result.exit_code == 0, result.output
+    assert [
+        (r["NAME"], r["TYPE"], r["PORTS"], r["ENDPOINTS"], r["SELECTOR"])
+        for r in table(result.output)
+    ] == [
+        ("db", "ClusterIP", "3306/TCP", "1", "name=keystone-db"),
+        ("frontend", "NodePort", "80:30080/TCP", "2", "app=frontend"),
+        ("keystone-public", "LoadBalancer", "5000/TCP", "3", "name=keystone"),
+    ]
+
+    # a pod that stops running is no endpoint and no longer READY
+    rig.client.containers.get(rig.name("keystone-0", "memcached")).kill()
+    pods = {r["NAME"]: r for r in json.loads(rig.get("pods", "-o", "json").output)}
+    assert (pods["keystone-0"]["READY"], pods["keystone-0"]["STATUS"]) == ("1/2", "Error")
+    services = json.loads(rig.get("services", "--source", rig.src, "-o", "json").output)
+    assert {s["NAME"]: s["ENDPOINTS"] for s in services}["keystone-public"] == 2
+    rc = json.loads(rig.get("rc", "--source", rig.src, "-o", "json").output)
+    assert {r["NAME"]: r["READY"] for r in rc}["keystone"] == 2
+
+    result = rig.get("hosts")
+    assert result.exit_code == 0, result.output
+    header, line = result.output.splitlines()
+    assert header.split() == ["NAME", "URL", "REACHABLE", "ENGINE", "PODS", "CONTAINERS", "ERROR"]
+    assert line.split()[0] == "local" and line.split()[2:3] == ["yes"]
+    assert line.split()[4:] == ["6", "15"]
+    result = rig.get("hosts", "-o", "json")
+    assert result.exit_code == 0, result.output
+    [host] = json.loads(result.output)
+    assert host["NAME"] == "local"
+    assert host["URL"] == (os.environ.get("DOCKER_HOST") or DEFAULT_SOCKET)
+    assert host["REACHABLE"] == "yes"
+    assert host["ENGINE"] == rig.client.version()["Version"]
+    assert (host["PODS"], host["CONTAINERS"]) == (6, 15)
+    assert host["ERROR"] == ""

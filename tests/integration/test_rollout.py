@@ -1,0 +1,104 @@
+"""ReplicationControllers on a real engine: a rolling update keeps replicas - 1 running and
+replaces one pod at a time; scaling up and down keeps the ordinal names."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+
+from reconciler import labels as L
+
+from .conftest import SAMPLE_PODS, Rig, changed_pods, docker_time
+
+pytestmark = pytest.mark.docker
+
+
+def _running_keystone_pods(rig: Rig) -> int:
+    """Pods of RC keystone whose three containers all run."""
+    running = rig.containers(f"{L.OWNER_NAME}=keystone", running_only=True)
+    pods: dict[str, set[str]] = {}
+    for c in running:
+        pods.setdefault(c["Labels"][L.POD], set()).add(c["Labels"][L.CONTAINER])
+    return sum(1 for names in pods.values() if names == {"POD", "keystone", "memcached"})
+
+
+def test_rolling_update_never_drops_below_replicas_minus_one(applied: Rig) -> None:
+    rig = applied
+    before = rig.ids()
+    rig.edit("keystone/controller.yaml", "value: token123", "value: rotated")
+    samples: list[int] = []
+    stop = threading.Event()
+    failure: list[BaseException] = []
+
+    def poll() -> None:
+        try:
+            while not stop.is_set():
+                samples.append(_running_keystone_pods(rig))
+                time.sleep(0.02)
+        except BaseException as exc:  # reported by the main thread
+            failure.append(exc)
+
+    poller = threading.Thread(target=poll, name="poll-keystone")
+    poller.start()
+    try:
+        result = rig.apply()
+    finally:
+        stop.set()
+        poller.join(timeout=30)
+    assert not failure, failure
+    assert result.exit_code == 0, result.output
+    assert len(samples) >= 10, f"only {len(samples)} samples taken during the rollout"
+    assert min(samples) >= 2, f"running keystone pods during the rollout: {samples}"
+    assert min(samples) == 2, "the rollout never took a pod down: nothing was replaced?"
+    assert samples[-1] == 3
+
+    assert changed_pods(before, rig.ids()) == {"keystone-0", "keystone-1", "keystone-2"}
+    # one at a time, in order: pod N+1 was created only after every container of pod N ran
+    for i in range(2):
+        started = max(
+            docker_time(rig.inspect(f"keystone-{i}", c)["State"]["StartedAt"])
+            for c in ("POD", "keystone", "memcached")
+        )
+        created_next = min(
+            docker_time(rig.inspect(f"keystone-{i + 1}", c)["Created"])
+            for c in ("POD", "keystone", "memcached")
+        )
+        assert created_next > started, f"keystone-{i + 1} was created before keystone-{i} ran"
+    for i in range(3):
+        assert "ADMIN_TOKEN=rotated" in rig.inspect(f"keystone-{i}", "keystone")["Config"]["Env"]
+    rig.assert_converged()
+
+
+def test_scaling_up_and_down_keeps_the_ordinal_names(applied: Rig) -> None:
+    rig = applied
+    before = rig.ids()
+    keystone = {f"keystone-{i}": SAMPLE_PODS["keystone-0"] for i in range(5)}
+    others = {p: SAMPLE_PODS[p] for p in ("frontend-0", "frontend-1", "keystone-db")}
+
+    rig.edit("keystone/controller.yaml", "replicas: 3", "replicas: 5")
+    result = rig.diff()
+    assert result.exit_code == 1
+    assert "wants 5 pod(s), 3 exist" in result.output
+    rig.applied()
+    rig.assert_converged({**others, **keystone})
+    after = rig.ids()
+    assert {n: after[n] for n in before} == before  # nothing that ran was touched
+    for i in (3, 4):
+        labels = rig.inspect(f"keystone-{i}", "POD")["Config"]["Labels"]
+        assert labels[L.REPLICA] == str(i)
+    rows = json.loads(rig.get("rc", "--source", rig.src, "-o", "json").output)
+    assert {r["NAME"]: (r["DESIRED"], r["CURRENT"]) for r in rows} == {
+        "frontend": (2, 2),
+        "keystone": (5, 5),
+    }
+
+    rig.edit("keystone/controller.yaml", "replicas: 5", "replicas: 1")
+    result = rig.apply()  # a scale-down is no prune: no --allow-mass-prune needed
+    assert result.exit_code == 0, result.output
+    assert "(scale down)" in result.output
+    rig.assert_converged({**others, "keystone-0": SAMPLE_PODS["keystone-0"]})
+    final = rig.ids()
+    assert final == {n: i for n, i in before.items() if n in final}  # keystone-0 is the same

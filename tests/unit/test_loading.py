@@ -1,0 +1,602 @@
+"""The loader: files, directories, stdin, documents, Lists, and where every field was written.
+
+Real files in tmp_path and real bytes; nothing is mocked.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import given
+from hypothesis import strategies as st
+
+from reconciler.loading import (
+    MAX_DEPTH,
+    MAX_FILE_BYTES,
+    STDIN_NAME,
+    InputError,
+    LoadResult,
+    discover,
+    load_paths,
+    parse_bytes,
+    parse_text,
+)
+from reconciler.model import FieldPath, Location, Manifest
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+POD = """\
+apiVersion: v1
+kind: Pod
+metadata:
+  name: {name}
+spec:
+  containers:
+    - name: web
+      image: nginx
+"""
+
+
+def pod(name: str = "web") -> str:
+    return POD.format(name=name)
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def messages(result: LoadResult) -> list[tuple[str, int, int, str]]:
+    return [
+        (d.location.file, d.location.line, d.location.column, d.message) for d in result.diagnostics
+    ]
+
+
+def names(result: LoadResult) -> list[str]:
+    return [m.name for m in result.manifests]
+
+
+# -- files and directories ----------------------------------------------------------------------
+def test_a_single_file_is_one_manifest_named_by_its_path(tmp_path: Path) -> None:
+    path = write(tmp_path / "pod.yaml", pod("db"))
+    result = load_paths([str(path)])
+    assert result.diagnostics == []
+    assert result.files == [str(path)]
+    [manifest] = result.manifests
+    assert (manifest.file, manifest.position, manifest.kind, manifest.name) == (
+        str(path),
+        (1, 1),
+        "Pod",
+        "db",
+    )
+    assert manifest.body["spec"]["containers"] == [{"name": "web", "image": "nginx"}]
+
+
+def test_directories_are_walked_recursively_in_sorted_order(tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    write(root / "b.yaml", pod("b"))
+    write(root / "a.yml", pod("a"))
+    write(root / "sub" / "deeper" / "c.json", json.dumps(yaml.safe_load(pod("c"))))
+    write(root / "sub" / "D.YAML", pod("d"))  # suffixes are matched case-insensitively
+    write(root / "zz" / "e.yaml", pod("e"))
+    result = load_paths([str(root)])
+    assert result.diagnostics == []
+    assert result.files == [
+        str(root / "a.yml"),
+        str(root / "b.yaml"),
+        str(root / "sub" / "D.YAML"),
+        str(root / "sub" / "deeper" / "c.json"),
+        str(root / "zz" / "e.yaml"),
+    ]
+    assert names(result) == ["a", "b", "d", "c", "e"]
+
+
+def test_directories_skip_dot_entries_git_and_other_suffixes(tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    write(root / "keep.yaml", pod("keep"))
+    write(root / ".hidden.yaml", pod("hidden"))
+    write(root / ".git" / "config.yaml", pod("git"))
+    write(root / ".github" / "workflows" / "ci.yml", "on: push\n")
+    write(root / ".dotdir" / "x.yaml", pod("dotdir"))
+    write(root / "README.md", "# not a manifest: {\n")
+    write(root / "notes.txt", "not: [a manifest\n")
+    write(root / "kustomization.yaml.bak", "{")
+    assert discover([str(root)]) == [str(root / "keep.yaml")]
+    assert names(load_paths([str(root)])) == ["keep"]
+
+
+def test_an_explicit_file_is_read_whatever_its_name(tmp_path: Path) -> None:
+    odd = write(tmp_path / ".pod.txt", pod("odd"))
+    result = load_paths([str(odd)])
+    assert names(result) == ["odd"]
+    assert result.manifests[0].file == str(odd)
+
+
+def test_files_and_directories_mix_in_the_order_given(tmp_path: Path) -> None:
+    write(tmp_path / "dir" / "one.yaml", pod("one"))
+    two = write(tmp_path / "two.yaml", pod("two"))
+    assert names(load_paths([str(two), str(tmp_path / "dir")])) == ["two", "one"]
+
+
+def test_a_missing_path_raises_input_error(tmp_path: Path) -> None:
+    write(tmp_path / "ok.yaml", pod())
+    missing = tmp_path / "nope.yaml"
+    with pytest.raises(InputError, match=r"nope\.yaml: no such file or directory"):
+        load_paths([str(tmp_path / "ok.yaml"), str(missing)])
+
+
+def test_a_path_that_is_not_a_file_or_directory_raises_input_error(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe.yaml"
+    os.mkfifo(fifo)
+    with pytest.raises(InputError, match="not a regular file or directory"):
+        load_paths([str(fifo)])
+
+
+def test_a_symlink_loop_in_a_directory_does_not_hang(tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    write(root / "app" / "pod.yaml", pod("once"))
+    os.symlink(root, root / "app" / "loop")  # repo/app/loop -> repo
+    os.symlink(root / "app", root / "app" / "self")  # repo/app/self -> repo/app
+    found: list[LoadResult] = []
+    worker = threading.Thread(target=lambda: found.append(load_paths([str(root)])), daemon=True)
+    worker.start()
+    worker.join(timeout=10)
+    assert not worker.is_alive(), "load_paths did not return within 10 s"
+    assert names(found[0]) == ["once"]
+    assert found[0].files == [str(root / "app" / "pod.yaml")]
+
+
+def test_a_symlinked_directory_is_followed(tmp_path: Path) -> None:
+    write(tmp_path / "elsewhere" / "pod.yaml", pod("linked"))
+    write(tmp_path / "repo" / "own.yaml", pod("own"))
+    os.symlink(tmp_path / "elsewhere", tmp_path / "repo" / "shared")
+    result = load_paths([str(tmp_path / "repo")])
+    assert names(result) == ["own", "linked"]
+    assert result.files[-1] == str(tmp_path / "repo" / "shared" / "pod.yaml")
+
+
+def test_loading_never_stops_at_the_first_bad_file(tmp_path: Path) -> None:
+    write(tmp_path / "a.yaml", "kind: [\n")
+    write(tmp_path / "b.yaml", pod("b"))
+    write(tmp_path / "c.yaml", "- a list\n")
+    result = load_paths([str(tmp_path)])
+    assert names(result) == ["b"]
+    assert [(f.rsplit("/", 1)[-1], line) for f, line, _, _ in messages(result)] == [
+        ("a.yaml", 2),
+        ("c.yaml", 1),
+    ]
+    assert len(result.files) == 3
+
+
+# -- stdin -----------------------------------------------------------------------------------------
+def test_stdin_is_read_from_the_stream_given_and_named_stdin(tmp_path: Path) -> None:
+    result = load_paths(["-"], stdin=io.BytesIO(pod("piped").encode()))
+    assert result.files == [STDIN_NAME]
+    [manifest] = result.manifests
+    assert (manifest.file, manifest.name) == ("<stdin>", "piped")
+    assert manifest.locate(("metadata", "name")) == Location("<stdin>", 4, 3)
+
+
+def test_stdin_problems_are_reported_against_stdin() -> None:
+    result = load_paths(["-"], stdin=io.BytesIO(b"apiVersion: v1\nkind: Pod\n\tx: 1\n"))
+    [(file, line, column, message)] = messages(result)
+    assert (file, line, column) == ("<stdin>", 3, 1)
+    assert message.startswith("invalid YAML: tab character: YAML indentation must use spaces")
+
+
+def test_stdin_and_files_together(tmp_path: Path) -> None:
+    path = write(tmp_path / "f.yaml", pod("from-file"))
+    result = load_paths([str(path), "-"], stdin=io.BytesIO(pod("from-stdin").encode()))
+    assert [(m.file, m.name) for m in result.manifests] == [
+        (str(path), "from-file"),
+        ("<stdin>", "from-stdin"),
+    ]
+
+
+# -- documents ----------------------------------------------------------------------------------
+def test_several_documents_each_start_where_they_are_written() -> None:
+    text = pod("one") + "---\n" + pod("two") + "...\n---\n" + pod("three")
+    result = parse_text(text, "multi.yaml")
+    assert names(result) == ["one", "two", "three"]
+    assert [m.position for m in result.manifests] == [(1, 1), (10, 1), (20, 1)]
+    assert [m.locate(("metadata", "name")).line for m in result.manifests] == [4, 13, 23]
+
+
+def test_empty_documents_and_empty_files_are_skipped() -> None:
+    text = "---\n---\n# only a comment\n---\n" + pod("real") + "---\n...\n"
+    result = parse_text(text, "sparse.yaml")
+    assert result.diagnostics == []
+    assert names(result) == ["real"]
+    assert result.manifests[0].position == (5, 1)
+    empty = parse_bytes(b"", "empty.yaml")
+    assert (empty.manifests, empty.diagnostics, empty.files) == ([], [], ["empty.yaml"])
+    assert parse_text("# nothing here\n", "c.yaml").manifests == []
+
+
+def test_a_bad_document_is_skipped_and_the_next_still_loads() -> None:
+    text = "a: &x [*x]\n---\n" + pod("after")
+    result = parse_text(text, "f.yaml")
+    assert messages(result) == [
+        ("f.yaml", 1, 8, "alias *x is used inside its own anchor (recursive)")
+    ]
+    assert names(result) == ["after"]
+
+
+def test_a_syntax_error_keeps_the_documents_before_it() -> None:
+    text = pod("before") + "---\nkind: [\n---\n" + pod("after")
+    result = parse_text(text, "f.yaml")
+    assert names(result) == ["before"]
+    [(_, line, column, message)] = messages(result)
+    assert (line, column) == (11, 1)
+    assert message.startswith("invalid YAML: did not find expected node content")
+
+
+def test_a_byte_order_mark_is_accepted() -> None:
+    result = parse_bytes(b"\xef\xbb\xbf" + pod("bom").encode(), "bom.yaml")
+    assert result.diagnostics == []
+    assert result.manifests[0].locate(("kind",)) == Location("bom.yaml", 2, 1)
+
+
+def test_non_utf8_is_one_error_at_the_offending_byte() -> None:
+    result = parse_bytes(b"kind: Pod\nmetadata:\n  name: caf\xe9\n", "latin1.yaml")
+    assert messages(result) == [
+        ("latin1.yaml", 3, 12, "not UTF-8 text: byte 0xe9 cannot be decoded")
+    ]
+    assert result.manifests == []
+
+
+def test_the_size_limit_is_inclusive() -> None:
+    text = pod("big").encode()
+    at_limit = text + b"#" * (MAX_FILE_BYTES - len(text))
+    assert len(at_limit) == MAX_FILE_BYTES
+    assert names(parse_bytes(at_limit, "big.yaml")) == ["big"]
+    over = parse_bytes(at_limit + b"\n", "big.yaml")
+    assert over.manifests == []
+    assert messages(over) == [
+        (
+            "big.yaml",
+            1,
+            1,
+            "file is 8,388,609 bytes, over the 8,388,608-byte limit for one manifest file: "
+            "split it",
+        )
+    ]
+
+
+def test_a_control_character_is_reported_where_it_is() -> None:
+    result = parse_text("kind: Pod\nmetadata:\n  name: we\x07b\n", "bell.yaml")
+    assert messages(result) == [
+        (
+            "bell.yaml",
+            3,
+            11,
+            "invalid YAML: unacceptable character #x0007: control characters are not allowed",
+        )
+    ]
+
+
+def test_nesting_deeper_than_the_limit_is_refused_but_the_limit_itself_is_fine() -> None:
+    ok = "x: " + "[" * (MAX_DEPTH - 1) + "]" * (MAX_DEPTH - 1) + "\n"
+    assert parse_text(ok, "ok.yaml").diagnostics == []
+    deep = "x: " + "[" * MAX_DEPTH + "]" * MAX_DEPTH + "\n"
+    assert messages(parse_text(deep, "deep.yaml")) == [
+        ("deep.yaml", 1, 3 + MAX_DEPTH, f"document is nested more than {MAX_DEPTH} levels deep")
+    ]
+
+
+def test_duplicate_keys_are_errors_and_the_first_value_is_kept() -> None:
+    text = "kind: Pod\nmetadata:\n  name: a\n  labels: {x: '1', x: '2'}\n  name: b\n"
+    result = parse_text(text, "dup.yaml")
+    assert [(d.location.line, d.location.column, d.path) for d in result.diagnostics] == [
+        (4, 20, "metadata.labels.x"),
+        (5, 3, "metadata.name"),
+    ]
+    assert "already set at line 3 of this mapping" in result.diagnostics[1].message
+    assert result.manifests[0].body["metadata"] == {"name": "a", "labels": {"x": "1"}}
+
+
+def test_scalars_keep_yaml_types_and_quotes_keep_strings() -> None:
+    text = "a: 3306\nb: '3306'\nc: 0.5\nd: true\ne: null\nf: 2024-01-01\ng: \"yes\"\nh: |\n  x\n"
+    [manifest] = parse_text(text, "s.yaml").manifests
+    assert manifest.body == {
+        "a": 3306,
+        "b": "3306",
+        "c": 0.5,
+        "d": True,
+        "e": None,
+        "f": "2024-01-01",
+        "g": "yes",
+        "h": "x\n",
+    }
+
+
+def test_tags_other_than_plain_values_are_refused() -> None:
+    result = parse_text("a: !!binary aGk=\n---\nb: !custom x\n---\nc: !!str 12\n", "t.yaml")
+    assert [(line, column) for _, line, column, _ in messages(result)] == [(1, 4), (3, 4)]
+    assert all("unsupported YAML tag" in m for *_, m in messages(result))
+    assert [m.body for m in result.manifests] == [{"c": "12"}]
+
+
+def test_mapping_keys_must_be_plain_strings() -> None:
+    result = parse_text("? [a]\n: 1\n---\nx: &k y\n*k : 2\n", "k.yaml")
+    assert messages(result) == [
+        ("k.yaml", 1, 3, "mapping keys must be plain strings, not lists or mappings"),
+        ("k.yaml", 5, 1, "aliases cannot be used as mapping keys"),
+    ]
+
+
+def test_documents_that_are_not_mappings_are_errors() -> None:
+    result = parse_text("- a\n---\n42\n---\ntrue\n---\n'text'\n", "n.yaml")
+    assert [(line, message.rsplit(" ", 1)[-1]) for _, line, _, message in messages(result)] == [
+        (1, "list"),
+        (3, "number"),
+        (5, "boolean"),
+        (7, "string"),
+    ]
+
+
+# -- JSON ---------------------------------------------------------------------------------------
+def test_json_with_tab_indentation_loads_with_positions(tmp_path: Path) -> None:
+    text = (
+        '{\n\t"apiVersion": "v1",\n\t"kind": "Pod",\n\t"metadata": {\n\t\t"name": "tabs"\n\t}\n}\n'
+    )
+    path = write(tmp_path / "tabs.json", text)
+    result = load_paths([str(path)])
+    assert result.diagnostics == []
+    [manifest] = result.manifests
+    assert manifest.name == "tabs"
+    assert manifest.locate(("kind",)) == Location(str(path), 3, 2)
+    assert manifest.locate(("metadata", "name")) == Location(str(path), 5, 3)
+
+
+def test_json_scalars_follow_json_not_yaml() -> None:
+    text = '{"a": 1e3, "b": "0x10", "c": true, "d": null, "<<": {"e": 1}, "f": [1, 2.5]}'
+    [manifest] = parse_bytes(text.encode(), "s.json").manifests
+    assert manifest.body == {
+        "a": 1000.0,
+        "b": "0x10",
+        "c": True,
+        "d": None,
+        "<<": {"e": 1},
+        "f": [1, 2.5],
+    }
+
+
+def test_json_duplicate_keys_are_errors() -> None:
+    result = parse_bytes(b'{"kind": "Pod",\n "kind": "Service"}', "d.json")
+    assert [(d.location.line, d.location.column, d.path) for d in result.diagnostics] == [
+        (2, 2, "kind")
+    ]
+    assert result.manifests[0].kind == "Pod"
+
+
+# -- kind: List -------------------------------------------------------------------------------
+LIST = """\
+apiVersion: v1
+kind: List
+items:
+  - apiVersion: v1
+    kind: Service
+    metadata:
+      name: first
+  - kind: PodList
+    items:
+      - apiVersion: v1
+        kind: Pod
+        metadata:
+          name: nested
+        spec:
+          containers:
+            - name: web
+              image: nginx
+  - {apiVersion: v1, kind: Pod, metadata: {name: flow}}
+"""
+
+
+def test_list_items_become_manifests_rooted_at_the_item() -> None:
+    result = parse_text(LIST, "list.yaml")
+    assert result.diagnostics == []
+    assert [(m.name, m.position) for m in result.manifests] == [
+        ("first", (4, 5)),
+        ("nested", (10, 9)),
+        ("flow", (18, 5)),
+    ]
+    first, nested, flow = result.manifests
+    assert first.body == {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "first"}}
+    assert first.locate(("metadata", "name")) == Location("list.yaml", 7, 7)
+    assert nested.locate(("spec", "containers", 0, "image")) == Location("list.yaml", 17, 15)
+    assert flow.locate(("metadata", "name")) == Location("list.yaml", 18, 44)
+    assert all(path[:1] != ("items",) for m in result.manifests for path in m.positions)
+
+
+def test_list_items_that_are_not_mappings_and_lists_without_items() -> None:
+    text = (
+        "kind: List\nitems:\n  - 3\n  - [a]\n"
+        "---\nkind: List\nitems: {}\n"
+        "---\nkind: List\nitems: []\n"  # an empty list is fine
+    )
+    result = parse_text(text, "l.yaml")
+    assert result.manifests == []
+    found = [(d.location.line, d.location.column, d.kind, d.path) for d in result.diagnostics]
+    assert found == [(3, 5, "", ""), (4, 5, "", ""), (7, 1, "List", "items")]
+    assert result.diagnostics[0].message.endswith("not a number")
+    assert result.diagnostics[1].message.endswith("not a list")
+    assert result.diagnostics[2].message == "kind List needs an 'items' list of objects"
+
+
+# -- merge keys and anchors ---------------------------------------------------------------------
+MERGE = """\
+apiVersion: v1
+kind: Pod
+metadata:
+  name: merged
+  labels: &labels
+    app: web
+spec:
+  containers:
+    - &base
+      name: base
+      image: nginx
+      imagePullPolicy: Always
+    - <<: *base
+      name: sidecar
+    - name: explicit-first
+      <<: [*base, {image: other, workingDir: /srv}]
+      image: busybox
+nodeSelector: *labels
+"""
+
+
+def test_merge_keys_fill_in_missing_keys_and_explicit_keys_win() -> None:
+    [manifest] = parse_text(MERGE, "m.yaml").manifests
+    containers = manifest.body["spec"]["containers"]
+    assert containers[1] == {"name": "sidecar", "image": "nginx", "imagePullPolicy": "Always"}
+    assert containers[2] == {
+        "name": "explicit-first",
+        "image": "busybox",
+        "imagePullPolicy": "Always",
+        "workingDir": "/srv",
+    }
+    assert "<<" not in containers[1] and "<<" not in containers[2]
+    assert manifest.body["nodeSelector"] == {"app": "web"}
+
+
+def test_merged_keys_are_located_at_the_merge_and_explicit_keys_where_written() -> None:
+    [manifest] = parse_text(MERGE, "m.yaml").manifests
+    containers: FieldPath = ("spec", "containers")
+    assert manifest.locate(containers + (1, "name")) == Location("m.yaml", 14, 7)
+    assert manifest.locate(containers + (1, "image")) == Location("m.yaml", 13, 11)
+    assert manifest.locate(containers + (2, "image")) == Location("m.yaml", 17, 7)
+    # from a list of merges: the alias it came from, or the key written inline
+    assert manifest.locate(containers + (2, "imagePullPolicy")) == Location("m.yaml", 16, 12)
+    assert manifest.locate(containers + (2, "workingDir")) == Location("m.yaml", 16, 34)
+    assert (containers + (1, "<<")) not in manifest.positions
+
+
+def test_keys_merged_from_a_block_mapping_keep_their_own_lines() -> None:
+    text = "kind: Pod\nmetadata:\n  <<:\n    name: web\n    namespace: prod\n  labels: {}\n"
+    [manifest] = parse_text(text, "b.yaml").manifests
+    assert manifest.body["metadata"] == {"name": "web", "namespace": "prod", "labels": {}}
+    assert manifest.locate(("metadata", "name")) == Location("b.yaml", 4, 5)
+    assert manifest.locate(("metadata", "namespace")) == Location("b.yaml", 5, 5)
+    assert manifest.locate(("metadata", "labels")) == Location("b.yaml", 6, 3)
+
+
+def test_a_merge_key_needs_mappings() -> None:
+    result = parse_text("a: &s text\nb:\n  <<: *s\n", "m.yaml")
+    assert messages(result) == [
+        ("m.yaml", 3, 7, "a merge key (<<) needs a mapping or a list of mappings")
+    ]
+
+
+def test_an_alias_bomb_is_refused_without_expanding_it() -> None:
+    lines = ['a0: &a0 ["x", "x", "x", "x", "x", "x", "x", "x", "x", "x"]']
+    lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 10)]
+    result = parse_text("\n".join(lines) + "\n", "lol.yaml")
+    [(_, line, _, message)] = messages(result)
+    assert line == 5
+    assert message.startswith("document expands to more than 100,000 nodes")
+    assert result.manifests == []
+
+
+def test_an_alias_to_an_undefined_anchor_is_an_error() -> None:
+    result = parse_text("kind: Pod\nlabels: *nowhere\n", "u.yaml")
+    assert messages(result) == [
+        ("u.yaml", 2, 9, "alias *nowhere refers to no anchor defined before it")
+    ]
+
+
+# -- positions ----------------------------------------------------------------------------------
+def test_locate_falls_back_to_the_closest_written_ancestor() -> None:
+    [manifest] = parse_text(pod("web"), "p.yaml").manifests
+    assert manifest.locate(("spec", "containers", 0, "ports", 3, "name")) == Location(
+        "p.yaml", 7, 7
+    )
+    assert manifest.locate(("nothing", "here")) == Location("p.yaml", 1, 1)
+    assert manifest.locate(()) == manifest.source == Location("p.yaml", 1, 1)
+
+
+def test_every_field_of_a_realistic_manifest_has_its_position() -> None:
+    text = (FIXTURES / "valid" / "keystone-stack.yaml").read_text(encoding="utf-8")
+    lines = text.splitlines()
+    for manifest in parse_text(text, "k.yaml").manifests:
+        for path, value in _walk(manifest.body, ()):
+            assert path in manifest.positions, f"no position for {path}"
+            line, column = manifest.positions[path]
+            at = lines[line - 1][column - 1 :]
+            last = path[-1]
+            if isinstance(last, str):
+                assert at.startswith(last), (path, at)
+            elif not isinstance(value, dict | list):
+                assert at.strip("\"'").startswith(str(value)), (path, at)
+
+
+def _walk(value: Any, path: FieldPath) -> list[tuple[FieldPath, Any]]:
+    out: list[tuple[FieldPath, Any]] = []
+    items: list[tuple[str | int, Any]] = []
+    if isinstance(value, dict):
+        items = list(value.items())
+    elif isinstance(value, list):
+        items = list(enumerate(value))
+    for key, item in items:
+        out.append((path + (key,), item))
+        out.extend(_walk(item, path + (key,)))
+    return out
+
+
+_keys = st.text(alphabet="abcdefghijklmnopqrstuvwxyz", min_size=1, max_size=8)
+_scalars = st.one_of(
+    st.integers(-(10**6), 10**6),
+    st.booleans(),
+    st.none(),
+    st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789 -_./", max_size=12),
+)
+_documents = st.dictionaries(
+    _keys,
+    st.recursive(
+        _scalars,
+        lambda inner: st.one_of(
+            st.lists(inner, max_size=4), st.dictionaries(_keys, inner, max_size=4)
+        ),
+        max_leaves=20,
+    ),
+    min_size=1,
+    max_size=6,
+)
+
+
+@given(_documents, st.sampled_from(["block", "flow", "json"]))
+def test_any_document_loads_like_pyyaml_and_every_key_is_located(
+    document: dict[str, Any], style: str
+) -> None:
+    if style == "json":
+        text, filename = json.dumps(document, indent=2), "g.json"
+    else:
+        text = yaml.safe_dump(document, default_flow_style=style == "flow", sort_keys=False)
+        filename = "g.yaml"
+    result = parse_bytes(text.encode(), filename)
+    assert result.diagnostics == []
+    [manifest] = result.manifests
+    assert manifest.body == yaml.safe_load(text) == document
+    lines = text.splitlines()
+    for path, _ in _walk(document, ()):
+        assert path in manifest.positions, path
+        line, column = manifest.positions[path]
+        if isinstance(path[-1], str):
+            at = lines[line - 1][column - 1 :]
+            assert at.lstrip("'\"").startswith(path[-1]), (path, at)
+
+
+def test_manifest_positions_are_plain_data() -> None:
+    [manifest] = parse_text(pod(), "p.yaml").manifests
+    assert isinstance(manifest, Manifest)
+    assert manifest.positions[("metadata", "name")] == (4, 3)
+    assert manifest.positions[("spec", "containers", 0)] == (7, 7)
+    assert manifest.positions[("spec", "containers", 0, "image")] == (8, 7)

@@ -383,16 +383,34 @@ class Bench:
                 list(pool.map(remove, ids))
         return len(found)
 
+    def labelled_networks(self, label: str, value: str) -> list[dict[str, Any]]:
+        found = self.api.networks(filters={"label": [f"{label}={value}"]}) or []
+        return [n for n in found if (n.get("Labels") or {}).get(label) == value]
+
+    def remove_networks(self, label: str, value: str) -> None:
+        """The networks carrying ``label=value`` (reconciler's instance network, compose's
+        project network), once their containers are gone."""
+        for network in self.labelled_networks(label, value):
+            with contextlib.suppress(docker.errors.APIError):
+                self.api.remove_network(network["Id"])
+
     def remove_instance(self, instance: str) -> int:
-        return self.remove_labelled(L.INSTANCE, instance)
+        removed = self.remove_labelled(L.INSTANCE, instance)
+        self.remove_networks(L.INSTANCE, instance)
+        return removed
 
     def remove_project(self, project: str) -> int:
         removed = self.remove_labelled(COMPOSE_PROJECT_LABEL, project)
-        for network in self.api.networks(filters={"label": [f"{COMPOSE_PROJECT_LABEL}={project}"]}):
-            if (network.get("Labels") or {}).get(COMPOSE_PROJECT_LABEL) == project:
-                with contextlib.suppress(docker.errors.APIError):
-                    self.api.remove_network(network["Id"])
+        self.remove_networks(COMPOSE_PROJECT_LABEL, project)
         return removed
+
+    def leftover_networks(self) -> list[str]:
+        """Names of this run's networks still there (the engine refused to remove them)."""
+        names = []
+        for label, values in ((L.INSTANCE, self.instances), (COMPOSE_PROJECT_LABEL, self.projects)):
+            for value in values:
+                names += [n.get("Name", n["Id"]) for n in self.labelled_networks(label, value)]
+        return sorted(names)
 
     def leftovers(self) -> int:
         count = 0
@@ -1048,6 +1066,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         bench.log("cleaning up")
         results["removed_at_cleanup"] = bench.cleanup()
         results["leftover_containers"] = bench.leftovers()
+        results["leftover_networks"] = bench.leftover_networks()
     if failure:
         print(f"benchmark failed: {failure}", file=sys.stderr)
         results["error"] = failure
@@ -1058,8 +1077,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"== overall: {verdict(ok)} (run {bench.run_id}; load average "
         f"{results['loadavg_at_start'][0]} at start, {results['loadavg_at_end'][0]} at end, "
         f"on {results['cpus']} CPUs; "
-        f"leftover containers {results['leftover_containers']}) =="
+        f"leftover containers {results['leftover_containers']}, "
+        f"networks {len(results['leftover_networks'])}) =="
     )
+    if results["leftover_networks"]:
+        print(
+            "NOTE: the engine refused to remove this run's network(s) "
+            f"{', '.join(results['leftover_networks'])}: see `docker network rm NAME`"
+        )
     if max(results["loadavg_at_start"][0], results["loadavg_at_end"][0]) > (os.cpu_count() or 1):
         print("NOTE: the machine was busier than its CPU count: trust the ratios, not the seconds")
     if args.json:

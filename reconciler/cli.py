@@ -12,26 +12,30 @@ import sys
 import time
 import traceback
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import click
 
 from reconciler import __version__
 from reconciler import labels as L
-from reconciler.applying import ActionResult
+from reconciler.applying import ActionResult, ApplyReport
 from reconciler.desired import DEFAULT_INFRA_IMAGE, Settings
 from reconciler.docker_io import ApplyError, DockerHost, HostUnavailable
+from reconciler.hostmemory import HostRecord, state_dir
 from reconciler.hosts import Host, HostsFileError, load_hosts
 from reconciler.images import ImageSourceError
-from reconciler.loading import InputError, load_paths
+from reconciler.loading import InputError
 from reconciler.model import Diagnostic, Manifest
-from reconciler.planning import removal_plan
+from reconciler.planning import Plan, removal_plan
 from reconciler.reconcile import (
     apply_plan,
     connect,
+    converge,
     load_source,
     make_plan,
     observe,
+    observe_and_remember,
     source_revision,
 )
 from reconciler.reporting import (
@@ -45,8 +49,16 @@ from reconciler.reporting import (
     validation_summary,
 )
 from reconciler.selectors import SelectorError, parse_selector
-from reconciler.validation import ValidationResult, validate
-from reconciler.views import host_rows, live_pods, pod_rows, rc_rows, service_rows
+from reconciler.services import cluster_network
+from reconciler.validation import ValidationResult
+from reconciler.views import (
+    forwarder_views,
+    host_rows,
+    live_pods,
+    pod_rows,
+    rc_rows,
+    service_rows,
+)
 
 EXIT_OK = 0
 EXIT_INVALID = 1
@@ -100,22 +112,23 @@ def validate_command(paths: tuple[str, ...], output: str) -> None:
     path. Exit 0 when valid (warnings allowed), 1 when invalid, 2 on a usage error or
     unreadable input.
     """
+    # load_paths + validate, with the files shared out among the CPUs when there are many
+    from reconciler.parallel import validate_paths
+
     try:
-        loaded = load_paths(paths or (".",), stdin=sys.stdin.buffer)
+        result = validate_paths(paths or (".",), stdin=sys.stdin.buffer)
     except InputError as exc:
         raise click.UsageError(str(exc)) from exc
-    result = validate(loaded)
-    objects = len(result.manifests)
+    objects, files = result.objects, len(result.files)
     if output == "json":
         click.echo(validation_json(result.diagnostics, objects))
     elif output == "github":
         for d in result.diagnostics:
             click.echo(github_annotation(d))
-        click.echo(validation_summary(result.diagnostics, objects, len(loaded.files)))
+        click.echo(validation_summary(result.diagnostics, objects, files))
     else:
-        _echo_diagnostics(
-            result.diagnostics, validation_summary(result.diagnostics, objects, len(loaded.files))
-        )
+        summary = validation_summary(result.diagnostics, objects, files)
+        _echo_diagnostics(result.diagnostics, summary)
     sys.exit(EXIT_OK if result.valid else EXIT_INVALID)
 
 
@@ -155,6 +168,26 @@ def _infra_image_option(function: Any) -> Any:
         default=lambda: os.environ.get("RECONCILER_INFRA_IMAGE", DEFAULT_INFRA_IMAGE),
         show_default=DEFAULT_INFRA_IMAGE,
         help="Image of the pods' infra containers; imported from busybox when a host lacks it.",
+    )(function)
+
+
+def _cluster_cidr_option(function: Any) -> Any:
+    return click.option(
+        "--cluster-cidr",
+        default=lambda: os.environ.get("RECONCILER_CLUSTER_CIDR", ""),
+        help="Subnet of the instance's network on every host (Service cluster IPs come from "
+        "its upper half). Default: a /16 in 10.64.0.0/10 derived from --instance.",
+    )(function)
+
+
+def _host_grace_option(function: Any) -> Any:
+    return click.option(
+        "--host-grace",
+        type=click.FloatRange(0),
+        default=lambda: float(os.environ.get("RECONCILER_HOST_GRACE", "60")),
+        show_default="60",
+        help="Seconds an unreachable host keeps its pods before its ReplicationController "
+        "replicas are placed on the other hosts (bare Pods are never moved).",
     )(function)
 
 
@@ -213,26 +246,50 @@ def _echo_styled(lines: Sequence[tuple[str, str]]) -> None:
             click.echo(text)
 
 
+@dataclass
+class _Computed:
+    validation: ValidationResult
+    plan: Plan
+    revision: str
+    runtimes: dict[str, DockerHost]
+    hosts: list[Host]
+    settings: Settings
+    prune: bool
+    host_memory: dict[str, HostRecord]
+    now: float
+
+
+def _settings(
+    instance: str, infra_image: str, cluster_cidr: str, host_grace: float = 60.0
+) -> Settings:
+    settings = Settings(
+        instance=instance,
+        infra_image=infra_image,
+        cluster_cidr=cluster_cidr,
+        host_grace=host_grace,
+    )
+    try:
+        settings.network  # noqa: B018 - validates the CIDR before anything runs
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--cluster-cidr") from exc
+    return settings
+
+
 def _compute(
     sources: tuple[str, ...],
     hosts_file: str | None,
-    instance: str,
+    settings: Settings,
     prune: bool,
-    infra_image: str,
     grace: int = 10,
-) -> tuple[Any, Any, str, dict[str, DockerHost]]:
+) -> _Computed:
     validation, revision = _validated_source(sources)
     hosts = _load_hosts(hosts_file)
-    runtimes = connect(hosts, instance, revision, grace_seconds=grace)
-    live = observe(runtimes)
+    runtimes = connect(hosts, settings.instance, revision, grace_seconds=grace)
+    live, memory, now = observe_and_remember(runtimes, settings.instance, state_dir())
     _, the_plan = make_plan(
-        validation.manifests,
-        hosts,
-        live,
-        Settings(instance=instance, infra_image=infra_image),
-        prune=prune,
+        validation.manifests, hosts, live, settings, prune=prune, host_memory=memory, now=now
     )
-    return validation, the_plan, revision, runtimes
+    return _Computed(validation, the_plan, revision, runtimes, hosts, settings, prune, memory, now)
 
 
 @cli.command("diff")
@@ -240,6 +297,8 @@ def _compute(
 @_hosts_option
 @_instance_option
 @_infra_image_option
+@_cluster_cidr_option
+@_host_grace_option
 @click.option(
     "-o",
     "--output",
@@ -259,6 +318,8 @@ def diff_command(
     hosts_file: str | None,
     instance: str,
     infra_image: str,
+    cluster_cidr: str,
+    host_grace: float,
     output: str,
     prune: bool,
 ) -> None:
@@ -267,7 +328,10 @@ def diff_command(
     Exit 0 when the hosts are in sync, 1 when changes are pending, 2 on an error
     (invalid manifests, unreadable hosts file, unreachable host).
     """
-    _, the_plan, revision, _ = _compute(sources, hosts_file, instance, prune, infra_image)
+    computed = _compute(
+        sources, hosts_file, _settings(instance, infra_image, cluster_cidr, host_grace), prune
+    )
+    the_plan, revision = computed.plan, computed.revision
     if output == "json":
         click.echo(plan_json(the_plan, revision))
     elif output == "markdown":
@@ -279,9 +343,32 @@ def diff_command(
     sys.exit(EXIT_OK if the_plan.in_sync else EXIT_INVALID)
 
 
-def _run_with_progress(the_plan: Any, runtimes: dict[str, DockerHost], concurrency: int) -> Any:
+def _run_with_progress(
+    the_plan: Plan, runtimes: dict[str, DockerHost], concurrency: int, computed: _Computed
+) -> ApplyReport:
+    """Two-phase apply (pods, then the forwarders that follow them), with a progress bar."""
+
+    def run(on_result: Any = None) -> ApplyReport:
+        done = converge(
+            the_plan,
+            computed.validation.manifests,
+            computed.hosts,
+            computed.settings,
+            runtimes,
+            prune=computed.prune,
+            host_memory=computed.host_memory,
+            now=computed.now,
+            concurrency=concurrency,
+            on_result=on_result,
+        )
+        if done.followup is not None and done.followup.actions:
+            click.echo(
+                f"services: {len(done.followup.actions)} forwarder change(s) after the pods changed"
+            )
+        return done.report
+
     if not (sys.stdout.isatty() and the_plan.actions):
-        return apply_plan(the_plan, runtimes, concurrency=concurrency)
+        return run()
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     with Progress(
@@ -294,7 +381,7 @@ def _run_with_progress(the_plan: Any, runtimes: dict[str, DockerHost], concurren
                 task, advance=1, description=f"{result.action.verb} {result.action.pod}"
             )
 
-        return apply_plan(the_plan, runtimes, concurrency=concurrency, on_result=advance)
+        return run(advance)
 
 
 def _report_results(report: Any) -> None:
@@ -317,6 +404,8 @@ def _report_results(report: Any) -> None:
 @_hosts_option
 @_instance_option
 @_infra_image_option
+@_cluster_cidr_option
+@_host_grace_option
 @_grace_option
 @click.option("--dry-run", is_flag=True, help="Print the plan and change nothing (like diff).")
 @click.option(
@@ -349,6 +438,8 @@ def apply_command(
     hosts_file: str | None,
     instance: str,
     infra_image: str,
+    cluster_cidr: str,
+    host_grace: float,
     grace_period: int,
     dry_run: bool,
     prune: bool,
@@ -361,9 +452,14 @@ def apply_command(
     Invalid manifests: nothing is applied, exit 2. A failed action is reported with its
     object and source file:line, the other actions still run, and the exit code is 1.
     """
-    _, the_plan, revision, runtimes = _compute(
-        sources, hosts_file, instance, prune, infra_image, grace_period
+    computed = _compute(
+        sources,
+        hosts_file,
+        _settings(instance, infra_image, cluster_cidr, host_grace),
+        prune,
+        grace_period,
     )
+    the_plan, revision, runtimes = computed.plan, computed.revision, computed.runtimes
     _echo_styled(plan_text_lines(the_plan, revision))
     if dry_run:
         sys.exit(EXIT_OK if the_plan.in_sync else EXIT_INVALID)
@@ -374,7 +470,7 @@ def apply_command(
                 f"refused: this plan {reason} (pass --allow-mass-prune if you mean it)", err=True
             )
         sys.exit(EXIT_ERROR)
-    report = _run_with_progress(the_plan, runtimes, concurrency)
+    report = _run_with_progress(the_plan, runtimes, concurrency, computed)
     _report_results(report)
     failed = len(report.failed)
     click.echo(
@@ -469,7 +565,7 @@ def get_command(
                     versions[name] = runtime.engine_version()
                 except Exception:  # reported through REACHABLE/ERROR already
                     versions[name] = ""
-        rows = host_rows(states, {h.name: h.url for h in hosts}, versions)
+        rows = host_rows(states, hosts, versions, wide)
     else:
         manifests: list[Manifest] = []
         if sources or kind == "services":
@@ -481,7 +577,12 @@ def get_command(
         if kind == "rc":
             rows = rc_rows(pods, manifests, now, wide)
         else:
-            rows = service_rows([m for m in manifests if parsed.matches(m.labels)], pods, wide)
+            rows = service_rows(
+                [m for m in manifests if parsed.matches(m.labels)],
+                pods,
+                wide,
+                forwarder_views(states),
+            )
     if output == "json":
         click.echo(json.dumps(rows, indent=2))
     else:
@@ -515,11 +616,12 @@ def down_command(
     hosts = _load_hosts(hosts_file)
     runtimes = connect(hosts, instance, grace_seconds=grace_period)
     states = observe(runtimes)
-    the_plan = removal_plan(live_pods(states, parsed))
+    the_plan = removal_plan(live_pods(states, parsed, forwarders=True))
     for name, state in sorted(states.items()):
         if not state.reachable:
             click.echo(f"warning: host {name} unreachable: {state.error}", err=True)
     if not the_plan.actions:
+        _remove_idle_networks(runtimes, instance)
         click.echo("nothing to remove")
         sys.exit(EXIT_OK)
     _echo_styled(plan_text_lines(the_plan, ""))
@@ -530,7 +632,21 @@ def down_command(
         click.confirm(f"remove {len(the_plan.actions)} pod(s)?", abort=True)
     report = apply_plan(the_plan, runtimes)
     _report_results(report)
+    _remove_idle_networks(runtimes, instance)
     sys.exit(EXIT_OK if report.ok else EXIT_INVALID)
+
+
+def _remove_idle_networks(runtimes: dict[str, DockerHost], instance: str) -> None:
+    """The instance's network goes once nothing of the instance is left on a host."""
+    network = cluster_network(instance)
+    for name, state in observe(runtimes).items():
+        if state.reachable and not state.containers:
+            try:
+                runtimes[name].remove_state_marker()
+                if runtimes[name].remove_network(network):
+                    click.echo(f"removed network {network.name} on {name}")
+            except (HostUnavailable, ApplyError) as exc:
+                click.echo(f"warning: network {network.name} on {name}: {exc}", err=True)
 
 
 @cli.group("images")
@@ -583,6 +699,9 @@ def main(argv: Sequence[str] | None = None) -> Any:
         )
         sys.exit(EXIT_ERROR)
 
+
+# The service commands live in their own module; importing it registers them on `cli`.
+from reconciler import cli_run  # noqa: E402, F401
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler import labels as L
+from reconciler.hostmemory import HostRecord, within_grace
 from reconciler.hosts import Host
 from reconciler.model import (
     DesiredContainer,
@@ -21,12 +22,22 @@ from reconciler.model import (
     Location,
     Manifest,
     MountSpec,
+    NetworkSpec,
     ObjectRef,
     PortBinding,
     Severity,
     VolumeSpec,
 )
 from reconciler.quantity import cpu_to_nano, memory_to_bytes, parse_quantity
+from reconciler.services import (
+    DesiredService,
+    allocate,
+    cluster_network,
+    endpoints_for,
+    forwarder_script,
+    ready_backends,
+    service_env,
+)
 
 DEFAULT_INFRA_IMAGE = "reconciler/pause:1"
 
@@ -37,15 +48,23 @@ class Settings:
 
     instance: str = L.DEFAULT_INSTANCE
     infra_image: str = DEFAULT_INFRA_IMAGE
+    cluster_cidr: str = ""  # the instance network's subnet; "" derives one from the name
+    host_grace: float = 60.0  # seconds an unreachable host keeps its replicas
+
+    @property
+    def network(self) -> NetworkSpec:
+        return cluster_network(self.instance, self.cluster_cidr)
 
 
 @dataclass
 class DesiredState:
     """Every pod that should run, by host, and the problems that kept some from placement."""
 
-    pods: list[DesiredPod] = field(default_factory=list)
+    pods: list[DesiredPod] = field(default_factory=list)  # workload pods and forwarders
     problems: list[Diagnostic] = field(default_factory=list)
     replicas: dict[ObjectRef, int] = field(default_factory=dict)  # RC -> wanted replicas
+    services: list[DesiredService] = field(default_factory=list)
+    host_notes: dict[str, str] = field(default_factory=dict)  # unreachable host -> what waits
 
     def by_host(self) -> dict[str, dict[tuple[str, str], DesiredPod]]:
         result: dict[str, dict[tuple[str, str], DesiredPod]] = {}
@@ -165,16 +184,28 @@ def _containers(
     spec: Mapping[str, Any],
     manifest: Manifest,
     spec_path: tuple[str | int, ...],
+    services: Sequence[DesiredService] = (),
+    publish_on: str = "",
 ) -> tuple[DesiredContainer, ...]:
+    """The infra container and the app containers of one pod.
+
+    ``publish_on``: with several hosts, every declared port without a hostPort is
+    published on that address at a port Docker picks, so that Service forwarders on other
+    hosts reach the pod. Service env vars are added here, outside the spec hash: adding a
+    Service never recreates running pods (as in Kubernetes, only new containers see it).
+    """
     hostname = spec["hostname"]
     published: list[PortBinding] = []
     apps: list[DesiredContainer] = []
     volumes = {v["name"]: v for v in spec["volumes"]}
     for index, c in enumerate(spec["containers"]):
         for p in c["ports"]:
-            published.append(
-                PortBinding(p["containerPort"], p["protocol"], p["hostPort"], p["hostIP"])
-            )
+            if p["hostPort"] is not None:
+                published.append(
+                    PortBinding(p["containerPort"], p["protocol"], p["hostPort"], p["hostIP"])
+                )
+            elif publish_on and p["protocol"] != "SCTP":
+                published.append(PortBinding(p["containerPort"], p["protocol"], 0, publish_on))
         limits, requests = c["resources"]["limits"], c["resources"]["requests"]
         cpu_request = requests.get("cpu")
         mounts = tuple(
@@ -191,7 +222,8 @@ def _containers(
                 pull_policy=c["imagePullPolicy"],
                 entrypoint=tuple(c["command"]) if c["command"] is not None else None,
                 cmd=tuple(c["args"]) if c["args"] is not None else None,
-                env=tuple((e["name"], e["value"]) for e in c["env"]),
+                env=service_env(services, namespace, (e["name"] for e in c["env"]))
+                + tuple((e["name"], e["value"]) for e in c["env"]),
                 working_dir=c["workingDir"],
                 nano_cpus=_quantity_or_none(limits.get("cpu"), cpu_to_nano),
                 cpu_shares=(
@@ -210,7 +242,7 @@ def _containers(
         role=L.ROLE_INFRA,
         image=settings.infra_image,
         pull_policy="IfNotPresent",
-        ports=tuple(p for p in published if p.host_port is not None),
+        ports=tuple(published),
         hostname=hostname,
         restart_policy="Always",
         source=manifest.locate(spec_path),
@@ -239,8 +271,19 @@ def _volume_specs(
     return tuple(result)
 
 
+@dataclass(frozen=True, slots=True)
+class _Context:
+    """What every pod of one computation shares."""
+
+    settings: Settings
+    network: NetworkSpec
+    services: Sequence[DesiredService]
+    addresses: Mapping[str, str]  # host -> address
+    multi_host: bool
+
+
 def _pod(
-    settings: Settings,
+    ctx: _Context,
     manifest: Manifest,
     owner: ObjectRef,
     name: str,
@@ -250,13 +293,17 @@ def _pod(
     host: str,
     replica: int | None,
 ) -> DesiredPod:
+    settings = ctx.settings
     hostname = str(raw_spec.get("hostname") or name)[:63].rstrip("-.")
     spec = normalise_pod_spec(raw_spec, hostname)
+    publish_on = ctx.addresses.get(host, "") if ctx.multi_host else ""
     hashed = {
         "spec": spec,
         "owner": [owner.kind, owner.namespace, owner.name],
         "labels": dict(pod_labels),
         "infraImage": settings.infra_image,
+        "network": [ctx.network.name, ctx.network.subnet],
+        "publishPorts": bool(publish_on),  # not the address: the hash stays host-independent
     }
     return DesiredPod(
         namespace=owner.namespace,
@@ -266,15 +313,25 @@ def _pod(
         labels=dict(pod_labels),
         spec=spec,
         spec_hash=L.spec_hash(hashed),
-        containers=_containers(settings, owner.namespace, name, spec, manifest, spec_path),
+        containers=_containers(
+            settings,
+            owner.namespace,
+            name,
+            spec,
+            manifest,
+            spec_path,
+            ctx.services,
+            publish_on,
+        ),
         volumes=_volume_specs(settings, owner.namespace, name, spec),
         restart_policy=spec["restartPolicy"],
         source=manifest.source,
         replica=replica,
+        network=ctx.network,
     )
 
 
-def _requests(spec: Mapping[str, Any]) -> tuple[int, int]:
+def spec_requests(spec: Mapping[str, Any]) -> tuple[int, int]:
     """Total cpu (nano) and memory (bytes) requested by a pod, for capacity placement."""
     cpu = memory = 0
     for c in map(_m, _l(spec.get("containers"))):
@@ -296,9 +353,15 @@ class _Placer:
     its requests. Ties go to the host listed first, so equal inputs give equal outputs.
     """
 
-    def __init__(self, hosts: Sequence[Host], live: Mapping[str, HostState]) -> None:
+    def __init__(
+        self,
+        hosts: Sequence[Host],
+        live: Mapping[str, HostState],
+        pinned: Mapping[tuple[str, str], str] | None = None,
+    ) -> None:
         self.hosts = list(hosts)
         self.live = live
+        self.pinned = dict(pinned or {})  # pods held on an unreachable host
         self.load: dict[str, int] = {h.name: 0 for h in hosts}
         self.cpu: dict[str, int] = {h.name: 0 for h in hosts}
         self.memory: dict[str, int] = {h.name: 0 for h in hosts}
@@ -333,6 +396,12 @@ class _Placer:
     def place(
         self, key: tuple[str, str], node_selector: Mapping[str, str], cpu: int, memory: int
     ) -> str | None:
+        held = self.pinned.get(key)
+        if held is not None:
+            self.load[held] += 1
+            self.cpu[held] += cpu
+            self.memory[held] += memory
+            return held
         candidates = self.eligible(node_selector, cpu, memory)
         if not candidates:
             return None
@@ -346,16 +415,73 @@ class _Placer:
         return chosen
 
 
+def _held_pods(
+    manifests: Sequence[Manifest],
+    live: Mapping[str, HostState],
+    memory: Mapping[str, HostRecord],
+    now: float,
+    grace: float,
+) -> tuple[dict[tuple[str, str], str], dict[str, str]]:
+    """Pods that stay placed on an unreachable host, and a note per such host.
+
+    Within the grace period every pod it ran stays; after it, only bare Pods do (they are
+    never moved), and the replicas of ReplicationControllers go to the other hosts.
+    """
+    bare = {(m.namespace, m.name) for m in manifests if m.kind == "Pod"}
+    held: dict[tuple[str, str], str] = {}
+    notes: dict[str, str] = {}
+    for host, state in sorted(live.items()):
+        record = memory.get(host)
+        if state.reachable or record is None or record.down_since is None:
+            continue
+        away = max(0.0, now - record.down_since)
+        if within_grace(record, now, grace):
+            kept = list(record.pods)
+            notes[host] = (
+                f"down for {away:.0f}s; its {len(kept)} pod(s) stay placed there until the "
+                f"host grace period ends in {grace - away:.0f}s"
+            )
+        else:
+            kept = [key for key in record.pods if key in bare]
+            moved = len(record.pods) - len(kept)
+            notes[host] = (
+                f"down for {away:.0f}s, past the host grace period ({grace:.0f}s): "
+                f"{moved} replica(s) placed on other hosts"
+                + (f"; bare pod(s) {', '.join(k[1] for k in kept)} wait for it" if kept else "")
+            )
+        for key in kept:
+            held.setdefault(key, host)
+    return held, notes
+
+
 def compute_desired(
     manifests: Iterable[Manifest],
     hosts: Sequence[Host],
     live: Mapping[str, HostState] | None = None,
     settings: Settings | None = None,
+    host_memory: Mapping[str, HostRecord] | None = None,
+    now: float = 0.0,
 ) -> DesiredState:
-    """All pods that should run, placed on hosts. Manifests must already be valid."""
+    """All pods that should run, placed on hosts. Manifests must already be valid.
+
+    ``host_memory`` (hostmemory.remember) and ``now`` decide what an unreachable host keeps.
+    """
     settings = settings or Settings()
-    placer = _Placer(hosts, live or {})
-    state = DesiredState()
+    live = live or {}
+    manifests = list(manifests)
+    held, notes = _held_pods(manifests, live, host_memory or {}, now, settings.host_grace)
+    placer = _Placer(hosts, live, held)
+    state = DesiredState(host_notes=notes)
+    network = settings.network
+    state.services, service_problems = allocate(manifests, network, live)
+    state.problems.extend(service_problems)
+    ctx = _Context(
+        settings=settings,
+        network=network,
+        services=state.services,
+        addresses={h.name: h.address for h in hosts},
+        multi_host=len(hosts) > 1,
+    )
     ordered = sorted(
         (m for m in manifests if m.kind in ("Pod", "ReplicationController")),
         key=lambda m: (m.namespace, m.name, m.kind),
@@ -387,19 +513,109 @@ def compute_desired(
                 for i in range(replicas)
             ]
         for name, pod_labels, raw_spec, spec_path, replica in candidates:
-            cpu, memory = _requests(raw_spec)
+            cpu, memory = spec_requests(raw_spec)
             node_selector = {str(k): str(v) for k, v in _m(raw_spec.get("nodeSelector")).items()}
             host = placer.place((owner.namespace, name), node_selector, cpu, memory)
             if host is None:
                 state.problems.append(_unplaceable(manifest, name, node_selector, spec_path))
                 continue
             state.pods.append(
-                _pod(
-                    settings, manifest, owner, name, pod_labels, raw_spec, spec_path, host, replica
-                )
+                _pod(ctx, manifest, owner, name, pod_labels, raw_spec, spec_path, host, replica)
             )
+    state.pods.extend(_forwarders(ctx, hosts, live))
     state.problems.extend(_host_port_conflicts(state.pods))
     return state
+
+
+def forwarder_pod_name(service: str) -> str:
+    """A name no Pod can have ('_' is not allowed in pod names): no collision with pods."""
+    return f"svc_{service}"
+
+
+def _forwarders(
+    ctx: _Context, hosts: Sequence[Host], live: Mapping[str, HostState]
+) -> list[DesiredPod]:
+    """One forwarder per Service with an address, on every host not known to be down.
+
+    Endpoints come from the live state: pods that run now. ``apply`` re-observes after
+    changing pods, so a forwarder follows its backends within the same apply.
+    """
+    backends = ready_backends(live)
+    result = []
+    for host in hosts:
+        state = live.get(host.name)
+        if state is not None and not state.reachable:
+            continue
+        for service in ctx.services:
+            if service.cluster_ip:
+                result.append(_forwarder(ctx, service, host, backends))
+    return result
+
+
+def _forwarder(
+    ctx: _Context, service: DesiredService, host: Host, backends: Sequence[Any]
+) -> DesiredPod:
+    settings = ctx.settings
+    ports: list[dict[str, Any]] = []
+    listeners: list[tuple[int, list[str]]] = []
+    bindings: list[PortBinding] = []
+    for port in service.ports:
+        if port.protocol != "TCP":
+            continue
+        endpoints = endpoints_for(service, port, backends, host.name, ctx.addresses)
+        published: list[int] = []
+        if service.type in ("NodePort", "LoadBalancer") and port.node_port:
+            published.append(port.node_port)
+        if service.type == "LoadBalancer" or host.address in service.external_ips:
+            published.append(port.port)
+        for host_port in dict.fromkeys(published):
+            bindings.append(PortBinding(port.port, "TCP", host_port, host.address))
+        listeners.append((port.port, endpoints))
+        ports.append(
+            {
+                "port": port.port,
+                "targetPort": port.target,
+                "published": [f"{host.address}:{p}" for p in dict.fromkeys(published)],
+                "endpoints": endpoints,
+            }
+        )
+    name = forwarder_pod_name(service.ref.name)
+    spec = {"clusterIP": service.cluster_ip, "ports": ports}
+    hashed = {
+        "forwarder": spec,
+        "aliases": list(service.aliases()),
+        "labels": dict(service.labels),
+        "image": settings.infra_image,
+        "network": [ctx.network.name, ctx.network.subnet],
+    }
+    container = DesiredContainer(
+        docker_name=docker_name(settings.instance, service.ref.namespace, name, L.INFRA_CONTAINER),
+        container=L.INFRA_CONTAINER,
+        role=L.ROLE_FORWARDER,
+        image=settings.infra_image,
+        pull_policy="IfNotPresent",
+        entrypoint=("sh", "-c"),
+        cmd=(forwarder_script(listeners),),
+        ports=tuple(bindings),
+        restart_policy="Always",
+        source=service.source,
+        ipv4_address=service.cluster_ip,
+        aliases=service.aliases(),
+    )
+    return DesiredPod(
+        namespace=service.ref.namespace,
+        name=name,
+        owner=service.ref,
+        host=host.name,
+        labels=dict(service.labels),
+        spec=spec,
+        spec_hash=L.spec_hash(hashed),
+        containers=(container,),
+        volumes=(),
+        restart_policy="Always",
+        source=service.source,
+        network=ctx.network,
+    )
 
 
 def _unplaceable(
@@ -426,7 +642,8 @@ def _host_port_conflicts(pods: list[DesiredPod]) -> list[Diagnostic]:
     problems = []
     for pod in pods:
         for binding in pod.containers[0].ports:
-            assert binding.host_port is not None
+            if not binding.host_port:
+                continue  # a port Docker picks never conflicts
             key = (pod.host, binding.host_ip, binding.host_port, binding.protocol)
             other = used.get(key)
             if other is not None:

@@ -25,7 +25,7 @@ import requests
 from reconciler import labels as L
 from reconciler.hosts import Host
 from reconciler.images import PAUSE_COMMAND, busybox_rootfs, find_static_busybox
-from reconciler.model import DesiredContainer, DesiredPod, HostState, LiveContainer
+from reconciler.model import DesiredContainer, DesiredPod, HostState, LiveContainer, NetworkSpec
 
 DOCKER_RESTART_POLICY = {"Always": "always", "OnFailure": "on-failure", "Never": "no"}
 
@@ -78,6 +78,7 @@ class DockerHost:
         self._lock = threading.Lock()
         self._images_present: set[str] = set()
         self._image_locks: dict[str, threading.Lock] = {}
+        self._networks_present: set[str] = set()
 
     # -- connection ------------------------------------------------------------------------
     @property
@@ -150,12 +151,64 @@ class DockerHost:
             return HostState(self.host.name, reachable=False, error=str(exc))
         except ApplyError as exc:
             return HostState(self.host.name, reachable=False, error=str(exc))
+        owned = [item for item in raw if L.is_owned(item.get("Labels"), self.instance)]
+        markers = [i for i in owned if (i.get("Labels") or {}).get(L.ROLE) == L.ROLE_STATE]
         containers = tuple(
-            live_container(self.host.name, item)
-            for item in raw
-            if L.is_owned(item.get("Labels"), self.instance)
+            live_container(self.host.name, item) for item in owned if item not in markers
         )
-        return HostState(self.host.name, reachable=True, containers=containers)
+        applied = max(markers, key=lambda i: int(i.get("Created", 0)), default=None)
+        return HostState(
+            self.host.name,
+            reachable=True,
+            containers=containers,
+            applied_revision=(applied.get("Labels") or {}).get(L.REVISION, "") if applied else "",
+        )
+
+    def container_events(self, actions: Sequence[str]) -> Any:
+        """A blocking, closable stream of Docker events about this instance's containers
+        (``die``, ``destroy``...): how the service notices a dead container in seconds."""
+        return self._call(
+            "events",
+            self.api.events,
+            decode=True,
+            filters={
+                "type": "container",
+                "event": list(actions),
+                "label": L.ownership_filters(self.instance),
+            },
+        )
+
+    def remove_state_marker(self) -> None:
+        """Forget the recorded revision (``down`` of everything)."""
+        with contextlib.suppress(docker.errors.NotFound):
+            self._call(
+                "remove state marker",
+                self.api.remove_container,
+                f"{self.instance}_reconciler_state",
+                force=True,
+            )
+
+    def record_revision(self, revision: str, image: str) -> None:
+        """Remember on the host which revision was applied last: a container that is never
+        started, labelled with it (Docker labels cannot change, so it is replaced). A
+        restarted service reads it back from the same list call as everything else."""
+        name = f"{self.instance}_reconciler_state"
+        self.remove_state_marker()
+        self.ensure_infra_image(image)
+        self._call(
+            "record revision",
+            self.api.create_container,
+            image,
+            command=["true"],
+            name=name,
+            labels={
+                L.MANAGED_BY: L.MANAGED_BY_VALUE,
+                L.INSTANCE: self.instance,
+                L.ROLE: L.ROLE_STATE,
+                L.REVISION: revision,
+            },
+            host_config=self.api.create_host_config(network_mode="none"),
+        )
 
     def engine_version(self) -> str:
         info = self._call("version", self.api.version)
@@ -244,9 +297,66 @@ class DockerHost:
         }
         if pod.replica is not None:
             result[L.REPLICA] = str(pod.replica)
-        if container.role == L.ROLE_INFRA:
+        if container.role in (L.ROLE_INFRA, L.ROLE_FORWARDER):
             result[L.SPEC] = L.canonical_json({"spec": pod.spec})
+        if container.ipv4_address:
+            result[L.CLUSTER_IP] = container.ipv4_address
         return result
+
+    # -- the instance network ----------------------------------------------------------------
+    def ensure_network(self, network: NetworkSpec) -> None:
+        """Create the instance's network on this host unless it is there (once per run)."""
+        if network.name in self._networks_present:
+            return
+        with self._image_lock("network:" + network.name):
+            if network.name in self._networks_present:
+                return
+            found = self._call("list networks", self.api.networks, filters={"name": network.name})
+            if not any(n.get("Name") == network.name for n in found or []):
+                ipam = docker.types.IPAMConfig(
+                    pool_configs=[
+                        docker.types.IPAMPool(
+                            subnet=network.subnet,
+                            iprange=network.pod_range,
+                            gateway=network.gateway,
+                        )
+                    ]
+                )
+                try:
+                    self._call(
+                        f"create network {network.name}",
+                        self.api.create_network,
+                        network.name,
+                        driver="bridge",
+                        ipam=ipam,
+                        check_duplicate=True,
+                        labels={L.MANAGED_BY: L.MANAGED_BY_VALUE, L.INSTANCE: self.instance},
+                    )
+                except ApplyError as exc:
+                    if "already exists" not in str(exc):
+                        raise ApplyError(
+                            f"{exc} (another network overlaps {network.subnet}: choose "
+                            "another with --cluster-cidr)"
+                            if "overlap" in str(exc)
+                            else str(exc)
+                        ) from exc
+            self._networks_present.add(network.name)
+
+    def remove_network(self, network: NetworkSpec) -> bool:
+        """Remove the instance's network if it is ours and nothing uses it any more."""
+        found = self._call("list networks", self.api.networks, filters={"name": network.name})
+        for item in found or []:
+            if item.get("Name") != network.name or not L.is_owned(
+                item.get("Labels"), self.instance
+            ):
+                continue
+            try:
+                self._call("remove network", self.api.remove_network, item["Id"])
+            except (ApplyError, docker.errors.NotFound):
+                return False  # still in use: the next removal tries again
+            self._networks_present.discard(network.name)
+            return True
+        return False
 
     def _create_volumes(self, pod: DesiredPod) -> None:
         for volume in pod.volumes:
@@ -272,29 +382,47 @@ class DockerHost:
             )
 
     def _create_infra(self, pod: DesiredPod) -> str:
+        """A pod's infra container, or a Service's forwarder (same shape, its own program)."""
         infra = pod.containers[0]
-        port_bindings: dict[str, Any] = {}
+        port_bindings: dict[str, list[Any]] = {}
         exposed: list[Any] = []
         for binding in infra.ports:
             key = f"{binding.container_port}/{binding.protocol.lower()}"
-            exposed.append((binding.container_port, binding.protocol.lower()))
-            target = (binding.host_ip, binding.host_port) if binding.host_ip else binding.host_port
-            port_bindings[key] = target
+            if key not in port_bindings:
+                exposed.append((binding.container_port, binding.protocol.lower()))
+            host_port = binding.host_port or None  # 0: a port Docker picks
+            target = (binding.host_ip, host_port) if binding.host_ip else host_port
+            port_bindings.setdefault(key, []).append(target)
+        networking = None
+        if pod.network is not None:
+            self.ensure_network(pod.network)
+            networking = self.api.create_networking_config(
+                {
+                    pod.network.name: self.api.create_endpoint_config(
+                        ipv4_address=infra.ipv4_address or None,
+                        aliases=list(infra.aliases) or None,
+                    )
+                }
+            )
         host_config = self.api.create_host_config(
             init=True,
-            ipc_mode="shareable",
+            ipc_mode="shareable" if infra.role == L.ROLE_INFRA else None,
             port_bindings=port_bindings or None,
             restart_policy={"Name": "always"},
+            network_mode=pod.network.name if pod.network is not None else None,
         )
         created = self._call(
             f"create {infra.docker_name}",
             self.api.create_container,
             infra.image,
             name=infra.docker_name,
-            hostname=infra.hostname,
+            hostname=infra.hostname or None,
+            entrypoint=list(infra.entrypoint) if infra.entrypoint is not None else None,
+            command=list(infra.cmd) if infra.cmd is not None else None,
             labels=self._labels(pod, infra),
             ports=exposed or None,
             host_config=host_config,
+            networking_config=networking,
         )
         container_id = str(created["Id"])
         self._call(f"start {infra.docker_name}", self.api.start, container_id)
@@ -478,6 +606,15 @@ def live_container(host: str, item: dict[str, Any]) -> LiveContainer:
     names = item.get("Names") or ["/"]
     networks = (item.get("NetworkSettings") or {}).get("Networks") or {}
     address = next((n.get("IPAddress") for n in networks.values() if n.get("IPAddress")), "")
+    published = tuple(
+        sorted(
+            {
+                (int(p["PrivatePort"]), str(p.get("Type", "tcp")), int(p["PublicPort"]))
+                for p in item.get("Ports") or []
+                if p.get("PublicPort") and p.get("PrivatePort")
+            }
+        )
+    )
     return LiveContainer(
         id=str(item.get("Id", "")),
         name=str(names[0]).lstrip("/"),
@@ -488,4 +625,5 @@ def live_container(host: str, item: dict[str, Any]) -> LiveContainer:
         created=int(item.get("Created", 0)),
         image=str(item.get("Image", "")),
         ip_address=address or "",
+        ports=published,
     )

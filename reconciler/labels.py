@@ -28,10 +28,13 @@ SPEC = PREFIX + "spec"  # the desired pod as canonical JSON: field-level diffs
 REVISION = PREFIX + "revision"  # the source revision the object was created from
 SOURCE = PREFIX + "source"  # file:line of the manifest
 REPLICA = PREFIX + "replica"  # the ordinal of an RC replica
+CLUSTER_IP = PREFIX + "cluster-ip"  # forwarders: the Service's address, kept while it lives
 
 INFRA_CONTAINER = "POD"
 ROLE_INFRA = "infra"
 ROLE_APP = "app"
+ROLE_FORWARDER = "forwarder"  # a Service's forwarder on one host (a pod of its own)
+ROLE_STATE = "state"  # a never-started marker container: the last applied revision
 DEFAULT_INSTANCE = "default"
 
 

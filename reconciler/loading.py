@@ -88,7 +88,7 @@ def _loc(filename: str, mark: Any) -> Location:
 
 
 class _Frame:
-    """A mapping or sequence being composed."""
+    """A mapping or sequence being composed (its hot fields are mirrored in locals)."""
 
     __slots__ = (
         "anchor",
@@ -113,13 +113,31 @@ class _Frame:
         self.size = 1
         self.key: str | None = None  # mapping frames: the key waiting for its value
         self.key_flag = 0  # 0 plain key, 1 merge key ('<<'), 2 duplicate key (dropped)
-        self.merges: list[tuple[Any, tuple[int, int]]] = []
+        self.merges: list[tuple[Any, tuple[int, int]]] | None = None  # made on first use
+
+    def add_merge(self, value: Any, start: tuple[int, int]) -> None:
+        """Remember a merge key's value (``<<: *base``), applied when the mapping closes."""
+        if self.merges is None:
+            self.merges = []
+        self.merges.append((value, start))
 
 
 _MERGE_KEY, _DUPLICATE_KEY = 1, 2
 _MappingStart, _SequenceStart = ev.MappingStartEvent, ev.SequenceStartEvent
 _MappingEnd, _SequenceEnd = ev.MappingEndEvent, ev.SequenceEndEvent
 _Scalar, _Alias, _DocumentEnd = ev.ScalarEvent, ev.AliasEvent, ev.DocumentEndEvent
+
+#: First characters of plain scalars that some implicit resolver (int, float, bool, null,
+#: timestamp, merge, ...) may claim; a plain scalar starting with any other character is a
+#: string, which saves running the resolver's regular expressions on most values.
+_RESOLVABLE_FIRST: frozenset[str] = frozenset(
+    first for first in _resolver.yaml_implicit_resolvers if first is not None
+)
+#: A resolver registered for every first character (key None) would defeat the shortcut.
+_FIRST_CHARACTER_SHORTCUT = None not in _resolver.yaml_implicit_resolvers
+_PLAIN_CACHE_SIZE = 16_384
+_YAML_PLAIN_CACHE: dict[str, Any] = {}
+_JSON_PLAIN_CACHE: dict[str, Any] = {}
 
 
 class _Composer:
@@ -133,7 +151,10 @@ class _Composer:
         self.filename = filename
         self.json_scalars = json_scalars
         self.diagnostics: list[Diagnostic] = []
-        self._plain_cache: dict[str, Any] = {}
+        # Plain scalars resolve the same in every file: one cache per scalar dialect, shared
+        # by every composer of the process, so repeated values ('TCP', 8080) resolve once.
+        self._plain_cache = _JSON_PLAIN_CACHE if json_scalars else _YAML_PLAIN_CACHE
+        self._first_character_shortcut = _FIRST_CHARACTER_SHORTCUT and not json_scalars
 
     def location(self, position: tuple[int, int]) -> Location:
         return Location(self.filename, position[0], position[1])
@@ -146,14 +167,21 @@ class _Composer:
             if tag is None or tag == "!" or tag == _STR:
                 return value
         elif tag is None:
-            cached = self._plain_cache.get(value, _MISSING)
-            if cached is not _MISSING:
-                return cached
-            result = self._plain_value(value, event)
-            if len(self._plain_cache) < 4096:
-                self._plain_cache[value] = result
-            return result
+            return self._plain(value, event)
         return self._tagged_value(value, tag, event)
+
+    def _plain(self, value: str, event: ev.ScalarEvent) -> Any:
+        """An untagged plain scalar: resolved by its text alone, so the result is cached."""
+        if self._first_character_shortcut and value[:1] not in _RESOLVABLE_FIRST:
+            return value  # no implicit resolver starts with this character: a string
+        cache = self._plain_cache
+        cached = cache.get(value, _MISSING)
+        if cached is not _MISSING:
+            return cached
+        result = self._plain_value(value, event)
+        if len(cache) < _PLAIN_CACHE_SIZE:
+            cache[value] = result
+        return result
 
     def _plain_value(self, value: str, event: ev.ScalarEvent) -> Any:
         if self.json_scalars:
@@ -218,138 +246,208 @@ class _Composer:
     def _document(
         self, loader: Any
     ) -> tuple[Any, tuple[int, int], dict[FieldPath, tuple[int, int]]]:
+        """Compose one document from its events (the DocumentStartEvent was read).
+
+        This loop runs once per parser event, so it is written for speed: the innermost
+        open collection's fields live in local variables (``container``, ``is_map``,
+        ``path``, ``key``, ``flag``, ``size``) and go back into its ``_Frame`` only when a
+        nested collection opens; reading and writing frame attributes on every event cost
+        more than the rest of the loop. Each event kind has its own branch, scalars first
+        (two events in three are scalars).
+        """
         positions: dict[FieldPath, tuple[int, int]] = {}
         anchors: dict[str, tuple[Any, int]] = {}
-        stack: list[_Frame] = []
+        stack: list[_Frame] = []  # every open collection, the innermost last
         total = 0
         get_event = loader.get_event
+        json_scalars = self.json_scalars
+        plain = self._plain
+        # the innermost open collection (frame is None until the root collection opens)
+        frame: _Frame | None = None
+        container: Any = None
+        is_map = False
+        path: FieldPath = ()
+        key: str | None = None  # mappings: the key waiting for its value
+        flag = 0  # 0 plain key, _MERGE_KEY, _DUPLICATE_KEY (the value is dropped)
+        size = 0  # nodes in the innermost collection, itself included
         while True:
             event = get_event()
             cls = type(event)
-            if cls is _DocumentEnd:
-                return None, (1, 1), positions
-            parent = stack[-1] if stack else None
-            if cls is _Scalar and parent is not None and parent.is_map and parent.key is None:
-                # a mapping key
-                key = event.value
+            if cls is _Scalar:
+                if is_map and key is None:  # a mapping key
+                    key = event.value
+                    if key == "<<" and not event.style and not json_scalars:
+                        flag = _MERGE_KEY
+                    elif key in container:
+                        flag = _DUPLICATE_KEY
+                        mark = event.start_mark
+                        key_path = path + (key,)
+                        first = positions[key_path]
+                        self.diagnostics.append(
+                            Diagnostic(
+                                Severity.ERROR,
+                                Location(self.filename, mark.line + 1, mark.column + 1),
+                                f"duplicate key {key!r}: already set at line {first[0]} of "
+                                "this mapping (YAML would silently keep only one: remove or "
+                                "rename one of them)",
+                                path=format_path(key_path),
+                            )
+                        )
+                    else:
+                        mark = event.start_mark
+                        positions[path + (key,)] = (mark.line + 1, mark.column + 1)
+                    total += 1
+                    continue
+                # a scalar value
+                mark = event.start_mark
+                if frame is None:  # a document that is a single scalar
+                    return self.scalar_value(event), (mark.line + 1, mark.column + 1), positions
+                if not is_map:
+                    positions[path + (len(container),)] = (mark.line + 1, mark.column + 1)
+                tag = event.tag
+                if event.style:  # quoted or block scalar: a string unless explicitly tagged
+                    if tag is None or tag == "!" or tag == _STR:
+                        value = event.value
+                    else:
+                        value = self._tagged_value(event.value, tag, event)
+                elif tag is None:
+                    value = plain(event.value, event)
+                else:
+                    value = self._tagged_value(event.value, tag, event)
+                total += 1
+                if total > MAX_NODES_PER_DOCUMENT:
+                    raise self._too_many_nodes(mark)
+                anchor = event.anchor
+                if anchor is not None:
+                    anchors[anchor] = (value, 1)
+                size += 1
+                if not is_map:
+                    container.append(value)
+                elif flag == 0:
+                    container[key] = value
+                    key = None
+                else:
+                    if flag == _MERGE_KEY:
+                        assert frame is not None
+                        frame.add_merge(value, (mark.line + 1, mark.column + 1))
+                    key = None
+                    flag = 0
+                continue
+            if cls is _MappingStart or cls is _SequenceStart:
                 mark = event.start_mark
                 position = (mark.line + 1, mark.column + 1)
-                key_path = parent.path + (key,)
-                parent.key = key
-                if key == "<<" and not event.style and not self.json_scalars:
-                    parent.key_flag = _MERGE_KEY
-                elif key in parent.value:
-                    parent.key_flag = _DUPLICATE_KEY
-                    first = positions[key_path]
-                    self.diagnostics.append(
-                        Diagnostic(
-                            Severity.ERROR,
-                            self.location(position),
-                            f"duplicate key {key!r}: already set at line {first[0]} of this "
-                            "mapping (YAML would silently keep only one: remove or rename one "
-                            "of them)",
-                            path=format_path(key_path),
-                        )
-                    )
-                else:
-                    positions[key_path] = position
-                total += 1
-                continue
-            # a value: scalar, alias, or the start or end of a collection
-            if cls is _MappingEnd or cls is _SequenceEnd:
-                frame = stack.pop()
-                if frame.merges:
-                    self._merge(frame, positions)
-                value, size, anchor = frame.value, frame.size, frame.anchor
-                start = frame.position  # where the value starts, not its closing event
-                parent = stack[-1] if stack else None
-                if parent is None:
-                    return value, frame.position, positions
-                # its nodes were counted into ``total`` as they were composed
-            else:
-                mark = event.start_mark
-                start = (mark.line + 1, mark.column + 1)
-                if parent is not None and not parent.is_map:
-                    position = (mark.line + 1, mark.column + 1)
-                    positions[parent.path + (len(parent.value),)] = position
-                if cls is _Scalar:
-                    value, size, anchor = self.scalar_value(event), 1, event.anchor
-                elif cls is _MappingStart or cls is _SequenceStart:
-                    if parent is not None and parent.is_map and parent.key is None:
+                if frame is None:
+                    child_path: FieldPath = ()
+                elif is_map:
+                    if key is None:
                         raise _DocumentError(
                             "mapping keys must be plain strings, not lists or mappings",
                             _loc(self.filename, mark),
                         )
-                    if len(stack) >= MAX_DEPTH:
-                        raise _DocumentError(
-                            f"document is nested more than {MAX_DEPTH} levels deep",
-                            _loc(self.filename, mark),
-                        )
-                    if parent is None:
-                        path: FieldPath = ()
-                    elif parent.is_map:
-                        assert parent.key is not None
-                        path = parent.path + (parent.key,)
-                    else:
-                        path = parent.path + (len(parent.value),)
-                    stack.append(
-                        _Frame(
-                            {} if cls is _MappingStart else [],
-                            path,
-                            (mark.line + 1, mark.column + 1),
-                            event.anchor,
-                        )
-                    )
-                    total += 1
-                    continue
-                elif cls is _Alias:
-                    found = anchors.get(event.anchor)
-                    if found is None:
-                        recursive = any(frame.anchor == event.anchor for frame in stack)
-                        raise _DocumentError(
-                            f"alias *{event.anchor} is used inside its own anchor (recursive)"
-                            if recursive
-                            else f"alias *{event.anchor} refers to no anchor defined before it",
-                            _loc(self.filename, mark),
-                        )
-                    if parent is not None and parent.is_map and parent.key is None:
-                        raise _DocumentError(
-                            "aliases cannot be used as mapping keys", _loc(self.filename, mark)
-                        )
-                    value, size = found
-                    anchor = None
-                else:  # pragma: no cover - the parser emits nothing else inside a document
-                    continue
-                if parent is None:  # a document that is a single scalar or alias
-                    return value, (mark.line + 1, mark.column + 1), positions
-                total += size
-                if total > MAX_NODES_PER_DOCUMENT:
+                    child_path = path + (key,)
+                else:
+                    child_path = path + (len(container),)
+                    positions[child_path] = position
+                if len(stack) >= MAX_DEPTH:
                     raise _DocumentError(
-                        f"document expands to more than {MAX_NODES_PER_DOCUMENT:,} nodes "
-                        "(aliases repeated too often, or a document far larger than a "
-                        "manifest)",
+                        f"document is nested more than {MAX_DEPTH} levels deep",
                         _loc(self.filename, mark),
                     )
-            if anchor is not None:
-                anchors[anchor] = (value, size)
-            parent.size += size
-            if parent.is_map:
-                flag = parent.key_flag
-                if flag == 0:
-                    parent.value[parent.key] = value
-                elif flag == _MERGE_KEY:
-                    parent.merges.append((value, start))
-                parent.key = None
-                parent.key_flag = 0
-            else:
-                parent.value.append(value)
+                if frame is not None:  # save the enclosing collection's state
+                    frame.key = key
+                    frame.key_flag = flag
+                    frame.size = size
+                container = {} if cls is _MappingStart else []
+                frame = _Frame(container, child_path, position, event.anchor)
+                stack.append(frame)
+                is_map = cls is _MappingStart
+                path = child_path
+                key = None
+                flag = 0
+                size = 1
+                total += 1
+                continue
+            if cls is _MappingEnd or cls is _SequenceEnd:
+                assert frame is not None
+                done = stack.pop()
+                if done.merges:
+                    self._merge(done, positions)
+                value, start, anchor = container, done.position, done.anchor
+                done_size = size
+                if not stack:
+                    return value, start, positions
+                # back to the enclosing collection; the nodes were counted into ``total``
+                # as they were composed
+                frame = stack[-1]
+                container, is_map, path = frame.value, frame.is_map, frame.path
+                key, flag, size = frame.key, frame.key_flag, frame.size
+                if anchor is not None:
+                    anchors[anchor] = (value, done_size)
+                size += done_size
+                if not is_map:
+                    container.append(value)
+                elif flag == 0:
+                    container[key] = value
+                    key = None
+                else:
+                    if flag == _MERGE_KEY:
+                        frame.add_merge(value, start)
+                    key = None
+                    flag = 0
+                continue
+            if cls is _Alias:
+                mark = event.start_mark
+                found = anchors.get(event.anchor)
+                if found is None:
+                    recursive = any(open_.anchor == event.anchor for open_ in stack)
+                    raise _DocumentError(
+                        f"alias *{event.anchor} is used inside its own anchor (recursive)"
+                        if recursive
+                        else f"alias *{event.anchor} refers to no anchor defined before it",
+                        _loc(self.filename, mark),
+                    )
+                if frame is None:  # a document that is a single alias
+                    return found[0], (mark.line + 1, mark.column + 1), positions
+                if is_map and key is None:
+                    raise _DocumentError(
+                        "aliases cannot be used as mapping keys", _loc(self.filename, mark)
+                    )
+                if not is_map:
+                    positions[path + (len(container),)] = (mark.line + 1, mark.column + 1)
+                value, alias_size = found
+                total += alias_size
+                if total > MAX_NODES_PER_DOCUMENT:
+                    raise self._too_many_nodes(mark)
+                size += alias_size
+                if not is_map:
+                    container.append(value)
+                elif flag == 0:
+                    container[key] = value
+                    key = None
+                else:
+                    if flag == _MERGE_KEY:
+                        assert frame is not None
+                        frame.add_merge(value, (mark.line + 1, mark.column + 1))
+                    key = None
+                    flag = 0
+                continue
+            if cls is _DocumentEnd:  # an empty document
+                return None, (1, 1), positions
+            # pragma: no cover - the parser emits nothing else inside a document
+
+    def _too_many_nodes(self, mark: Any) -> _DocumentError:
+        return _DocumentError(
+            f"document expands to more than {MAX_NODES_PER_DOCUMENT:,} nodes "
+            "(aliases repeated too often, or a document far larger than a manifest)",
+            _loc(self.filename, mark),
+        )
 
     def _merge(self, frame: _Frame, positions: dict[FieldPath, tuple[int, int]]) -> None:
         """Apply YAML merge keys (``<<: *base``): explicit keys win, as in Kubernetes."""
         target = frame.value
         merge_path = frame.path + ("<<",)
         positions.pop(merge_path, None)
-        for value, position in frame.merges:
+        for value, position in frame.merges or ():
             sources = value if isinstance(value, list) else [value]
             for index, source in enumerate(sources):
                 # a mapping written inline has its own key positions; an alias has only one
@@ -416,8 +514,10 @@ def _json_as_yaml(text: str) -> str:
     text = text.replace("\t", " ")
     if "\\u" in text:
         text = _JSON_SURROGATE_PAIR.sub(
-            lambda m: m[1]
-            + f"\\U{0x10000 + ((int(m[2], 16) - 0xD800) << 10) + int(m[3], 16) - 0xDC00:08X}",
+            lambda m: (
+                m[1]
+                + f"\\U{0x10000 + ((int(m[2], 16) - 0xD800) << 10) + int(m[3], 16) - 0xDC00:08X}"
+            ),
             text,
         )
     return _JSON_ONLY_CHARACTERS.sub(lambda m: f"\\u{ord(m[0]):04X}", text)
@@ -579,18 +679,34 @@ def _walk(top: str) -> list[str]:
     return files
 
 
-def load_paths(paths: Iterable[str], stdin: Any = None) -> LoadResult:
-    """Read every file under ``paths`` (``-`` is stdin) and parse it; never stops early."""
-    result = LoadResult()
+def read_paths(paths: Iterable[str], stdin: Any = None) -> list[tuple[str, bytes]]:
+    """Read every file under ``paths`` (``-`` is stdin), in order: (name, contents) pairs.
+
+    Reading is separate from parsing so that the parsing can be shared out among worker
+    processes (``reconciler.parallel``). Raises InputError for a path that cannot be read.
+    """
+    inputs: list[tuple[str, bytes]] = []
     for filename in discover(paths):
         if filename == "-":
             stream = stdin if stdin is not None else sys.stdin.buffer
-            data = stream.read()
-            result.extend(parse_bytes(data, STDIN_NAME))
+            inputs.append((STDIN_NAME, stream.read()))
             continue
         try:
             data = Path(filename).read_bytes()
         except OSError as exc:
             raise InputError(f"{filename}: {exc.strerror or exc}") from exc
+        inputs.append((filename, data))
+    return inputs
+
+
+def parse_inputs(inputs: Iterable[tuple[str, bytes]]) -> LoadResult:
+    """Parse (name, contents) pairs, as ``read_paths`` gives them, into one LoadResult."""
+    result = LoadResult()
+    for filename, data in inputs:
         result.extend(parse_bytes(data, filename))
     return result
+
+
+def load_paths(paths: Iterable[str], stdin: Any = None) -> LoadResult:
+    """Read every file under ``paths`` (``-`` is stdin) and parse it; never stops early."""
+    return parse_inputs(read_paths(paths, stdin))

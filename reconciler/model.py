@@ -158,8 +158,22 @@ class PortBinding:
 
     container_port: int
     protocol: str = "TCP"
-    host_port: int | None = None
+    host_port: int | None = None  # 0: a port Docker picks (pod ports reachable from other hosts)
     host_ip: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkSpec:
+    """The instance's Docker network on every host: pods and Service forwarders join it.
+
+    The same subnet on every host, so that a Service's cluster IP means the same everywhere;
+    pods get addresses from ``pod_range``, forwarders fixed ones from the rest.
+    """
+
+    name: str
+    subnet: str
+    pod_range: str
+    gateway: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +217,8 @@ class DesiredContainer:
     hostname: str = ""  # infra container only
     restart_policy: str = "Always"
     source: Location | None = None
+    ipv4_address: str = ""  # forwarders: the Service's cluster IP on the instance network
+    aliases: tuple[str, ...] = ()  # forwarders: the Service's DNS names
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,6 +237,7 @@ class DesiredPod:
     restart_policy: str
     source: Location
     replica: int | None = None
+    network: NetworkSpec | None = None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -245,6 +262,8 @@ class LiveContainer:
     image: str
     exit_code: int | None = None
     ip_address: str = ""
+    #: published ports: (container port, protocol lower-case, host port), from the list call
+    ports: tuple[tuple[int, str, int], ...] = ()
 
     @property
     def running(self) -> bool:
@@ -260,3 +279,4 @@ class HostState:
     containers: tuple[LiveContainer, ...] = ()
     error: str = ""
     engine_version: str = ""
+    applied_revision: str = ""  # what the last complete apply recorded on this host

@@ -98,7 +98,21 @@ class Plan:
 
     @property
     def in_sync(self) -> bool:
-        return not self.actions and not self.problems and not self.unreachable
+        errors = any(d.is_error for d in self.problems)
+        return not self.actions and not errors and not self.unreachable
+
+    def split_forwarders(self) -> tuple[Plan, Plan]:
+        """(everything but Service forwarders, only the forwarders), problems kept on the first."""
+        workload = [a for a in self.actions if a.owner.kind != "Service"]
+        forwarders = [a for a in self.actions if a.owner.kind == "Service"]
+        first = Plan(
+            actions=workload,
+            problems=self.problems,
+            unreachable=self.unreachable,
+            owned_pods=self.owned_pods,
+            skipped_prunes=self.skipped_prunes,
+        )
+        return first, Plan(actions=forwarders, owned_pods=self.owned_pods)
 
     def summary(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -109,7 +123,7 @@ class Plan:
     def prunes_by_host(self) -> dict[str, int]:
         counts: dict[str, int] = defaultdict(int)
         for action in self.actions:
-            if action.prune:
+            if action.prune and action.owner.kind != "Service":
                 counts[action.host] += 1
         return dict(counts)
 
@@ -209,7 +223,7 @@ def field_changes(
 
 def _live_spec(containers: Iterable[LiveContainer]) -> dict[str, Any] | None:
     for c in containers:
-        if c.labels.get(L.ROLE) == L.ROLE_INFRA and c.labels.get(L.SPEC):
+        if c.labels.get(L.ROLE) in (L.ROLE_INFRA, L.ROLE_FORWARDER) and c.labels.get(L.SPEC):
             try:
                 spec = json.loads(c.labels[L.SPEC])
             except ValueError:
@@ -295,10 +309,16 @@ def plan(
     for host in sorted(set(wanted) | set(live)):
         state = live.get(host)
         if state is not None and not state.reachable:
-            result.unreachable[host] = state.error or "unreachable"
+            note = desired.host_notes.get(host)
+            result.unreachable[host] = (state.error or "unreachable") + (
+                f" ({note})" if note else ""
+            )
             continue
         live_pods = group_pods(state.containers) if state is not None else {}
-        result.owned_pods[host] = len(live_pods)
+        # the prune guard counts workload pods: forwarders follow their Services
+        result.owned_pods[host] = sum(
+            1 for cs in live_pods.values() if _owner_of(cs).kind != "Service"
+        )
         desired_pods = wanted.get(host, {})
         for key in sorted(desired_pods):
             result.actions.extend(

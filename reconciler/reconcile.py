@@ -7,14 +7,18 @@ service share exactly the same pass.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
+from reconciler import hostmemory
 from reconciler.applying import ActionResult, ApplyReport, execute
 from reconciler.desired import DesiredState, Settings, compute_desired
 from reconciler.docker_io import DockerHost
 from reconciler.gitsource import revision_of
+from reconciler.hostmemory import HostRecord
 from reconciler.hosts import Host
 from reconciler.loading import load_paths
 from reconciler.model import HostState, Manifest
@@ -68,9 +72,25 @@ def make_plan(
     settings: Settings,
     *,
     prune: bool = True,
+    host_memory: Mapping[str, HostRecord] | None = None,
+    now: float = 0.0,
 ) -> tuple[DesiredState, Plan]:
-    desired = compute_desired(manifests, hosts, live, settings)
+    desired = compute_desired(manifests, hosts, live, settings, host_memory, now)
     return desired, plan(desired, live, prune=prune)
+
+
+def observe_and_remember(
+    runtimes: Mapping[str, DockerHost], instance: str, state_dir: Path | None
+) -> tuple[dict[str, HostState], dict[str, HostRecord], float]:
+    """Observe every host and update the instance's host memory (kept on disk when
+    ``state_dir`` is given): what placement needs to give an unreachable host its grace."""
+    live = observe(runtimes)
+    now = time.time()
+    before = hostmemory.load(instance, state_dir) if state_dir is not None else {}
+    after = hostmemory.remember(before, live, now)
+    if state_dir is not None and after != before:
+        hostmemory.save(instance, state_dir, after)
+    return live, after, now
 
 
 def apply_plan(
@@ -81,3 +101,49 @@ def apply_plan(
     on_result: Callable[[ActionResult], None] | None = None,
 ) -> ApplyReport:
     return execute(the_plan, runtimes, concurrency=concurrency, on_result=on_result)
+
+
+@dataclass
+class Converged:
+    """What a two-phase apply did: the workload report and the forwarder follow-up."""
+
+    report: ApplyReport
+    followup: Plan | None = None  # forwarder actions planned after the pods changed
+
+
+def converge(
+    the_plan: Plan,
+    manifests: Sequence[Manifest],
+    hosts: Sequence[Host],
+    settings: Settings,
+    runtimes: Mapping[str, DockerHost],
+    *,
+    prune: bool = True,
+    concurrency: int = 8,
+    on_result: Callable[[ActionResult], None] | None = None,
+    host_memory: Mapping[str, HostRecord] | None = None,
+    now: float = 0.0,
+) -> Converged:
+    """Apply ``the_plan``; when pods changed, re-observe and bring the forwarders up to date.
+
+    Forwarders carry a Service's endpoints, which exist only once the pods run. So pods go
+    first; then one list call per host shows where they run now, a fresh plan says which
+    forwarders must follow, and those run. When no pod changes, the plan runs as it is.
+    """
+    workload, _ = the_plan.split_forwarders()
+    if not workload.actions:
+        return Converged(
+            apply_plan(the_plan, runtimes, concurrency=concurrency, on_result=on_result)
+        )
+    report = apply_plan(workload, runtimes, concurrency=concurrency, on_result=on_result)
+    live = observe(runtimes)
+    now = time.time()
+    host_memory = hostmemory.remember(host_memory or {}, live, now)
+    _, fresh = make_plan(
+        manifests, hosts, live, settings, prune=prune, host_memory=host_memory, now=now
+    )
+    _, followup = fresh.split_forwarders()
+    if followup.actions:
+        more = apply_plan(followup, runtimes, concurrency=concurrency, on_result=on_result)
+        report.results.extend(more.results)
+    return Converged(report, followup)

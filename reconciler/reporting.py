@@ -181,7 +181,8 @@ def plan_markdown(plan: Any, revision: str) -> str:
     for host, error in sorted(plan.unreachable.items()):
         out.append(f"> :warning: host `{host}` unreachable: {_md_escape(error)}")
     for d in plan.problems:
-        out.append(f"> :x: `{d.location}` {_md_escape(d.message)}")
+        mark = ":x:" if d.is_error else ":warning:"
+        out.append(f"> {mark} `{d.location}` {_md_escape(d.message)}")
     if plan.actions:
         out += [
             "",

@@ -21,10 +21,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any
-
-from jsonschema import Draft202012Validator, ValidationError, validators
-from referencing import Registry, Resource
+from typing import TYPE_CHECKING, Any
 
 from reconciler import names
 from reconciler.loading import LoadResult
@@ -39,6 +36,9 @@ from reconciler.model import (
 )
 from reconciler.quantity import QuantityError, is_quantity_syntax, parse_quantity
 from reconciler.schema_check import Compiler, Issue, UnsupportedSchema
+
+if TYPE_CHECKING:
+    from jsonschema import ValidationError
 
 SCHEMA_FILES = {
     "Pod": "pod.json",
@@ -105,15 +105,31 @@ def schema_dir() -> Path:
     raise FileNotFoundError("the reconciler's schemas/ directory is missing from this install")
 
 
-def _unhonoured(
-    validator: Any, why: str, instance: Any, schema: Mapping[str, Any]
-) -> Iterator[ValidationError]:
-    yield ValidationError(why)
+@cache
+def _validator_class() -> Any:
+    """``jsonschema``'s 2020-12 validator, taught the ``x-unhonoured`` keyword.
+
+    Built on first use: importing ``jsonschema`` (and ``referencing``, ``attrs``, ``rpds``)
+    is a large share of the command's start-up, and validation needs it only for a schema
+    the compiler cannot handle, which none of ours is.
+    """
+    from jsonschema import Draft202012Validator, ValidationError, validators
+
+    def unhonoured(
+        validator: Any, why: str, instance: Any, schema: Mapping[str, Any]
+    ) -> Iterator[ValidationError]:
+        yield ValidationError(why)
+
+    return validators.extend(  # type: ignore[no-untyped-call]
+        Draft202012Validator, {"x-unhonoured": unhonoured}
+    )
 
 
-_Validator = validators.extend(  # type: ignore[no-untyped-call]
-    Draft202012Validator, {"x-unhonoured": _unhonoured}
-)
+def __getattr__(name: str) -> Any:
+    """``_Validator`` (the reference validator class) is made when first asked for."""
+    if name == "_Validator":
+        return _validator_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 SchemaCheck = Callable[[Mapping[str, Any]], list[Any]]
@@ -139,10 +155,12 @@ def schema_id(kind: str) -> str:
 
 def reference_validator(kind: str) -> Any:
     """The ``jsonschema`` validator for ``kind``: the reference the compiled checks follow."""
+    from referencing import Registry, Resource
+
     registry: Registry[Any] = Registry().with_resources(
         (sid, Resource.from_contents(doc)) for sid, doc in schema_documents().items()
     )
-    return _Validator(schema_documents()[schema_id(kind)], registry=registry)
+    return _validator_class()(schema_documents()[schema_id(kind)], registry=registry)
 
 
 @cache
@@ -289,6 +307,8 @@ def _schema_diagnostics(report: _Reporter, error: Issue | ValidationError) -> No
 
 # -- per-object semantics -------------------------------------------------------------------
 def _as_map(value: Any) -> Mapping[str, Any]:
+    if type(value) is dict:  # the loader makes dicts: skip the slower ABC check
+        return value
     return value if isinstance(value, Mapping) else {}
 
 
@@ -747,12 +767,84 @@ def check_tree(manifests: list[Manifest], out: list[Diagnostic]) -> None:
                 )
 
 
+def tree_view(manifest: Manifest) -> Manifest:
+    """What ``check_tree`` reads of ``manifest``, with the positions it may point at.
+
+    Worker processes (``reconciler.parallel``) send these back instead of whole manifests:
+    a manifest's positions make up most of its size, and pickling 10,000 whole ones cost
+    more than the second core saved. ``check_tree`` gives the same diagnostics for a view as
+    for its manifest, so this must keep in step with it: the identity (kind, namespace,
+    name), the pod templates' labels and port names, and each Service's selector and ports.
+    """
+    body = manifest.body
+    metadata = manifest.metadata
+    view: dict[str, Any] = {
+        "kind": manifest.kind,
+        "metadata": {
+            key: metadata[key] for key in ("name", "namespace", "labels") if key in metadata
+        },
+    }
+    spec = _as_map(body.get("spec"))
+    kept: list[FieldPath] = [("metadata",), ("metadata", "name")]
+    if manifest.kind == "Service":
+        ports = _as_list(spec.get("ports"))
+        view["spec"] = {
+            "selector": dict(_as_map(spec.get("selector"))),
+            "ports": [
+                {key: port[key] for key in ("nodePort", "protocol", "targetPort") if key in port}
+                for port in map(_as_map, ports)
+            ],
+        }
+        kept += [("spec",), ("spec", "selector"), ("spec", "ports")]
+        for index in range(len(ports)):
+            kept += [
+                ("spec", "ports", index),
+                ("spec", "ports", index, "nodePort"),
+                ("spec", "ports", index, "targetPort"),
+            ]
+    elif manifest.kind in ("Pod", "ReplicationController"):
+        [(_, labels, pod_spec)] = _pod_templates([manifest])
+        port_names = [
+            name
+            for container in _as_list(pod_spec.get("containers"))
+            for port in _as_list(_as_map(container).get("ports"))
+            if isinstance(name := _as_map(port).get("name"), str)
+        ]
+        template = {
+            "labels": dict(labels),
+            "spec": {"containers": [{"ports": [{"name": name} for name in port_names]}]},
+        }
+        if manifest.kind == "Pod":
+            view["metadata"]["labels"] = template["labels"]
+            view["spec"] = template["spec"]
+        else:
+            view["spec"] = {
+                "template": {"metadata": {"labels": template["labels"]}, "spec": template["spec"]}
+            }
+    positions = manifest.positions
+    return Manifest(
+        view,
+        manifest.file,
+        manifest.position,
+        {path: positions[path] for path in kept if path in positions},
+    )
+
+
+def finish(diagnostics: list[Diagnostic], manifests: list[Manifest]) -> list[Diagnostic]:
+    """The last steps of ``validate``: the checks across objects, then drop repeats and sort.
+
+    ``diagnostics`` holds the loading diagnostics, then every object's own, in file order;
+    ``manifests`` may be ``tree_view``s. Returns them sorted by file and position.
+    """
+    check_tree(manifests, diagnostics)
+    unique = list(dict.fromkeys(diagnostics))  # jsonschema reports some problems twice
+    unique.sort(key=Diagnostic.sort_key)
+    return unique
+
+
 def validate(loaded: LoadResult) -> ValidationResult:
     """Validate everything loaded; diagnostics come back sorted by file and position."""
     diagnostics = list(loaded.diagnostics)
     for manifest in loaded.manifests:
         check_manifest(manifest, diagnostics)
-    check_tree(loaded.manifests, diagnostics)
-    unique = list(dict.fromkeys(diagnostics))  # jsonschema reports some problems twice
-    unique.sort(key=Diagnostic.sort_key)
-    return ValidationResult(list(loaded.manifests), unique)
+    return ValidationResult(list(loaded.manifests), finish(diagnostics, loaded.manifests))

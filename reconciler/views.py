@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from reconciler import labels as L
+from reconciler.hosts import Host
 from reconciler.model import HostState, LiveContainer, Manifest, ObjectRef
 from reconciler.planning import group_pods
 from reconciler.selectors import Selector
@@ -74,16 +75,28 @@ def pod_labels(containers: Iterable[LiveContainer]) -> dict[str, str]:
     return {}
 
 
-def live_pods(states: Mapping[str, HostState], selector: Selector | None = None) -> list[LivePod]:
-    """Every pod on every reachable host, optionally filtered by a label selector."""
+def live_pods(
+    states: Mapping[str, HostState],
+    selector: Selector | None = None,
+    *,
+    forwarders: bool = False,
+) -> list[LivePod]:
+    """Every pod on every reachable host, optionally filtered by a label selector.
+
+    Service forwarders are pods of their own (owned by the Service, labelled like it);
+    they are left out unless ``forwarders`` is set, as ``get pods`` shows workloads only.
+    """
     pods = []
     for host in sorted(states):
         for (namespace, name), containers in group_pods(states[host].containers).items():
+            is_forwarder = any(c.labels.get(L.ROLE) == L.ROLE_FORWARDER for c in containers)
+            if is_forwarder and not forwarders:
+                continue
             labels = pod_labels(containers)
             if selector is not None and not selector.matches(labels):
                 continue
-            infra = next((c for c in containers if c.labels.get(L.ROLE) == L.ROLE_INFRA), None)
-            apps = tuple(c for c in containers if c.labels.get(L.ROLE) != L.ROLE_INFRA)
+            infra = next((c for c in containers if c.labels.get(L.ROLE) in _INFRA_ROLES), None)
+            apps = tuple(c for c in containers if c.labels.get(L.ROLE) not in _INFRA_ROLES)
             first = containers[0].labels
             owner = ObjectRef(
                 first.get(L.OWNER_KIND, "Pod"),
@@ -92,6 +105,9 @@ def live_pods(states: Mapping[str, HostState], selector: Selector | None = None)
             )
             pods.append(LivePod(host, namespace, name, owner, labels, infra, apps))
     return sorted(pods, key=lambda p: (p.namespace, p.name, p.host))
+
+
+_INFRA_ROLES = (L.ROLE_INFRA, L.ROLE_FORWARDER)
 
 
 def age(created: int, now: float) -> str:
@@ -163,11 +179,54 @@ def rc_rows(
     return rows
 
 
+@dataclass(frozen=True, slots=True)
+class ServiceView:
+    """What the forwarders of one Service say: its address and, per host, its endpoints."""
+
+    cluster_ip: str
+    endpoints: Mapping[str, tuple[str, ...]]  # host -> address:port of each backend
+    published: tuple[str, ...]
+
+
+def forwarder_views(states: Mapping[str, HostState]) -> dict[ObjectRef, ServiceView]:
+    """Read every Service's forwarders (their spec label) from the live state."""
+    found: dict[ObjectRef, dict[str, Any]] = {}
+    for host in sorted(states):
+        for c in states[host].containers:
+            if c.labels.get(L.ROLE) != L.ROLE_FORWARDER:
+                continue
+            ref = ObjectRef(
+                "Service", c.labels.get(L.OWNER_NAMESPACE, ""), c.labels.get(L.OWNER_NAME, "")
+            )
+            try:
+                spec = json.loads(c.labels.get(L.SPEC, "{}")).get("spec", {})
+            except (ValueError, AttributeError):
+                spec = {}
+            entry = found.setdefault(
+                ref, {"ip": c.labels.get(L.CLUSTER_IP, ""), "endpoints": {}, "published": []}
+            )
+            ports = spec.get("ports", []) if isinstance(spec, dict) else []
+            entry["endpoints"][host] = tuple(
+                e for p in ports if isinstance(p, dict) for e in p.get("endpoints", [])
+            )
+            entry["published"].extend(
+                e for p in ports if isinstance(p, dict) for e in p.get("published", [])
+            )
+    return {
+        ref: ServiceView(e["ip"], e["endpoints"], tuple(dict.fromkeys(e["published"])))
+        for ref, e in found.items()
+    }
+
+
 def service_rows(
-    manifests: Sequence[Manifest], pods: Sequence[LivePod], wide: bool
+    manifests: Sequence[Manifest],
+    pods: Sequence[LivePod],
+    wide: bool,
+    forwarders: Mapping[ObjectRef, ServiceView] | None = None,
 ) -> list[dict[str, Any]]:
-    """Services from the manifests, with the live pods they select as endpoints."""
+    """Services from the manifests, with the live pods they select and their forwarders."""
     rows = []
+    forwarders = forwarders or {}
     for m in sorted((m for m in manifests if m.kind == "Service"), key=lambda m: m.ref):
         spec = m.body.get("spec", {})
         selector = spec.get("selector") or {}
@@ -184,36 +243,94 @@ def service_rows(
             f"{p.get('protocol', 'TCP')}"
             for p in spec.get("ports", [])
         )
+        view = forwarders.get(m.ref)
         row: dict[str, Any] = {
             "NAME": m.name if m.namespace == "default" else f"{m.namespace}/{m.name}",
             "TYPE": spec.get("type", "ClusterIP"),
+            "CLUSTER-IP": view.cluster_ip if view else "<none>",
             "PORTS": ports,
             "ENDPOINTS": len(endpoints),
+            "FORWARDERS": len(view.endpoints) if view else 0,
             "SELECTOR": ",".join(f"{k}={v}" for k, v in selector.items()),
         }
         if wide:
             row["PODS"] = ",".join(f"{p.name}@{p.host}" for p in endpoints)
+            row["ROUTES"] = (
+                ";".join(f"{h}->{','.join(e) or '-'}" for h, e in sorted(view.endpoints.items()))
+                if view
+                else ""
+            )
+            row["PUBLISHED"] = ",".join(view.published) if view else ""
             row["EXTERNAL-IP"] = ",".join(spec.get("externalIPs", []) + spec.get("publicIPs", []))
         rows.append(row)
     return rows
 
 
+def _format_cpu(nano: int) -> str:
+    return f"{nano / 1e9:g}"
+
+
+def _format_memory(size: int) -> str:
+    for unit, factor in (("Gi", 1 << 30), ("Mi", 1 << 20), ("Ki", 1 << 10)):
+        if size >= factor:
+            return f"{size / factor:.3g}{unit}"
+    return str(size)
+
+
+def pod_requests(containers: Iterable[LiveContainer]) -> tuple[int, int]:
+    """CPU (nano) and memory (bytes) a live pod requests, from the spec its infra carries."""
+    from reconciler.desired import spec_requests
+
+    for c in containers:
+        if c.labels.get(L.ROLE) == L.ROLE_INFRA and c.labels.get(L.SPEC):
+            try:
+                spec = json.loads(c.labels[L.SPEC]).get("spec", {})
+                return spec_requests(spec)
+            except (ValueError, AttributeError, TypeError, ArithmeticError):
+                return 0, 0
+    return 0, 0
+
+
 def host_rows(
-    states: Mapping[str, HostState], urls: Mapping[str, str], versions: Mapping[str, str]
+    states: Mapping[str, HostState],
+    hosts: Sequence[Host],
+    versions: Mapping[str, str],
+    wide: bool = False,
 ) -> list[dict[str, Any]]:
+    """One row per configured host: reachable, engine, pods, forwarders, capacity used."""
+    by_name = {h.name: h for h in hosts}
     rows = []
-    for name in sorted(states):
-        state = states[name]
+    for name in sorted(set(states) | set(by_name)):
+        state = states.get(name, HostState(name, False, error="not observed"))
+        host = by_name.get(name)
         pods = group_pods(state.containers)
-        rows.append(
-            {
-                "NAME": name,
-                "URL": urls.get(name, ""),
-                "REACHABLE": "yes" if state.reachable else "no",
-                "ENGINE": versions.get(name, ""),
-                "PODS": len(pods),
-                "CONTAINERS": len(state.containers),
-                "ERROR": state.error,
-            }
-        )
+        workload = {
+            key: cs
+            for key, cs in pods.items()
+            if not any(c.labels.get(L.ROLE) == L.ROLE_FORWARDER for c in cs)
+        }
+        cpu = memory = 0
+        for containers in workload.values():
+            pod_cpu, pod_memory = pod_requests(containers)
+            cpu, memory = cpu + pod_cpu, memory + pod_memory
+        cpu_cap = host.cpu_nano if host else None
+        mem_cap = host.memory_bytes if host else None
+        row: dict[str, Any] = {
+            "NAME": name,
+            "ADDRESS": host.address if host else "",
+            "REACHABLE": "yes" if state.reachable else "no",
+            "ENGINE": versions.get(name, ""),
+            "PODS": len(workload),
+            "FORWARDERS": len(pods) - len(workload),
+            "CPU": _format_cpu(cpu) + (f"/{_format_cpu(cpu_cap)}" if cpu_cap else ""),
+            "MEMORY": _format_memory(memory) + (f"/{_format_memory(mem_cap)}" if mem_cap else ""),
+            "ERROR": state.error,
+        }
+        if wide:
+            row["URL"] = host.url if host else ""
+            row["LABELS"] = ",".join(
+                f"{k}={v}" for k, v in sorted((host.labels if host else {}).items())
+            )
+            row["CONTAINERS"] = len(state.containers)
+        rows.append(row)
     return rows

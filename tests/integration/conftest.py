@@ -13,6 +13,7 @@ unless ``RECONCILER_SKIP_DOCKER=1`` is set, then they are skipped.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import shutil
 import socket
@@ -53,6 +54,27 @@ SAMPLE_PODS: dict[str, list[str]] = {
 }
 
 
+def _subnets() -> Iterator[str]:
+    """/20s of 10.200.0.0/13 (clear of the test hosts' 10.231.0.0/24), one per rig."""
+    for n in itertools.count():
+        yield f"10.{200 + (n // 16) % 30}.{(n % 16) * 16}.0/20"
+
+
+_SUBNETS = _subnets()
+
+
+def remove_stale_test_networks(api: docker.APIClient) -> None:
+    """Networks of test instances (``it-*``) left by a crashed earlier run, with nothing
+    attached: they would hold address pools that this run's rigs need."""
+    for network in api.networks(filters={"label": f"{L.MANAGED_BY}={L.MANAGED_BY_VALUE}"}):
+        instance = (network.get("Labels") or {}).get(L.INSTANCE, "")
+        if not instance.startswith("it-"):
+            continue
+        with contextlib.suppress(docker.errors.APIError):
+            if not api.inspect_network(network["Id"]).get("Containers"):
+                api.remove_network(network["Id"])
+
+
 def _instance_filter(instance: str) -> dict[str, Any]:
     return {"label": f"{L.INSTANCE}={instance}"}
 
@@ -74,6 +96,9 @@ def purge(api: docker.APIClient, instance: str) -> None:
     for volume in volumes:
         with contextlib.suppress(docker.errors.APIError):
             api.remove_volume(volume["Name"], force=True)
+    for network in api.networks(filters=_instance_filter(instance)):
+        with contextlib.suppress(docker.errors.APIError):
+            api.remove_network(network["Id"])
 
 
 def docker_time(text: str) -> float:
@@ -126,7 +151,13 @@ class Rig:
         self.instance = instance
         self.root = root
         self.src = root / "manifests"
-        self.runner = CliRunner()
+        #: per rig: its own host memory (hostmemory.py) and its own network subnet, so that
+        #: rigs never share what they remember nor collide on Docker's address pools
+        self.env = {
+            "RECONCILER_STATE_DIR": str(root / "state"),
+            "RECONCILER_CLUSTER_CIDR": next(_SUBNETS),
+        }
+        self.runner = CliRunner(env=self.env)
         self.tracked: list[str] = []
 
     # -- manifests ---------------------------------------------------------------------------
@@ -194,20 +225,34 @@ class Rig:
             filters["status"] = "running"
         return list(self.api.containers(all=not running_only, filters=filters))
 
+    def workload(self) -> list[dict[str, Any]]:
+        """This instance's pods' containers: not Service forwarders nor `run`'s marker."""
+        skip = (L.ROLE_FORWARDER, L.ROLE_STATE)  # forwarders; the revision marker of `run`
+        return [c for c in self.containers() if c["Labels"].get(L.ROLE) not in skip]
+
+    def forwarders(self) -> dict[str, dict[str, Any]]:
+        """Service name -> its forwarder container (one host)."""
+        return {
+            c["Labels"][L.OWNER_NAME]: c for c in self.containers(f"{L.ROLE}={L.ROLE_FORWARDER}")
+        }
+
     def ids(self) -> dict[str, str]:
-        """Docker name -> id of every container of this instance."""
-        return {c["Names"][0].lstrip("/"): c["Id"] for c in self.containers()}
+        """Docker name -> id of every workload container of this instance."""
+        return {c["Names"][0].lstrip("/"): c["Id"] for c in self.workload()}
 
     def pods(self) -> dict[str, list[str]]:
         """Pod name -> sorted spec names of its containers (a duplicate shows twice)."""
         result: dict[str, list[str]] = {}
-        for c in self.containers():
+        for c in self.workload():
             labels = c["Labels"]
             result.setdefault(labels[L.POD], []).append(labels[L.CONTAINER])
         return {pod: sorted(names) for pod, names in sorted(result.items())}
 
     def states(self) -> dict[str, str]:
         return {c["Names"][0].lstrip("/"): c["State"] for c in self.containers()}
+
+    def services(self) -> set[str]:
+        return set(self.forwarders())
 
     def volumes(self) -> list[str]:
         found = self.api.volumes(filters=_instance_filter(self.instance)).get("Volumes") or []
@@ -252,6 +297,7 @@ def docker_client() -> Iterator[docker.DockerClient]:
             "scripts/docker-up, or set RECONCILER_SKIP_DOCKER=1 to skip the integration tests.",
             pytrace=False,
         )
+    remove_stale_test_networks(client.api)
     missing = [image for image in SAMPLE_IMAGES if not _has_image(client, image)]
     if missing:
         result = CliRunner().invoke(cli, ["images", "busybox", *missing])

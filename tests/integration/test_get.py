@@ -52,7 +52,8 @@ def test_get_shows_pods_controllers_services_and_hosts(applied: Rig) -> None:
     result = rig.get("pods", "-o", "wide")
     wide = {r["NAME"]: r for r in table(result.output)}
     infra = rig.inspect("keystone-1", "POD")
-    assert wide["keystone-1"]["IP"] == infra["NetworkSettings"]["IPAddress"]
+    networks = infra["NetworkSettings"]["Networks"]
+    assert wide["keystone-1"]["IP"] == networks[f"reconciler-{rig.instance}"]["IPAddress"]
     assert wide["keystone-1"]["OWNER"] == "ReplicationController/keystone"
     assert wide["keystone-1"]["IMAGES"] == "sample/keystone:1.0,sample/memcached:1.0"
     assert wide["keystone-db"]["OWNER"] == "Pod/keystone-db"
@@ -98,15 +99,32 @@ def test_get_shows_pods_controllers_services_and_hosts(applied: Rig) -> None:
     result = rig.get("hosts")
     assert result.exit_code == 0, result.output
     header, line = result.output.splitlines()
-    assert header.split() == ["NAME", "URL", "REACHABLE", "ENGINE", "PODS", "CONTAINERS", "ERROR"]
-    assert line.split()[0] == "local" and line.split()[2:3] == ["yes"]
-    assert line.split()[4:] == ["6", "15"]
+    assert header.split() == [
+        "NAME",
+        "ADDRESS",
+        "REACHABLE",
+        "ENGINE",
+        "PODS",
+        "FORWARDERS",
+        "CPU",
+        "MEMORY",
+        "ERROR",
+    ]
+    fields = line.split()
+    assert fields[:3] == ["local", "127.0.0.1", "yes"]
+    # 6 pods, 3 forwarders; requests (else limits): db 0.5/64Mi, frontend 2 x 0.1/16Mi,
+    # keystone 3 x (0.5 + memcached 0)/(64Mi + 32Mi)
+    assert fields[4:8] == ["6", "3", "2.2", "384Mi"], line
+    result = rig.get("hosts", "-o", "wide")
+    assert result.exit_code == 0, result.output
+    wide_host = table(result.output)[0]
+    assert wide_host["URL"] == (os.environ.get("DOCKER_HOST") or DEFAULT_SOCKET)
+    assert wide_host["CONTAINERS"] == "18"
     result = rig.get("hosts", "-o", "json")
     assert result.exit_code == 0, result.output
     [host] = json.loads(result.output)
     assert host["NAME"] == "local"
-    assert host["URL"] == (os.environ.get("DOCKER_HOST") or DEFAULT_SOCKET)
     assert host["REACHABLE"] == "yes"
     assert host["ENGINE"] == rig.client.version()["Version"]
-    assert (host["PODS"], host["CONTAINERS"]) == (6, 15)
+    assert (host["PODS"], host["FORWARDERS"]) == (6, 3)
     assert host["ERROR"] == ""

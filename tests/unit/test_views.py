@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import Any
 
 import pytest
 
 from reconciler import labels as L
 from reconciler.docker_io import live_container
+from reconciler.hosts import Host
 from reconciler.loading import parse_text
 from reconciler.model import HostState, LiveContainer, Manifest, ObjectRef
 from reconciler.selectors import parse_selector
@@ -339,60 +341,129 @@ def test_service_rows_count_running_selected_pods_in_the_namespace() -> None:
         {
             "NAME": "external",
             "TYPE": "ClusterIP",
+            "CLUSTER-IP": "<none>",  # no forwarder observed
             "PORTS": "443/TCP",
             "ENDPOINTS": 0,  # no selector: selects nothing
+            "FORWARDERS": 0,
             "SELECTOR": "",
             "PODS": "",
+            "ROUTES": "",
+            "PUBLISHED": "",
             "EXTERNAL-IP": "",
         },
         {
             "NAME": "web",
             "TYPE": "NodePort",
+            "CLUSTER-IP": "<none>",
             "PORTS": "80:30080/TCP,53/UDP",
             "ENDPOINTS": 2,  # web-c is not running; other does not match
+            "FORWARDERS": 0,
             "SELECTOR": "app=web",
             "PODS": "web-a@h1,web-b@h2",
+            "ROUTES": "",
+            "PUBLISHED": "",
             "EXTERNAL-IP": "192.0.2.1",
         },
         {
             "NAME": "shop/db",
             "TYPE": "ClusterIP",
+            "CLUSTER-IP": "<none>",
             "PORTS": "3306/TCP",
             "ENDPOINTS": 0,  # the web pods live in another namespace
+            "FORWARDERS": 0,
             "SELECTOR": "app=web",
             "PODS": "",
+            "ROUTES": "",
+            "PUBLISHED": "",
             "EXTERNAL-IP": "",
         },
     ]
     narrow = service_rows(manifests(SERVICES), pods, wide=False)
-    assert set(narrow[1]) == {"NAME", "TYPE", "PORTS", "ENDPOINTS", "SELECTOR"}
+    assert set(narrow[1]) == {
+        "NAME",
+        "TYPE",
+        "CLUSTER-IP",
+        "PORTS",
+        "ENDPOINTS",
+        "FORWARDERS",
+        "SELECTOR",
+    }
 
 
 # -- hosts ----------------------------------------------------------------------------------
-def test_host_rows() -> None:
+def test_host_rows_show_pods_forwarders_and_capacity_used() -> None:
+    import dataclasses
+
+    spec = {"containers": [{"resources": {"requests": {"cpu": "250m", "memory": "64Mi"}}}]}
+    a = running_pod("a", "x", "y")
+    a[0] = dataclasses.replace(a[0], labels={**a[0].labels, L.SPEC: json.dumps({"spec": spec})})
+    forwarder = dataclasses.replace(
+        lc("svc_db", L.INFRA_CONTAINER, owner="Service/db"),
+        labels={
+            **lc("svc_db", L.INFRA_CONTAINER).labels,
+            L.ROLE: L.ROLE_FORWARDER,
+            L.OWNER_KIND: "Service",
+        },
+    )
     states = {
         "h2": HostState("h2", False, error="connection refused"),
-        "h1": HostState("h1", True, tuple(running_pod("a", "x", "y") + running_pod("b"))),
+        "h1": HostState("h1", True, (*a, *running_pod("b"), forwarder)),
     }
-    rows = host_rows(states, {"h1": "tcp://h1:2375"}, {"h1": "24.0.7"})
+    hosts = [
+        Host(
+            "h1",
+            "tcp://h1:2375",
+            "10.0.0.1",
+            {"zone": "a"},
+            cpu_nano=2 * 10**9,
+            memory_bytes=1 << 30,
+        ),
+        Host("h2", "tcp://h2:2375", "10.0.0.2"),
+        Host("h3", "tcp://h3:2375", "10.0.0.3"),
+    ]
+    rows = host_rows(states, hosts, {"h1": "24.0.7"}, wide=True)
     assert rows == [
         {
             "NAME": "h1",
-            "URL": "tcp://h1:2375",
+            "ADDRESS": "10.0.0.1",
             "REACHABLE": "yes",
             "ENGINE": "24.0.7",
             "PODS": 2,
-            "CONTAINERS": 5,
+            "FORWARDERS": 1,
+            "CPU": "0.25/2",
+            "MEMORY": "64Mi/1Gi",
             "ERROR": "",
+            "URL": "tcp://h1:2375",
+            "LABELS": "zone=a",
+            "CONTAINERS": 6,
         },
         {
             "NAME": "h2",
-            "URL": "",
+            "ADDRESS": "10.0.0.2",
             "REACHABLE": "no",
             "ENGINE": "",
             "PODS": 0,
-            "CONTAINERS": 0,
+            "FORWARDERS": 0,
+            "CPU": "0",
+            "MEMORY": "0",
             "ERROR": "connection refused",
+            "URL": "tcp://h2:2375",
+            "LABELS": "",
+            "CONTAINERS": 0,
+        },
+        {
+            "NAME": "h3",
+            "ADDRESS": "10.0.0.3",
+            "REACHABLE": "no",
+            "ENGINE": "",
+            "PODS": 0,
+            "FORWARDERS": 0,
+            "CPU": "0",
+            "MEMORY": "0",
+            "ERROR": "not observed",
+            "URL": "tcp://h3:2375",
+            "LABELS": "",
+            "CONTAINERS": 0,
         },
     ]
 

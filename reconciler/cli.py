@@ -358,6 +358,7 @@ def _run_with_progress(
             prune=computed.prune,
             host_memory=computed.host_memory,
             now=computed.now,
+            state_dir=state_dir(),
             concurrency=concurrency,
             on_result=on_result,
         )

@@ -179,6 +179,11 @@ def _env(name: str) -> str:
     show_default=True,
     help="Seconds between SIGTERM and SIGKILL.",
 )
+@click.option(
+    "--print-config",
+    is_flag=True,
+    help="Print the settings in effect (after flags, env vars and file) and exit.",
+)
 def run_command(
     source: str,
     branch: str,
@@ -200,12 +205,22 @@ def run_command(
     max_prune: int,
     allow_mass_prune: bool,
     grace_period: int,
+    print_config: bool,
 ) -> None:
     """Reconcile continuously: commit to git and the hosts follow; a container dies and
     comes back. Serves health, readiness, metrics, status and a push webhook."""
     _, _, port = listen.rpartition(":")
     if not port.isdigit():
         raise click.BadParameter(f"{listen!r}: expected HOST:PORT", param_hint="--listen")
+    if print_config:
+        shown = {
+            name: value
+            for name, value in click.get_current_context().params.items()
+            if name not in ("print_config", "webhook_secret")
+        }
+        shown["webhook_secret"] = "******" if webhook_secret else ""
+        click.echo(json.dumps(shown, indent=2, sort_keys=True))
+        sys.exit(EXIT_OK)
     setup_logging(log_format)
     config = RunConfig(
         source=source,

@@ -372,6 +372,8 @@ def _pod_actions(
                 f"replica {pod.name} missing: ReplicationController {pod.owner.name} wants "
                 f"{wanted} pod(s), {have} exist"
             )
+        elif pod.owner.kind == "Service":
+            reason = f"no forwarder for Service {pod.owner.name} on this host"
         else:
             reason = "pod does not exist"
         return [act(Verb.CREATE, reason)]

@@ -80,15 +80,21 @@ def make_plan(
 
 
 def observe_and_remember(
-    runtimes: Mapping[str, DockerHost], instance: str, state_dir: Path | None
+    runtimes: Mapping[str, DockerHost],
+    instance: str,
+    state_dir: Path | None,
+    previous: Mapping[str, HostRecord] | None = None,
 ) -> tuple[dict[str, HostState], dict[str, HostRecord], float]:
     """Observe every host and update the instance's host memory (kept on disk when
-    ``state_dir`` is given): what placement needs to give an unreachable host its grace."""
+    ``state_dir`` is given, else carried in ``previous``): what placement needs to give an
+    unreachable host its grace period."""
     live = observe(runtimes)
     now = time.time()
-    before = hostmemory.load(instance, state_dir) if state_dir is not None else {}
+    if state_dir is None:
+        return live, hostmemory.remember(previous or {}, live, now), now
+    before = hostmemory.load(instance, state_dir)
     after = hostmemory.remember(before, live, now)
-    if state_dir is not None and after != before:
+    if after != before:
         hostmemory.save(instance, state_dir, after)
     return live, after, now
 
@@ -123,6 +129,7 @@ def converge(
     on_result: Callable[[ActionResult], None] | None = None,
     host_memory: Mapping[str, HostRecord] | None = None,
     now: float = 0.0,
+    state_dir: Path | None = None,
 ) -> Converged:
     """Apply ``the_plan``; when pods changed, re-observe and bring the forwarders up to date.
 
@@ -136,9 +143,11 @@ def converge(
             apply_plan(the_plan, runtimes, concurrency=concurrency, on_result=on_result)
         )
     report = apply_plan(workload, runtimes, concurrency=concurrency, on_result=on_result)
-    live = observe(runtimes)
-    now = time.time()
-    host_memory = hostmemory.remember(host_memory or {}, live, now)
+    # what runs now: the forwarders' endpoints, and the host memory (which pods each host
+    # runs, so that a host lost before the next pass keeps them for its grace period)
+    live, host_memory, now = observe_and_remember(
+        runtimes, settings.instance, state_dir, host_memory
+    )
     _, fresh = make_plan(
         manifests, hosts, live, settings, prune=prune, host_memory=host_memory, now=now
     )

@@ -37,6 +37,7 @@ from reconciler.applying import ActionResult
 from reconciler.desired import Settings
 from reconciler.docker_io import DockerHost
 from reconciler.gitsource import Checkout, GitSource, SourceError, SourceUnavailable, sync
+from reconciler.hostmemory import HostRecord
 from reconciler.hosts import Host
 from reconciler.httpapi import Metrics, Server, StatusBoard, serve
 from reconciler.loading import InputError
@@ -135,6 +136,7 @@ class ReconcileService:
         self._stopping = threading.Event()
         self._suspended = False
         self._last_good: tuple[list[Manifest], str] | None = None
+        self._memory: dict[str, HostRecord] = {}  # host memory when no state dir is set
         self._git_backoff = Backoff(cap=max(config.interval, 1.0))
         self._next_fetch = 0.0
         self._threads: list[threading.Thread] = []
@@ -399,7 +401,10 @@ class ReconcileService:
         config = self.config
         for runtime in self.runtimes.values():
             runtime.revision = revision
-        live, memory, now = observe_and_remember(self.runtimes, config.instance, config.state_dir)
+        live, memory, now = observe_and_remember(
+            self.runtimes, config.instance, config.state_dir, self._memory
+        )
+        self._memory = memory
         for host, state in sorted(live.items()):
             self.board.set_host(host, state.reachable, state.error)
             if not state.reachable:
@@ -434,6 +439,7 @@ class ReconcileService:
             on_result=self._on_result,
             host_memory=memory,
             now=now,
+            state_dir=config.state_dir,
         )
         failed = len(done.report.failed)
         applied = len(done.report.results) - failed

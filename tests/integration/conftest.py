@@ -18,6 +18,7 @@ import os
 import shutil
 import socket
 import time
+import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -122,6 +123,21 @@ def free_port() -> int:
                 continue
             return port
     raise RuntimeError("no free port in 20000-29999")
+
+
+def fetch(url: str, timeout: float = 3.0) -> str:
+    """One HTTP GET (only ever to 127.0.0.1 or a test host's 10.231.0.x address)."""
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        return str(response.read().decode().strip())
+
+
+def answers(url: str, tries: int = 30) -> set[str]:
+    """The distinct bodies ``tries`` GETs returned: which backends a Service reached."""
+    seen = set()
+    for _ in range(tries):
+        with contextlib.suppress(OSError):
+            seen.add(fetch(url))
+    return seen
 
 
 def changed_pods(before: dict[str, str], after: dict[str, str]) -> set[str]:

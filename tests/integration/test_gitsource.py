@@ -122,8 +122,14 @@ class Daemon:
     def start(self) -> None:
         self.process = subprocess.Popen(
             [
-                "git", "daemon", "--reuseaddr", "--listen=127.0.0.1", f"--port={self.port}",
-                f"--base-path={self.base}", "--export-all", "--informative-errors",
+                "git",
+                "daemon",
+                "--reuseaddr",
+                "--listen=127.0.0.1",
+                f"--port={self.port}",
+                f"--base-path={self.base}",
+                "--export-all",
+                "--informative-errors",
             ],
             cwd=self.base,
             env=HELPER_ENV,
@@ -574,8 +580,10 @@ def test_http_credentials_are_never_prompted_for_nor_shown(cache: Path) -> None:
     thread.start()
     try:
         port = server.server_address[1]
-        for url in (f"http://127.0.0.1:{port}/repo.git",
-                    f"http://user:s3cret@127.0.0.1:{port}/repo.git"):
+        for url in (
+            f"http://127.0.0.1:{port}/repo.git",
+            f"http://user:s3cret@127.0.0.1:{port}/repo.git",
+        ):
             started = time.monotonic()
             with pytest.raises(SourceError) as raised:
                 sync(GitSource(url, cache_dir=cache), timeout=20)

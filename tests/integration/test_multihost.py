@@ -13,7 +13,6 @@ import contextlib
 import json
 import subprocess
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -23,7 +22,7 @@ import pytest
 
 from reconciler import labels as L
 
-from .conftest import Rig, purge, wait_for
+from .conftest import Rig, answers, purge, wait_for
 from .testhosts import TestHosts, test_hosts
 
 __all__ = ["test_hosts"]  # the fixture, imported to be found
@@ -77,19 +76,6 @@ class Cluster:
             for c in self.containers(host, f"{L.POD}={pod}", f"{L.CONTAINER}={container}"):
                 return host, c["Names"][0].lstrip("/")
         raise AssertionError(f"{pod}/{container} runs nowhere")
-
-
-def fetch(url: str, timeout: float = 3.0) -> str:
-    with urllib.request.urlopen(url, timeout=timeout) as response:
-        return str(response.read().decode().strip())
-
-
-def answers(url: str, tries: int = 30) -> set[str]:
-    seen = set()
-    for _ in range(tries):
-        with contextlib.suppress(OSError):
-            seen.add(fetch(url))
-    return seen
 
 
 @pytest.fixture

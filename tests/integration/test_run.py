@@ -286,6 +286,7 @@ def test_a_commit_is_applied_within_one_poll_and_health_endpoints_answer(
     assert revision in json.dumps(status), status
     # level-triggered: applied within a poll interval plus the rollout itself
     assert elapsed < 60, elapsed
+
     # the revision is recorded on the host for a restarted service
     def markers() -> list[str]:
         found = rig.api.containers(

@@ -8,29 +8,14 @@ is 127.0.0.1, so published ports answer there and nowhere else.
 from __future__ import annotations
 
 import contextlib
-import urllib.request
 
 import docker.errors
 
 from reconciler import labels as L
 
-from .conftest import Rig, free_port, wait_for
+from .conftest import Rig, answers, fetch, free_port, wait_for
 
 SERVICES = {"db", "frontend", "keystone-public"}
-
-
-def fetch(url: str, timeout: float = 3.0) -> str:
-    """One HTTP GET from the root namespace (127.0.0.1 only)."""
-    with urllib.request.urlopen(url, timeout=timeout) as response:
-        return str(response.read().decode().strip())
-
-
-def backends_seen(url: str, tries: int = 30) -> set[str]:
-    seen = set()
-    for _ in range(tries):
-        with contextlib.suppress(OSError):
-            seen.add(fetch(url))
-    return seen
 
 
 def test_forwarders_env_and_dns_reach_the_backends(applied: Rig) -> None:
@@ -55,13 +40,13 @@ def test_forwarders_env_and_dns_reach_the_backends(applied: Rig) -> None:
         )
         assert answer.strip() == "db keystone-db", target
     # the LoadBalancer and NodePort answer on the host's address, spread over backends
-    keystones = backends_seen("http://127.0.0.1:5000/")
+    keystones = answers("http://127.0.0.1:5000/")
     assert len(keystones) >= 2 and all(k.startswith("keystone keystone-") for k in keystones)
-    assert backends_seen("http://127.0.0.1:30080/") <= {
+    assert answers("http://127.0.0.1:30080/") <= {
         "frontend frontend-0",
         "frontend frontend-1",
     }
-    assert len(backends_seen("http://127.0.0.1:30080/")) == 2
+    assert len(answers("http://127.0.0.1:30080/")) == 2
     rows = rig.get("services", "--source", rig.src, "-o", "json")
     assert rows.exit_code == 0, rows.output
 
@@ -70,10 +55,10 @@ def test_forwarders_follow_scaling_in_one_apply_and_go_with_the_service(applied:
     rig = applied
     rig.edit("keystone/controller.yaml", "replicas: 3", "replicas: 1")
     rig.applied()
-    assert backends_seen("http://127.0.0.1:5000/") == {"keystone keystone-0"}
+    assert answers("http://127.0.0.1:5000/") == {"keystone keystone-0"}
     rig.edit("keystone/controller.yaml", "replicas: 1", "replicas: 2")
     rig.applied()
-    assert backends_seen("http://127.0.0.1:5000/") == {
+    assert answers("http://127.0.0.1:5000/") == {
         "keystone keystone-0",
         "keystone keystone-1",
     }
@@ -82,7 +67,7 @@ def test_forwarders_follow_scaling_in_one_apply_and_go_with_the_service(applied:
     port = free_port()
     rig.edit("keystone/service.yaml", "- port: 5000", f"- port: {port}")
     rig.applied()
-    assert len(backends_seen(f"http://127.0.0.1:{port}/")) == 2
+    assert len(answers(f"http://127.0.0.1:{port}/")) == 2
     with contextlib.suppress(OSError):
         fetch("http://127.0.0.1:5000/", timeout=1)
         raise AssertionError("port 5000 still answers after the Service moved off it")
@@ -106,7 +91,7 @@ def test_a_killed_backend_leaves_the_forwarder_and_comes_back(applied: Rig) -> N
     assert diff.exit_code == 1
     assert "svc_keystone-public" in diff.output  # its endpoint is gone: the route changes
     rig.applied()
-    assert len(backends_seen("http://127.0.0.1:5000/", tries=40)) == 3
+    assert len(answers("http://127.0.0.1:5000/", tries=40)) == 3
     rig.assert_converged()
 
 

@@ -102,7 +102,7 @@ def test_cluster_network_is_derived_from_the_instance_and_stable() -> None:
     a, b = cluster_network("default"), cluster_network("default")
     assert a == b
     net = ipaddress.IPv4Network(a.subnet)
-    assert net.prefixlen == 16 and net.subnet_of(ipaddress.IPv4Network("10.64.0.0/10"))
+    assert net.prefixlen == 20 and net.subnet_of(ipaddress.IPv4Network("10.64.0.0/10"))
     assert a.name == "reconciler-default"
     lower, upper = net.subnets(1)
     assert a.pod_range == str(lower)
@@ -395,28 +395,11 @@ def test_an_endpoint_change_recreates_the_forwarder_and_says_why() -> None:
         app_box("db", "h1"),
     )
     # the forwarder made when db was not running yet, and the db pod that runs now
-    live_fwd = LiveContainer(
-        id="fwd",
+    held = forwarder_container("db", fwd.containers[0].ipv4_address)
+    live_fwd = dataclasses.replace(
+        held,
         name=fwd.containers[0].docker_name,
-        host="h1",
-        labels={
-            L.MANAGED_BY: L.MANAGED_BY_VALUE,
-            L.INSTANCE: "default",
-            L.ROLE: L.ROLE_FORWARDER,
-            L.OWNER_KIND: "Service",
-            L.OWNER_NAMESPACE: "default",
-            L.OWNER_NAME: "db",
-            L.POD: fwd.name,
-            L.POD_NAMESPACE: "default",
-            L.CONTAINER: L.INFRA_CONTAINER,
-            L.SPEC_HASH: fwd.spec_hash,
-            L.SPEC: json.dumps({"spec": fwd.spec}),
-            L.CLUSTER_IP: fwd.containers[0].ipv4_address,
-        },
-        state="running",
-        status="Up",
-        created=0,
-        image="reconciler/pause:1",
+        labels={**held.labels, L.SPEC_HASH: fwd.spec_hash, L.SPEC: json.dumps({"spec": fwd.spec})},
     )
     db_infra = running[0]
     spec = {"containers": [{"name": "db", "ports": [{"containerPort": 3306, "name": "mysql"}]}]}

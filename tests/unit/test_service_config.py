@@ -1,0 +1,82 @@
+"""The service's pure parts: source kinds, backoff, JSON logs, config precedence. No mocks."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from reconciler.cli import cli
+from reconciler.service import Backoff, JsonFormatter, RunConfig
+
+
+def test_git_sources_and_watched_directories(tmp_path: Path) -> None:
+    assert RunConfig(source="https://example.invalid/ops/m.git").is_git
+    assert RunConfig(source="git://127.0.0.1:9418/m.git").is_git
+    assert RunConfig(source="file:///srv/m.git").is_git
+    assert RunConfig(source="git@example.invalid:ops/m.git").is_git
+    bare = tmp_path / "m.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(bare)], check=True)
+    assert RunConfig(source=str(bare)).is_git
+    plain = tmp_path / "manifests"
+    plain.mkdir()
+    assert not RunConfig(source=str(plain)).is_git
+
+
+def test_backoff_grows_with_jitter_up_to_the_cap_and_resets() -> None:
+    backoff = Backoff(base=1.0, cap=8.0)
+    delays = [backoff.failed() for _ in range(6)]
+    ceilings = [1, 2, 4, 8, 8, 8]
+    assert all(c / 2 <= d <= c for d, c in zip(delays, ceilings, strict=True)), delays
+    backoff.succeeded()
+    assert backoff.failed() <= 1.0
+
+
+def test_json_log_lines_carry_revision_host_and_object() -> None:
+    record = logging.LogRecord("reconciler", logging.INFO, __file__, 1, "created %s", ("x",), None)
+    record.revision = "abc123"
+    record.host = "h1"
+    record.object = "ReplicationController/default/web"
+    line = json.loads(JsonFormatter().format(record))
+    assert line["message"] == "created x"
+    assert (line["level"], line["revision"], line["host"]) == ("info", "abc123", "h1")
+    assert line["object"] == "ReplicationController/default/web"
+    assert line["time"].endswith("Z")
+
+
+@pytest.mark.parametrize(
+    ("config", "env", "flags", "wanted"),
+    [
+        ("interval: 7\n", {}, [], "7.0"),
+        ("interval: 7\n", {"RECONCILER_INTERVAL": "9"}, [], "9.0"),
+        ("interval: 7\n", {"RECONCILER_INTERVAL": "9"}, ["--interval", "11"], "11.0"),
+        ("", {}, [], "30.0"),
+    ],
+)
+def test_config_precedence_flags_env_file_defaults(
+    tmp_path: Path, config: str, env: dict[str, str], flags: list[str], wanted: str
+) -> None:
+    """Flags beat RECONCILER_* env vars, which beat the file, which beats the defaults."""
+    path = tmp_path / "config.yaml"
+    path.write_text(config + "source: /srv/manifests\nwebhook-secret: hush\n")
+    result = CliRunner(env=env).invoke(
+        cli, ["run", "--config", str(path), *flags, "--print-config"]
+    )
+    assert result.exit_code == 0, result.output
+    shown = json.loads(result.output)
+    assert str(shown["interval"]) == wanted
+    assert shown["source"] == "/srv/manifests"
+    assert shown["webhook_secret"] == "******"  # never printed
+
+
+def test_unknown_config_key_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text("source: x\nintervall: 3\n")
+    result = CliRunner().invoke(cli, ["run", "--config", str(path)])
+    assert result.exit_code == 2
+    assert "unknown setting 'intervall'" in result.output
+    assert "interval" in result.output

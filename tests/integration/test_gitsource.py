@@ -519,7 +519,7 @@ def test_unreachable_remote_then_back(upstream: Upstream, cache: Path, tmp_path:
     started = time.monotonic()
     with pytest.raises(SourceUnavailable, match="Connection refused"):
         sync(source, timeout=20)  # nothing listens yet: before the first clone
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 10  # refused at once: no waiting for the timeout
     daemon.start()
     try:
         assert sync(source).revision == upstream.head()
@@ -530,7 +530,7 @@ def test_unreachable_remote_then_back(upstream: Upstream, cache: Path, tmp_path:
     started = time.monotonic()
     with pytest.raises(SourceUnavailable, match="Connection refused"):
         sync(source, timeout=20)  # went away after the clone
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 10  # refused at once: no waiting for the timeout
     daemon.start()  # the same port again
     try:
         back = sync(source)
@@ -550,7 +550,9 @@ def test_a_remote_that_never_answers_is_killed_at_the_timeout(cache: Path) -> No
         with pytest.raises(SourceUnavailable, match=r"no answer within 1\.5 s"):
             sync(source, timeout=1.5)
         elapsed = time.monotonic() - started
-    assert 1.4 < elapsed < 5, elapsed
+    # Without the kill git would wait forever. Past the 1.5 s, the kill itself takes time:
+    # GitPython finds git's children with pgrep, seconds on a machine under heavy load.
+    assert 1.4 < elapsed < 15, elapsed
     assert not list(cache.glob("*.tmp-*"))
 
 

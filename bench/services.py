@@ -758,6 +758,7 @@ def measure_hosts(
     down_s: dict[str, list[float]] = {"3": [], "1": []}
     spread: dict[str, int] = {}
     answers: dict[str, bool] = {}
+    networks_left = 0  # instance networks `reconciler down` left on the hosts
     for round_ in range(rounds):
         for count in rotated(["3", "1"], round_):
             apis = [
@@ -782,6 +783,8 @@ def measure_hosts(
             left = bench.containers(instance)
             if left:
                 raise RuntimeError(f"{instance}: {left} containers left after down")
+            for api in apis:
+                networks_left += len(owned_networks(api, instance))
     three, one = median(apply_s["3"]), median(apply_s["1"])
     return {
         "pods": pods,
@@ -794,6 +797,7 @@ def measure_hosts(
         "down_1_host_s": round(median(down_s["1"]), 2),
         "pods_per_host": spread,
         "service_answers": answers,
+        "networks_left_after_down": networks_left,
         "ratio": round(ratio(three, one), 3),
         "ratio_best": round(ratio(min(apply_s["3"]), min(apply_s["1"])), 3),
     }
@@ -848,7 +852,7 @@ def print_hosts(r: Mapping[str, Any]) -> None:
         f"  ratio 3 hosts / 1 host: {r['ratio']:.2f}x (best {r['ratio_best']:.2f}x); "
         f"down {r['down_3_hosts_s']:.1f} s / {r['down_1_host_s']:.1f} s; "
         f"Service answers on every host: {all(r['service_answers'].values())} "
-        f"{r['service_answers']}"
+        f"{r['service_answers']}; networks left by down: {r['networks_left_after_down']}"
     )
 
 

@@ -23,6 +23,7 @@ import yaml
 
 from reconciler.cli import EXIT_ERROR, EXIT_INVALID, EXIT_OK, _load_hosts, _settings, cli
 from reconciler.desired import DEFAULT_INFRA_IMAGE
+from reconciler.gitsource import GitSource, SourceError
 from reconciler.hostmemory import state_dir
 from reconciler.service import ReconcileService, RunConfig, setup_logging
 
@@ -242,7 +243,12 @@ def run_command(
         allow_mass_prune=allow_mass_prune,
         grace_seconds=grace_period,
     )
-    if not config.is_git and not Path(source).is_dir():
+    if config.is_git:
+        try:  # malformed url, ref or path: a usage error now, not a failing service later
+            GitSource(source, ref=branch, path=subpath)
+        except SourceError as exc:
+            raise click.BadParameter(str(exc), param_hint="--source/--branch/--path") from exc
+    elif not Path(source).is_dir():
         raise click.BadParameter(
             f"{source}: no such directory or repository", param_hint="--source"
         )

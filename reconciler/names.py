@@ -1,8 +1,14 @@
-"""Name and label syntax, with the limits the Kubernetes API server enforces."""
+"""Name and label syntax, with the limits the Kubernetes API server enforces.
+
+Every check is a pure function of one string, and a tree of manifests repeats the same
+names over and over (label keys, container and port names, env var names), so each keeps
+its recent answers: ``reconciler validate`` asks about 20 of these questions per object.
+"""
 
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
@@ -11,6 +17,7 @@ _IANA_SVC_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
 _ENV_NAME = re.compile(r"^[!-<>-~]+$")  # printable ASCII but space and '='
 
 
+@lru_cache(maxsize=4096)
 def dns1123_label(value: str) -> str | None:
     """None when valid, else what is wrong (used for namespaces, containers, volumes)."""
     if len(value) > 63:
@@ -23,6 +30,7 @@ def dns1123_label(value: str) -> str | None:
     return None
 
 
+@lru_cache(maxsize=4096)
 def dns1123_subdomain(value: str) -> str | None:
     """None when valid; Pod and ReplicationController names are DNS-1123 subdomains."""
     if len(value) > 253:
@@ -35,6 +43,7 @@ def dns1123_subdomain(value: str) -> str | None:
     return None
 
 
+@lru_cache(maxsize=4096)
 def dns1035_label(value: str) -> str | None:
     """None when valid; Service names are DNS-1035 labels (they become DNS names)."""
     if len(value) > 63:
@@ -47,6 +56,7 @@ def dns1035_label(value: str) -> str | None:
     return None
 
 
+@lru_cache(maxsize=4096)
 def port_name(value: str) -> str | None:
     """None when valid; container port names follow IANA service-name syntax."""
     if len(value) > 15:
@@ -61,6 +71,7 @@ def port_name(value: str) -> str | None:
     return None
 
 
+@lru_cache(maxsize=4096)
 def qualified_name(value: str) -> str | None:
     """None when valid; label and annotation keys: optional DNS prefix, '/', a name."""
     prefix, slash, name = value.rpartition("/")
@@ -82,6 +93,7 @@ def qualified_name(value: str) -> str | None:
     return None
 
 
+@lru_cache(maxsize=4096)
 def label_value(value: str) -> str | None:
     """None when valid; label values are empty or a short name."""
     if len(value) > 63:
@@ -94,6 +106,7 @@ def label_value(value: str) -> str | None:
     return None
 
 
+@lru_cache(maxsize=4096)
 def env_name(value: str) -> str | None:
     """None when valid; environment variable names are printable ASCII without '='."""
     if not _ENV_NAME.fullmatch(value):

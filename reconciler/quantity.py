@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal
+from functools import lru_cache
 
 _QUANTITY = re.compile(
     r"^(?P<number>[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))"
@@ -39,8 +40,13 @@ class QuantityError(ValueError):
     """The text is not a Kubernetes quantity."""
 
 
+@lru_cache(maxsize=1024, typed=True)
 def parse_quantity(value: str | int | float) -> Decimal:
-    """Parse a quantity to its exact value in base units (cores, bytes)."""
+    """Parse a quantity to its exact value in base units (cores, bytes).
+
+    Cached (a Decimal is immutable; ``typed`` keeps 1, 1.0 and True apart): manifests
+    repeat a few quantities ("100m", "128Mi") thousands of times.
+    """
     if isinstance(value, bool):
         raise QuantityError(f"{value!r} is not a quantity")
     if isinstance(value, int | float):

@@ -40,6 +40,8 @@ class Issue:
 
 
 Check = Callable[[Any, FieldPath, list[Issue]], None]
+#: Exact Python types a schema passes without looking further (see ``Compiler._accepts``).
+Accepts = frozenset[type] | None
 
 
 def _is_integer(value: Any) -> bool:
@@ -56,6 +58,20 @@ _TYPE_TESTS: dict[str, Callable[[Any], bool]] = {
     "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
     "boolean": lambda v: isinstance(v, bool),
     "null": lambda v: v is None,
+}
+
+
+#: For each JSON type, the exact Python types that certainly are of it. A value whose
+#: ``type()`` is in the set passes the type test with one set lookup; any other value (a
+#: subclass, a float that is an integer) takes the full test.
+_EXACT_TYPES: dict[str, frozenset[type]] = {
+    "object": frozenset({dict}),
+    "array": frozenset({list}),
+    "string": frozenset({str}),
+    "integer": frozenset({int}),
+    "number": frozenset({int, float}),
+    "boolean": frozenset({bool}),
+    "null": frozenset({type(None)}),
 }
 
 
@@ -136,12 +152,45 @@ class Compiler:
             checks.append(self._range(schema))
         if len(checks) == 1:
             return checks[0]
+        if len(checks) == 2:  # the usual pair, type and properties: no loop
+            first, second = checks
+
+            def run_both(instance: Any, path: FieldPath, out: list[Issue]) -> None:
+                first(instance, path, out)
+                second(instance, path, out)
+
+            return run_both
 
         def run_all(instance: Any, path: FieldPath, out: list[Issue]) -> None:
             for check in checks:
                 check(instance, path, out)
 
         return run_all
+
+    def _accepts(self, schema: Any, base: str, seen: frozenset[str] = frozenset()) -> Accepts:
+        """The exact types of value that ``schema`` certainly finds no fault with, or None.
+
+        Only for schemas that test nothing but the type (after following ``$ref``): most
+        leaves of a manifest (names, images, ports, label values). The loops over
+        properties and items skip the call to such a leaf's check when the value's type is
+        in the set, which saves a third of the checking time; any other value is checked
+        in full, so the answers do not change.
+        """
+        if not isinstance(schema, Mapping):
+            return None
+        keywords = [keyword for keyword in schema if keyword not in _ANNOTATIONS]
+        if keywords == ["$ref"]:
+            key, target = self._resolve(schema["$ref"], base)
+            if key in seen:
+                return None
+            return self._accepts(target, key.partition("#")[0], seen | {key})
+        if keywords != ["type"]:
+            return None
+        wanted = schema["type"]
+        names = wanted if isinstance(wanted, list) else [wanted]
+        if not all(isinstance(name, str) and name in _EXACT_TYPES for name in names):
+            return None
+        return frozenset().union(*(_EXACT_TYPES[name] for name in names))
 
     # -- keywords ------------------------------------------------------------------------
     def _kw_ref(self, schema: Mapping[str, Any], base: str) -> Check:
@@ -151,8 +200,11 @@ class Compiler:
         wanted = schema["type"]
         names = wanted if isinstance(wanted, list) else [wanted]
         tests = [_TYPE_TESTS[name] for name in names]
+        exact = frozenset().union(*(_EXACT_TYPES[name] for name in names))
 
         def check(instance: Any, path: FieldPath, out: list[Issue]) -> None:
+            if type(instance) in exact:
+                return
             for test in tests:
                 if test(instance):
                     return
@@ -215,11 +267,13 @@ class Compiler:
 
     def _kw_items(self, schema: Mapping[str, Any], base: str) -> Check:
         item_check = self._schema(schema["items"], base)
+        accepts = self._accepts(schema["items"], base) or frozenset()
 
         def check(instance: Any, path: FieldPath, out: list[Issue]) -> None:
             if isinstance(instance, list):
                 for index, item in enumerate(instance):
-                    item_check(item, path + (index,), out)
+                    if type(item) not in accepts:
+                        item_check(item, path + (index,), out)
 
         return check
 
@@ -303,13 +357,17 @@ class Compiler:
         return check
 
     def _properties(self, schema: Mapping[str, Any], base: str) -> Check:
+        # key -> (the exact types its schema accepts without a call, its check)
         properties = {
-            key: self._schema(sub, base) for key, sub in schema.get("properties", {}).items()
+            key: (self._accepts(sub, base) or frozenset(), self._schema(sub, base))
+            for key, sub in schema.get("properties", {}).items()
         }
         extra = schema.get("additionalProperties", True)
         extra_check: Check | None = None
+        extra_accepts: frozenset[type] = frozenset()
         if isinstance(extra, Mapping):
             extra_check = self._schema(extra, base)
+            extra_accepts = self._accepts(extra, base) or frozenset()
         forbid_extra = extra is False
 
         def check(instance: Any, path: FieldPath, out: list[Issue]) -> None:
@@ -317,11 +375,13 @@ class Compiler:
                 return
             unexpected = False
             for key, value in instance.items():
-                sub = properties.get(key)
-                if sub is not None:
-                    sub(value, path + (key,), out)
+                known = properties.get(key)
+                if known is not None:
+                    if type(value) not in known[0]:
+                        known[1](value, path + (key,), out)
                 elif extra_check is not None:
-                    extra_check(value, path + (key,), out)
+                    if type(value) not in extra_accepts:
+                        extra_check(value, path + (key,), out)
                 elif forbid_extra:
                     unexpected = True
             if unexpected:

@@ -340,13 +340,13 @@ class ReconcileService:
         directory: Path
         revision: str
         if config.is_git:
-            source = GitSource(
-                config.source,
-                ref=config.branch,
-                path=config.path,
-                **({"cache_dir": config.cache_dir} if config.cache_dir else {}),
-            )
             try:
+                source = GitSource(
+                    config.source,
+                    ref=config.branch,
+                    path=config.path,
+                    **({"cache_dir": config.cache_dir} if config.cache_dir else {}),
+                )
                 checkout: Checkout = sync(source, timeout=config.git_timeout)
             except SourceUnavailable as exc:
                 delay = self._git_backoff.failed()

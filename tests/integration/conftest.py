@@ -33,6 +33,7 @@ from click.testing import CliRunner, Result
 
 from reconciler import labels as L
 from reconciler.cli import cli
+from reconciler.desired import DEFAULT_INFRA_IMAGE, Settings
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "sample-repo"
@@ -194,6 +195,19 @@ class Rig:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
         return path
+
+    def settings(self) -> Settings:
+        """What the CLI computes with for this rig (its instance, image and subnet)."""
+        return Settings(
+            instance=self.instance,
+            infra_image=os.environ.get("RECONCILER_INFRA_IMAGE", DEFAULT_INFRA_IMAGE),
+            cluster_cidr=self.env["RECONCILER_CLUSTER_CIDR"],
+        )
+
+    @property
+    def process_env(self) -> dict[str, str]:
+        """The environment for the installed command run as a process of its own."""
+        return {**os.environ, **self.env}
 
     # -- the CLI, in process -----------------------------------------------------------------
     def cli(self, *args: Any, input: str | None = None) -> Result:

@@ -13,7 +13,7 @@ import git
 import pytest
 
 from reconciler import labels as L
-from reconciler.desired import DEFAULT_INFRA_IMAGE, Settings
+from reconciler.desired import DEFAULT_INFRA_IMAGE
 from reconciler.hosts import load_hosts
 from reconciler.reconcile import apply_plan, connect, load_source, make_plan, observe
 
@@ -213,10 +213,7 @@ def test_second_apply_is_a_no_op_with_one_read_and_no_write(applied: Rig) -> Non
     validation, _ = load_source([str(rig.src)])
     assert validation.valid
     live = observe(runtimes)
-    settings = Settings(
-        instance=rig.instance,
-        infra_image=os.environ.get("RECONCILER_INFRA_IMAGE", DEFAULT_INFRA_IMAGE),
-    )
+    settings = rig.settings()
     _, the_plan = make_plan(validation.manifests, hosts, live, settings)
     assert the_plan.in_sync, [a.as_dict() for a in the_plan.actions]
     for name, runtime in runtimes.items():
@@ -233,6 +230,7 @@ def test_second_apply_is_a_no_op_with_one_read_and_no_write(applied: Rig) -> Non
     # and the installed command agrees, in a process of its own
     process = subprocess.run(
         [RECONCILER_BIN, "diff", "--source", rig.src, "--instance", rig.instance],
+        env=rig.process_env,
         capture_output=True,
         text=True,
         timeout=60,

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from reconciler import labels as L
-from reconciler.desired import DEFAULT_INFRA_IMAGE, Settings
+from reconciler.desired import Settings
 from reconciler.hosts import load_hosts
 from reconciler.reconcile import connect, load_source, make_plan, observe
 
@@ -176,10 +176,7 @@ def test_env_and_image_edits_recreate_exactly_the_affected_pods(applied: Rig) ->
 
 
 def _settings(rig: Rig) -> Settings:
-    return Settings(
-        instance=rig.instance,
-        infra_image=os.environ.get("RECONCILER_INFRA_IMAGE", DEFAULT_INFRA_IMAGE),
-    )
+    return rig.settings()
 
 
 def test_apply_after_a_crash_between_infra_and_app_containers_converges(rig: Rig) -> None:
@@ -229,6 +226,7 @@ def test_apply_killed_mid_way_then_rerun_leaves_no_duplicate_or_orphan(rig: Rig)
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        env=rig.process_env,
     )
     try:
         deadline = time.monotonic() + 60

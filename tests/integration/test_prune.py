@@ -176,6 +176,7 @@ def test_down_removes_what_matches_and_needs_yes_off_a_terminal(applied: Rig) ->
     assert "refusing to remove without --yes" in result.stderr
     process = subprocess.run(
         [RECONCILER_BIN, "down", "--instance", rig.instance, "-l", "app=frontend"],
+        env=rig.process_env,
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,

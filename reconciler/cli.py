@@ -176,7 +176,7 @@ def _cluster_cidr_option(function: Any) -> Any:
         "--cluster-cidr",
         default=lambda: os.environ.get("RECONCILER_CLUSTER_CIDR", ""),
         help="Subnet of the instance's network on every host (Service cluster IPs come from "
-        "its upper half). Default: a /16 in 10.64.0.0/10 derived from --instance.",
+        "its upper half). Default: a /20 in 10.64.0.0/10 derived from --instance.",
     )(function)
 
 

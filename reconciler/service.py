@@ -186,6 +186,7 @@ class ReconcileService:
             webhook_secret=self.config.webhook_secret or None,
             on_trigger=self._on_webhook,
             on_suspend=self._on_suspend,
+            branch=self.config.branch or None,
         )
         log.info("serving /healthz /readyz /metrics /status /hooks/git on %s", self._server.url)
 
@@ -295,6 +296,13 @@ class ReconcileService:
                 if self._suspended:
                     next_resync = now + self.config.resync
                     continue
+                if not reasons and now < next_resync:
+                    # only the poll is due: a full pass only when the commit moved
+                    before = self._last_good[1] if self._last_good else None
+                    fetched = self._fetch()
+                    if fetched is not None and fetched[1] == before:
+                        continue
+                    reasons = ["poll: new revision"]
                 self.run_pass(", ".join(dict.fromkeys(reasons)) or "resync")
                 next_resync = time.monotonic() + self.config.resync
         finally:

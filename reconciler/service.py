@@ -137,6 +137,7 @@ class ReconcileService:
         self._suspended = False
         self._last_good: tuple[list[Manifest], str] | None = None
         self._memory: dict[str, HostRecord] = {}  # host memory when no state dir is set
+        self._desired_invalid = False  # the newest revision failed validation
         self._git_backoff = Backoff(cap=max(config.interval, 1.0))
         self._next_fetch = 0.0
         self._threads: list[threading.Thread] = []
@@ -381,6 +382,7 @@ class ReconcileService:
             return self._last_good
         self.board.set_desired_revision(revision)
         self.metrics.set_validation_errors(len(validation.errors))
+        self._desired_invalid = not validation.valid
         if not validation.valid:
             lines = [diagnostic_line(d) for d in validation.errors]
             self._record_error(
@@ -460,7 +462,7 @@ class ReconcileService:
         self.board.sync_finished(
             ok=ok, duration=duration, applied_revision=revision if failed == 0 else None
         )
-        if ok:
+        if ok and not self._desired_invalid:  # an invalid revision stays reported
             self.board.clear_error()
             self.metrics.set_last_successful_sync()
         elif failed:

@@ -346,8 +346,9 @@ def test_invalid_commit_changes_nothing_then_a_fix_applies(
     before = rig.ids()
     broken = RC.format(replicas=2, greeting="bad").replace("containers:", "contianers:")
     repo.commit({"web/controller.yaml": broken}, "typo")
-    wait_for(lambda: service.status().get("last_error"), timeout=30, what="the error")
-    error = json.dumps(service.status()["last_error"])
+    error = json.dumps(
+        wait_for(lambda: service.status().get("last_error"), timeout=30, what="the error")
+    )
     assert "contianers" in error and "controller.yaml" in error, error
     time.sleep(2)
     assert rig.ids() == before

@@ -147,8 +147,9 @@ def _check_ref(ref: str) -> None:
         ref.startswith(("-", "/"))
         or ref.endswith(("/", ".", ".lock"))
         or ref == "@"
-        or any(part == "" or part.startswith(".") or part.endswith(".lock")
-               for part in ref.split("/"))
+        or any(
+            part == "" or part.startswith(".") or part.endswith(".lock") for part in ref.split("/")
+        )
         or ".." in ref
         or "@{" in ref
         or any(ord(c) < 32 or ord(c) == 127 or c in " ~^:?*[\\" for c in ref)
@@ -352,9 +353,7 @@ def _shown(message: str) -> str:
 
 def _killed(error: git.GitCommandError) -> bool:
     """Whether git died of a signal: GitPython's ``kill_after_timeout`` or someone else."""
-    return (isinstance(error.status, int) and error.status < 0) or "Timeout:" in str(
-        error.stderr
-    )
+    return (isinstance(error.status, int) and error.status < 0) or "Timeout:" in str(error.stderr)
 
 
 def _disk_error(error: OSError, what: str) -> SourceFailure:
@@ -449,8 +448,7 @@ class _Git:
             lowered = message.lower()
             if _killed(error):
                 raise SourceUnavailable(
-                    f"{what} {self.shown_url}: no answer within {self.timeout:g} s "
-                    "(git was killed)"
+                    f"{what} {self.shown_url}: no answer within {self.timeout:g} s (git was killed)"
                 ) from error
             if "couldn't find remote ref" in lowered:
                 raise _MissingRemoteRef(message) from error
@@ -563,8 +561,15 @@ def _clear_stale_locks(git_dir: Path) -> None:
     A git killed at the timeout (or with the whole process) leaves ``index.lock`` and the
     like behind, and every later command in the clone would refuse to run.
     """
-    for name in ("index.lock", "HEAD.lock", "config.lock", "packed-refs.lock",
-                 "shallow.lock", "ORIG_HEAD.lock", "FETCH_HEAD.lock"):
+    for name in (
+        "index.lock",
+        "HEAD.lock",
+        "config.lock",
+        "packed-refs.lock",
+        "shallow.lock",
+        "ORIG_HEAD.lock",
+        "FETCH_HEAD.lock",
+    ):
         with contextlib.suppress(FileNotFoundError):
             (git_dir / name).unlink()
     for lock in (git_dir / "refs").rglob("*.lock"):
@@ -715,8 +720,15 @@ def _clone(git_: _Git) -> None:
 def _fetch(git_: _Git, refspecs: tuple[str, ...], prune: bool) -> None:
     # --no-auto-gc: the automatic maintenance costs a process on every fetch, even a no-op;
     # ``_update`` runs it only when a new commit arrived.
-    args = ["fetch", "--quiet", "--no-tags", "--no-write-fetch-head", "--no-show-forced-updates",
-            "--no-recurse-submodules", "--no-auto-gc"]
+    args = [
+        "fetch",
+        "--quiet",
+        "--no-tags",
+        "--no-write-fetch-head",
+        "--no-show-forced-updates",
+        "--no-recurse-submodules",
+        "--no-auto-gc",
+    ]
     if prune:
         args.append("--prune")
     git_.network(*args, "origin", *refspecs)
@@ -733,11 +745,19 @@ def _update(source: GitSource, git_: _Git, fetched: bool) -> Checkout:
     finally:
         repo.close()
     if target.kind == "branch":
-        git_.local("checkout", "--quiet", "--force", "--no-recurse-submodules",
-                   "-B", target.name, target.sha)
+        git_.local(
+            "checkout",
+            "--quiet",
+            "--force",
+            "--no-recurse-submodules",
+            "-B",
+            target.name,
+            target.sha,
+        )
     else:
-        git_.local("checkout", "--quiet", "--force", "--no-recurse-submodules",
-                   "--detach", target.sha)
+        git_.local(
+            "checkout", "--quiet", "--force", "--no-recurse-submodules", "--detach", target.sha
+        )
     git_.local("clean", "-ffdxq")
     manifests = _manifests(source, git_, target)
     # Recorded last: a sync that raised has not handed this revision to anyone yet.
@@ -822,8 +842,9 @@ def _resolve(ref: str, git_: _Git, repo: git.Repo, fetched: bool) -> _Target:
         _fetch_everything(git_)
     target = _lookup(git_, repo, ref)
     if target is None:
-        raise SourceError(f"{git_.shown_url} has no branch, tag or commit named {ref!r}"
-                          f"{_inventory(repo)}")
+        raise SourceError(
+            f"{git_.shown_url} has no branch, tag or commit named {ref!r}{_inventory(repo)}"
+        )
     return target
 
 
@@ -930,8 +951,9 @@ def _lookup(git_: _Git, repo: git.Repo, ref: str) -> _Target | None:
 
 def _commit_of(git_: _Git, revision: str) -> str | None:
     """The full sha of the commit ``revision`` leads to (peeling tags), or None."""
-    return git_.quiet("rev-parse", "--verify", "--quiet", "--end-of-options",
-                      f"{revision}^{{commit}}")
+    return git_.quiet(
+        "rev-parse", "--verify", "--quiet", "--end-of-options", f"{revision}^{{commit}}"
+    )
 
 
 def _inventory(repo: git.Repo, limit: int = 10) -> str:

@@ -2,17 +2,18 @@
 
 Loading (libyaml's events composed into values with positions) and the checks of each
 object take nearly all of the command's time, and every file is independent of the others.
-So, when there is enough input, ``validate_paths`` reads every file here, forks one worker
-per further CPU, gives each worker a contiguous run of files (split by size) and checks the
-first run itself. A worker sends back its diagnostics and, for each object, only what the
-checks across objects read (``validation.tree_view``), because pickling whole manifests
-cost more than the second core saved. The parent puts the runs back in file order and runs
-those checks (``validation.finish``), so that the diagnostics, their order, the counts and
-the exit code are exactly those of ``validate(load_paths(...))``.
+So, when there is enough input, ``validate_paths`` reads every file here, cuts them into
+runs of consecutive files, forks one worker per further CPU, and every process (this one
+included) checks the next run from a shared queue until none is left. A worker sends back
+its diagnostics and, for each object, only what the checks across objects need
+(``validation.tree_facts``), because pickling whole manifests cost more than the second
+core saved. The parent puts the runs back in file order and runs those checks
+(``validation.finish``), so that the diagnostics, their order, the counts and the exit
+code are exactly those of ``validate(load_paths(...))``.
 
 Small inputs, platforms without ``fork`` and processes that already run threads stay in
-one process. A worker that fails or dies is not trusted: its run is done again here, so a
-bug raises the same exception as it would in one process.
+one process. A worker that fails or dies is not trusted: the runs it took are done again
+here, so a bug raises the same exception as it would in one process.
 """
 
 from __future__ import annotations
@@ -27,13 +28,16 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from reconciler.loading import parse_inputs, read_paths
-from reconciler.model import Diagnostic, Manifest
-from reconciler.validation import check_manifest, finish, tree_view
+from reconciler.loading import parse_bytes, read_paths
+from reconciler.model import Diagnostic
+from reconciler.validation import TreeFacts, check_manifest, finish, tree_facts
 
 #: Less input than this is checked in one process: a fork, a pickle and a second
 #: interpreter's page faults cost more than half of so little work.
 MIN_PARALLEL_BYTES = 256 * 1024
+
+#: Runs of files per process (see _check_runs): enough that the last run to finish is short.
+RUNS_PER_PROCESS = 48
 
 _Inputs = Sequence[tuple[str, bytes]]
 
@@ -57,9 +61,10 @@ class _Run:
     """The result of checking one contiguous run of files, in file order."""
 
     files: list[str]
+    objects: int
     load_diagnostics: list[Diagnostic]
     object_diagnostics: list[Diagnostic]
-    manifests: list[Manifest]  # whole manifests, or their tree views when sent by a worker
+    facts: list[TreeFacts | None]
 
 
 def validate_paths(
@@ -83,15 +88,14 @@ def validate_paths(
     collecting = gc.isenabled()
     gc.disable()
     try:
-        runs = _check_runs(_split(inputs, count)) if count > 1 else [_check_run(inputs)]
+        runs = _check_runs(inputs, count) if count > 1 else [_check_run(inputs)]
         diagnostics = [d for run in runs for d in run.load_diagnostics]
         for run in runs:
             diagnostics.extend(run.object_diagnostics)
-        manifests = [manifest for run in runs for manifest in run.manifests]
         return Validated(
             files=[name for run in runs for name in run.files],
-            objects=len(manifests),
-            diagnostics=finish(diagnostics, manifests),
+            objects=sum(run.objects for run in runs),
+            diagnostics=finish(diagnostics, [fact for run in runs for fact in run.facts]),
         )
     finally:
         if collecting:
@@ -135,32 +139,55 @@ def _split(inputs: _Inputs, count: int) -> list[_Inputs]:
     return runs
 
 
-def _check_run(inputs: _Inputs, views: bool = False) -> _Run:
-    """Parse ``inputs`` and run every single-object check (the work a worker does)."""
-    loaded = parse_inputs(inputs)
-    checked: list[Diagnostic] = []
-    for manifest in loaded.manifests:
-        check_manifest(manifest, checked)
-    manifests = [tree_view(m) for m in loaded.manifests] if views else loaded.manifests
-    return _Run(loaded.files, loaded.diagnostics, checked, manifests)
+def _check_run(inputs: _Inputs) -> _Run:
+    """Parse ``inputs`` and run every single-object check (the work a worker does).
+
+    File by file, each file's manifests dropped once checked and their facts kept: the
+    memory in use stays at about one file's values instead of growing to the whole run's.
+    """
+    run = _Run([], 0, [], [], [])
+    for filename, data in inputs:
+        loaded = parse_bytes(data, filename)
+        run.files.extend(loaded.files)
+        run.objects += len(loaded.manifests)
+        run.load_diagnostics.extend(loaded.diagnostics)
+        for manifest in loaded.manifests:
+            check_manifest(manifest, run.object_diagnostics)
+            run.facts.append(tree_facts(manifest))
+    return run
 
 
-def _check_runs(runs: list[_Inputs]) -> list[_Run]:
-    """The first run here, each other one in a forked worker; results in run order."""
+def _check_runs(inputs: _Inputs, processes: int) -> list[_Run]:
+    """Check ``inputs`` in ``processes`` processes (this one and forked workers).
+
+    The files are cut into many small runs, and each process takes the next run from a
+    shared queue until none is left: a process that gets less CPU time (a shared or busy
+    machine) simply checks fewer runs, instead of holding everyone up at the end. The
+    queue is a pipe holding one byte per run, its number; a read of one byte takes one run.
+    """
+    runs = _split(inputs, min(len(inputs), processes * RUNS_PER_PROCESS, 256))
+    queue, queue_writer = os.pipe()
+    os.write(queue_writer, bytes(range(len(runs))))  # at most 256 bytes: never blocks
+    os.close(queue_writer)
     pending: dict[int, int | None] = {}  # unreaped worker pid -> its pipe's read end
     try:
-        workers: list[int | None] = []
-        for run in runs[1:]:
-            started = _fork(run)
+        workers: list[int] = []
+        for _ in range(processes - 1):
+            started = _fork(runs, queue)
             if started is not None:
                 pending[started[0]] = started[1]
-            workers.append(None if started is None else started[0])
-        results = [_check_run(runs[0])]
-        for pid, run in zip(workers, runs[1:], strict=True):
-            result = None if pid is None else _receive(pid, pending)
-            results.append(result if result is not None else _check_run(run))
-        return results
-    finally:  # left early (an exception, ^C): stop and reap the workers still running
+                workers.append(started[0])
+        results = _take_runs(runs, queue)
+        for pid in workers:
+            results.update(_receive(pid, pending))
+        # a run taken by a worker that failed is done again here
+        return [
+            results[index] if index in results else _check_run(run)
+            for index, run in enumerate(runs)
+        ]
+    finally:
+        os.close(queue)
+        # left early (an exception, ^C): stop and reap the workers still running
         for pid, pipe in pending.items():
             if pipe is not None:
                 os.close(pipe)
@@ -169,9 +196,26 @@ def _check_runs(runs: list[_Inputs]) -> list[_Run]:
                 os.waitpid(pid, 0)
 
 
-def _fork(run: _Inputs) -> tuple[int, int] | None:
-    """Start a worker for ``run``: its pid and the read end of the pipe it writes its
-    pickled _Run to; None when no process can be started (the run is then done here)."""
+def _take_runs(runs: list[_Inputs], queue: int) -> dict[int, _Run]:
+    """Check runs taken from ``queue`` until it is empty: {run number: result}."""
+    results: dict[int, _Run] = {}
+    while taken := os.read(queue, 1):
+        results[taken[0]] = _check_run(runs[taken[0]])
+    return results
+
+
+def _take_runs_pickled(runs: list[_Inputs], queue: int) -> list[bytes]:
+    """``_take_runs`` in a worker: each result is pickled as soon as it is made, while the
+    other processes are still busy, rather than all at the end while the parent waits."""
+    return [
+        pickle.dumps((taken[0], _check_run(runs[taken[0]])), pickle.HIGHEST_PROTOCOL)
+        for taken in iter(lambda: os.read(queue, 1), b"")
+    ]
+
+
+def _fork(runs: list[_Inputs], queue: int) -> tuple[int, int] | None:
+    """Start a worker that takes runs from ``queue``: its pid and the read end of the pipe
+    it writes its pickled results to; None when no process can be started."""
     read_end, write_end = os.pipe()
     try:
         pid = os.fork()
@@ -183,21 +227,21 @@ def _fork(run: _Inputs) -> tuple[int, int] | None:
         status = 1
         try:
             os.close(read_end)
-            payload = pickle.dumps(_check_run(run, views=True), pickle.HIGHEST_PROTOCOL)
+            payload = pickle.dumps(_take_runs_pickled(runs, queue), pickle.HIGHEST_PROTOCOL)
             with open(write_end, "wb") as pipe:
                 pipe.write(payload)
             status = 0
         finally:
             # no exit handlers, no flushing of buffers copied from the parent; on failure
-            # the parent does this run again and reports what goes wrong
+            # the parent does the worker's runs again and reports what goes wrong
             os._exit(status)
     os.close(write_end)
     return pid, read_end
 
 
-def _receive(pid: int, pending: dict[int, int | None]) -> _Run | None:
-    """Read a worker's result and reap it (removing it from ``pending``); None when it
-    failed, and then its run is done again here."""
+def _receive(pid: int, pending: dict[int, int | None]) -> dict[int, _Run]:
+    """Read a worker's results and reap it (removing it from ``pending``); nothing when
+    it failed: the runs it took are then done again here."""
     pipe = pending[pid]
     assert pipe is not None
     stream = open(pipe, "rb")  # noqa: SIM115 - closes the pipe; pending must know first
@@ -207,9 +251,8 @@ def _receive(pid: int, pending: dict[int, int | None]) -> _Run | None:
     _, status = os.waitpid(pid, 0)
     del pending[pid]
     if os.waitstatus_to_exitcode(status) != 0:
-        return None
+        return {}
     try:
-        result = pickle.loads(payload)
+        return dict(pickle.loads(part) for part in pickle.loads(payload))
     except Exception:  # a truncated payload: the worker was killed while writing
-        return None
-    return result if isinstance(result, _Run) else None
+        return {}

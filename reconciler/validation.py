@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from reconciler import names
 from reconciler.loading import LoadResult
@@ -29,8 +29,8 @@ from reconciler.model import (
     SUPPORTED_KINDS,
     Diagnostic,
     FieldPath,
+    Location,
     Manifest,
-    ObjectRef,
     Severity,
     format_path,
 )
@@ -309,6 +309,8 @@ def _schema_diagnostics(report: _Reporter, error: Issue | ValidationError) -> No
 def _as_map(value: Any) -> Mapping[str, Any]:
     if type(value) is dict:  # the loader makes dicts: skip the slower ABC check
         return value
+    if value is None:  # a field not written
+        return {}
     return value if isinstance(value, Mapping) else {}
 
 
@@ -327,14 +329,13 @@ def _check_metadata(
     report.check_name(path + ("namespace",), meta.get("namespace"), names.dns1123_label)
     for field_name, value_rule in (("labels", names.label_value), ("annotations", None)):
         for key, value in _as_map(meta.get(field_name)).items():
-            key_path = path + (field_name, key)
             problem = names.qualified_name(key)
             if problem:
-                report.error(key_path, f"key {key!r}: {problem}")
+                report.error(path + (field_name, key), f"key {key!r}: {problem}")
             if value_rule is not None and isinstance(value, str):
                 problem = value_rule(value)
                 if problem:
-                    report.error(key_path, f"value {value!r} {problem}")
+                    report.error(path + (field_name, key), f"value {value!r} {problem}")
 
 
 def _quantity(report: _Reporter, path: FieldPath, value: Any) -> Any:
@@ -364,7 +365,9 @@ def _check_container(
     for index, env in enumerate(_as_list(container.get("env"))):
         env_name = _as_map(env).get("name")
         if isinstance(env_name, str):
-            report.check_name(path + ("env", index, "name"), env_name, names.env_name)
+            problem = names.env_name(env_name)  # check_name, without making the path first
+            if problem:
+                report.error(path + ("env", index, "name"), f"{env_name!r} {problem}")
             if env_name in seen_env:
                 report.warn(
                     path + ("env", index, "name"),
@@ -375,10 +378,13 @@ def _check_container(
     resources = _as_map(container.get("resources"))
     limits, requests = _as_map(resources.get("limits")), _as_map(resources.get("requests"))
     for resource in ("cpu", "memory"):
-        limit = _quantity(report, path + ("resources", "limits", resource), limits.get(resource))
-        request = _quantity(
-            report, path + ("resources", "requests", resource), requests.get(resource)
-        )
+        limit = request = None  # a path is made only for a value that is written
+        if limits.get(resource) is not None:
+            limit = _quantity(report, path + ("resources", "limits", resource), limits[resource])
+        if requests.get(resource) is not None:
+            request = _quantity(
+                report, path + ("resources", "requests", resource), requests[resource]
+            )
         if limit is not None and request is not None and request > limit:
             report.error(
                 path + ("resources", "requests", resource),
@@ -671,172 +677,214 @@ def check_manifest(manifest: Manifest, out: list[Diagnostic]) -> None:
 
 
 # -- across objects ---------------------------------------------------------------------------
-def _pod_templates(
-    manifests: Iterable[Manifest],
-) -> Iterator[tuple[Manifest, Mapping[str, Any], Mapping[str, Any]]]:
-    """(manifest, pod labels, pod spec) for bare Pods and RC templates."""
-    for manifest in manifests:
-        if manifest.kind == "Pod":
-            yield manifest, manifest.labels, _as_map(manifest.body.get("spec"))
-        elif manifest.kind == "ReplicationController":
-            template = _as_map(_as_map(manifest.body.get("spec")).get("template"))
-            yield (
-                manifest,
-                _as_map(_as_map(template.get("metadata")).get("labels")),
-                _as_map(template.get("spec")),
+class TreeFacts(NamedTuple):
+    """What the checks across objects need of one object, and nothing more.
+
+    Small plain values: worker processes (``reconciler.parallel``) send these instead of
+    whole manifests, whose positions make up most of their size (pickling 10,000 whole
+    manifests cost more than a second core saved).
+    """
+
+    kind: str
+    namespace: str
+    name: str
+    file: str
+    position: tuple[int, int]
+    #: the positions of the fields a diagnostic may point at, and of their ancestors
+    positions: dict[FieldPath, tuple[int, int]]
+    #: a pod template's labels (Pod, ReplicationController), or a Service's selector
+    labels: Mapping[str, Any]
+    #: a pod template's container port names, or each Service port's
+    #: (nodePort, protocol, targetPort)
+    ports: tuple[Any, ...]
+
+    @property
+    def source(self) -> Location:
+        return Location(self.file, *self.position)
+
+    def locate(self, path: FieldPath) -> Location:
+        """Where ``path`` was written, or its closest written ancestor (``Manifest.locate``)."""
+        for end in range(len(path), 0, -1):
+            found = self.positions.get(path[:end])
+            if found is not None:
+                return Location(self.file, *found)
+        return self.source
+
+    def report(
+        self, out: list[Diagnostic], severity: Severity, path: FieldPath, message: str
+    ) -> None:
+        out.append(
+            Diagnostic(
+                severity,
+                self.locate(path),
+                message,
+                kind=self.kind,
+                name=self.name,
+                path=format_path(path),
             )
+        )
 
 
-def check_tree(manifests: list[Manifest], out: list[Diagnostic]) -> None:
+_NAME_PATHS: tuple[FieldPath, ...] = (("metadata",), ("metadata", "name"))
+_NO_TEMPLATES: frozenset[int] = frozenset()
+_SERVICE_PATHS: tuple[FieldPath, ...] = (
+    *_NAME_PATHS,
+    ("spec",),
+    ("spec", "selector"),
+    ("spec", "ports"),
+)
+
+
+def tree_facts(manifest: Manifest) -> TreeFacts | None:
+    """The facts ``check_facts`` needs of ``manifest``; None for an object it skips (a kind
+    we do not read, or no name)."""
+    kind, name = manifest.kind, manifest.name
+    if kind not in SUPPORTED_KINDS or not name:
+        return None
+    body, positions = manifest.body, manifest.positions
+    spec = _as_map(body.get("spec"))
+    if kind == "Service":
+        ports = [_as_map(port) for port in _as_list(spec.get("ports"))]
+        kept = {path: positions[path] for path in _SERVICE_PATHS if path in positions}
+        for index in range(len(ports)):
+            for path in (
+                ("spec", "ports", index),
+                ("spec", "ports", index, "nodePort"),
+                ("spec", "ports", index, "targetPort"),
+            ):
+                if path in positions:
+                    kept[path] = positions[path]
+        return TreeFacts(
+            kind,
+            manifest.namespace,
+            name,
+            manifest.file,
+            manifest.position,
+            kept,
+            _as_map(spec.get("selector")),
+            tuple(
+                (port.get("nodePort"), port.get("protocol", "TCP"), port.get("targetPort"))
+                for port in ports
+            ),
+        )
+    if kind == "Pod":
+        labels, pod_spec = manifest.labels, spec
+    else:  # a ReplicationController's pod template
+        template = _as_map(spec.get("template"))
+        labels = _as_map(_as_map(template.get("metadata")).get("labels"))
+        pod_spec = _as_map(template.get("spec"))
+    return TreeFacts(
+        kind,
+        manifest.namespace,
+        name,
+        manifest.file,
+        manifest.position,
+        {path: positions[path] for path in _NAME_PATHS if path in positions},
+        labels,
+        tuple(
+            port_name
+            for container in _as_list(pod_spec.get("containers"))
+            for port in _as_list(_as_map(container).get("ports"))
+            if isinstance(port_name := _as_map(port).get("name"), str)
+        ),
+    )
+
+
+def check_tree(manifests: Iterable[Manifest], out: list[Diagnostic]) -> None:
     """Checks that need every object at once."""
-    seen: dict[ObjectRef, Manifest] = {}
-    for manifest in manifests:
-        if manifest.kind not in SUPPORTED_KINDS or not manifest.name:
+    check_facts([tree_facts(manifest) for manifest in manifests], out)
+
+
+def check_facts(facts: Iterable[TreeFacts | None], out: list[Diagnostic]) -> None:
+    """``check_tree`` on the objects' ``tree_facts`` (None for the objects it skips)."""
+    seen: dict[tuple[str, str, str], TreeFacts] = {}
+    for fact in facts:
+        if fact is None:
             continue
-        ref = manifest.ref
-        first = seen.get(ref)
+        identity = (fact.kind, fact.namespace, fact.name)
+        first = seen.get(identity)
         if first is not None:
-            _Reporter(manifest, out).error(
+            fact.report(
+                out,
+                Severity.ERROR,
                 ("metadata", "name"),
-                f"{ref.kind} {ref.namespace}/{ref.name} is defined twice: here and at "
+                f"{fact.kind} {fact.namespace}/{fact.name} is defined twice: here and at "
                 f"{first.source}",
             )
         else:
-            seen[ref] = manifest
+            seen[identity] = fact
 
-    node_ports: dict[tuple[int, str], tuple[Manifest, int]] = {}
-    templates = list(_pod_templates(seen.values()))
+    node_ports: dict[tuple[int, str], TreeFacts] = {}
+    templates = [fact for fact in seen.values() if fact.kind != "Service"]
     # (namespace, label, value) -> templates carrying it: selectors match by intersection
     # instead of testing every Service against every template.
     by_label: dict[tuple[str, str, Any], set[int]] = {}
-    for index, (template_owner, labels, _) in enumerate(templates):
-        for key, value in labels.items():
+    for index, template in enumerate(templates):
+        namespace = template.namespace
+        for key, value in template.labels.items():
             if isinstance(value, str):  # others were reported by the schema (and unhashable)
-                by_label.setdefault((template_owner.namespace, key, value), set()).add(index)
-    for manifest in seen.values():
-        if manifest.kind != "Service":
+                label = (namespace, key, value)
+                holders = by_label.get(label)
+                if holders is None:
+                    by_label[label] = {index}
+                else:
+                    holders.add(index)
+    for service in seen.values():
+        if service.kind != "Service":
             continue
-        report = _Reporter(manifest, out)
-        spec = _as_map(manifest.body.get("spec"))
-        for index, port in enumerate(_as_list(spec.get("ports"))):
-            port = _as_map(port)
-            node_port, protocol = port.get("nodePort"), port.get("protocol", "TCP")
+        for index, (node_port, protocol, _) in enumerate(service.ports):
             if isinstance(node_port, int) and isinstance(protocol, str):
                 port_key = (node_port, protocol)
-                if port_key in node_ports:
-                    other, _ = node_ports[port_key]
-                    report.error(
+                other = node_ports.get(port_key)
+                if other is not None:
+                    service.report(
+                        out,
+                        Severity.ERROR,
                         ("spec", "ports", index, "nodePort"),
                         f"nodePort {node_port}/{protocol} is already used by Service "
                         f"{other.name} ({other.source})",
                     )
                 else:
-                    node_ports[port_key] = (manifest, index)
-        selector = _as_map(spec.get("selector"))
+                    node_ports[port_key] = service
+        selector = service.labels
         if not selector:
             continue
-        matches: set[int] | None = None
+        matches: set[int] | frozenset[int] | None = None
         for key, value in selector.items():
             if not isinstance(value, str):
                 matches = set()
                 break
-            found = by_label.get((manifest.namespace, key, value), set())
+            found = by_label.get((service.namespace, key, value), _NO_TEMPLATES)
             matches = found if matches is None else matches & found
-        selected = [(templates[i][0], templates[i][2]) for i in sorted(matches or ())]
+        selected = [templates[i] for i in sorted(matches or ())]
         if not selected:
             wanted = ",".join(f"{k}={v}" for k, v in selector.items())
-            report.warn(
+            service.report(
+                out,
+                Severity.WARNING,
                 ("spec", "selector"),
                 f"selector {wanted} matches no Pod or ReplicationController template in "
-                f"namespace {manifest.namespace}",
+                f"namespace {service.namespace}",
             )
             continue
-        defined = {
-            name
-            for _, pod_spec in selected
-            for c in _as_list(pod_spec.get("containers"))
-            for p in _as_list(_as_map(c).get("ports"))
-            if isinstance(name := _as_map(p).get("name"), str)
-        }
-        for index, port in enumerate(_as_list(spec.get("ports"))):
-            target = _as_map(port).get("targetPort")
+        defined = {port_name for template in selected for port_name in template.ports}
+        for index, (_, _, target) in enumerate(service.ports):
             if isinstance(target, str) and target not in defined:
-                report.warn(
+                service.report(
+                    out,
+                    Severity.WARNING,
                     ("spec", "ports", index, "targetPort"),
                     f"no selected pod defines a container port named {target!r}",
                 )
 
 
-def tree_view(manifest: Manifest) -> Manifest:
-    """What ``check_tree`` reads of ``manifest``, with the positions it may point at.
-
-    Worker processes (``reconciler.parallel``) send these back instead of whole manifests:
-    a manifest's positions make up most of its size, and pickling 10,000 whole ones cost
-    more than the second core saved. ``check_tree`` gives the same diagnostics for a view as
-    for its manifest, so this must keep in step with it: the identity (kind, namespace,
-    name), the pod templates' labels and port names, and each Service's selector and ports.
-    """
-    body = manifest.body
-    metadata = manifest.metadata
-    view: dict[str, Any] = {
-        "kind": manifest.kind,
-        "metadata": {
-            key: metadata[key] for key in ("name", "namespace", "labels") if key in metadata
-        },
-    }
-    spec = _as_map(body.get("spec"))
-    kept: list[FieldPath] = [("metadata",), ("metadata", "name")]
-    if manifest.kind == "Service":
-        ports = _as_list(spec.get("ports"))
-        view["spec"] = {
-            "selector": dict(_as_map(spec.get("selector"))),
-            "ports": [
-                {key: port[key] for key in ("nodePort", "protocol", "targetPort") if key in port}
-                for port in map(_as_map, ports)
-            ],
-        }
-        kept += [("spec",), ("spec", "selector"), ("spec", "ports")]
-        for index in range(len(ports)):
-            kept += [
-                ("spec", "ports", index),
-                ("spec", "ports", index, "nodePort"),
-                ("spec", "ports", index, "targetPort"),
-            ]
-    elif manifest.kind in ("Pod", "ReplicationController"):
-        [(_, labels, pod_spec)] = _pod_templates([manifest])
-        port_names = [
-            name
-            for container in _as_list(pod_spec.get("containers"))
-            for port in _as_list(_as_map(container).get("ports"))
-            if isinstance(name := _as_map(port).get("name"), str)
-        ]
-        template = {
-            "labels": dict(labels),
-            "spec": {"containers": [{"ports": [{"name": name} for name in port_names]}]},
-        }
-        if manifest.kind == "Pod":
-            view["metadata"]["labels"] = template["labels"]
-            view["spec"] = template["spec"]
-        else:
-            view["spec"] = {
-                "template": {"metadata": {"labels": template["labels"]}, "spec": template["spec"]}
-            }
-    positions = manifest.positions
-    return Manifest(
-        view,
-        manifest.file,
-        manifest.position,
-        {path: positions[path] for path in kept if path in positions},
-    )
-
-
-def finish(diagnostics: list[Diagnostic], manifests: list[Manifest]) -> list[Diagnostic]:
+def finish(diagnostics: list[Diagnostic], facts: Iterable[TreeFacts | None]) -> list[Diagnostic]:
     """The last steps of ``validate``: the checks across objects, then drop repeats and sort.
 
     ``diagnostics`` holds the loading diagnostics, then every object's own, in file order;
-    ``manifests`` may be ``tree_view``s. Returns them sorted by file and position.
+    ``facts`` are the objects' ``tree_facts``. Returns them sorted by file and position.
     """
-    check_tree(manifests, diagnostics)
+    check_facts(facts, diagnostics)
     unique = list(dict.fromkeys(diagnostics))  # jsonschema reports some problems twice
     unique.sort(key=Diagnostic.sort_key)
     return unique
@@ -847,4 +895,5 @@ def validate(loaded: LoadResult) -> ValidationResult:
     diagnostics = list(loaded.diagnostics)
     for manifest in loaded.manifests:
         check_manifest(manifest, diagnostics)
-    return ValidationResult(list(loaded.manifests), finish(diagnostics, loaded.manifests))
+    facts = [tree_facts(manifest) for manifest in loaded.manifests]
+    return ValidationResult(list(loaded.manifests), finish(diagnostics, facts))

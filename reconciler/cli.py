@@ -22,6 +22,7 @@ from reconciler import labels as L
 from reconciler.applying import ActionResult, ApplyReport
 from reconciler.desired import DEFAULT_INFRA_IMAGE, Settings
 from reconciler.docker_io import ApplyError, DockerHost, HostUnavailable
+from reconciler.forwarder_build import default_forwarder_image
 from reconciler.hostmemory import HostRecord, state_dir
 from reconciler.hosts import Host, HostsFileError, load_hosts
 from reconciler.images import ImageSourceError
@@ -58,6 +59,7 @@ from reconciler.views import (
     pod_rows,
     rc_rows,
     service_rows,
+    table_lines,
 )
 
 EXIT_OK = 0
@@ -163,6 +165,14 @@ def _source_option(function: Any) -> Any:
 
 
 def _infra_image_option(function: Any) -> Any:
+    """--infra-image and --forwarder-image: the two images the reconciler makes itself."""
+    function = click.option(
+        "--forwarder-image",
+        default=lambda: os.environ.get("RECONCILER_FORWARDER_IMAGE", default_forwarder_image()),
+        show_default="reconciler/forwarder:<source digest>",
+        help="Image of the Service forwarders; built from the packaged forwarder when a host "
+        "lacks it.",
+    )(function)
     return click.option(
         "--infra-image",
         default=lambda: os.environ.get("RECONCILER_INFRA_IMAGE", DEFAULT_INFRA_IMAGE),
@@ -260,11 +270,16 @@ class _Computed:
 
 
 def _settings(
-    instance: str, infra_image: str, cluster_cidr: str, host_grace: float = 60.0
+    instance: str,
+    infra_image: str,
+    forwarder_image: str,
+    cluster_cidr: str,
+    host_grace: float = 60.0,
 ) -> Settings:
     settings = Settings(
         instance=instance,
         infra_image=infra_image,
+        forwarder_image=forwarder_image,
         cluster_cidr=cluster_cidr,
         host_grace=host_grace,
     )
@@ -318,6 +333,7 @@ def diff_command(
     hosts_file: str | None,
     instance: str,
     infra_image: str,
+    forwarder_image: str,
     cluster_cidr: str,
     host_grace: float,
     output: str,
@@ -329,7 +345,10 @@ def diff_command(
     (invalid manifests, unreadable hosts file, unreachable host).
     """
     computed = _compute(
-        sources, hosts_file, _settings(instance, infra_image, cluster_cidr, host_grace), prune
+        sources,
+        hosts_file,
+        _settings(instance, infra_image, forwarder_image, cluster_cidr, host_grace),
+        prune,
     )
     the_plan, revision = computed.plan, computed.revision
     if output == "json":
@@ -439,6 +458,7 @@ def apply_command(
     hosts_file: str | None,
     instance: str,
     infra_image: str,
+    forwarder_image: str,
     cluster_cidr: str,
     host_grace: float,
     grace_period: int,
@@ -456,7 +476,7 @@ def apply_command(
     computed = _compute(
         sources,
         hosts_file,
-        _settings(instance, infra_image, cluster_cidr, host_grace),
+        _settings(instance, infra_image, forwarder_image, cluster_cidr, host_grace),
         prune,
         grace_period,
     )
@@ -504,14 +524,8 @@ _RESOURCES = {
 
 
 def _print_table(rows: list[dict[str, Any]]) -> None:
-    if not rows:
-        click.echo("No resources found.")
-        return
-    columns = list(rows[0])
-    widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in columns}
-    click.echo("   ".join(c.ljust(widths[c]) for c in columns).rstrip())
-    for row in rows:
-        click.echo("   ".join(str(row[c]).ljust(widths[c]) for c in columns).rstrip())
+    for line in table_lines(rows):
+        click.echo(line)
 
 
 @cli.command("get")
@@ -678,6 +692,37 @@ def images_busybox_command(tags: tuple[str, ...], hosts_file: str | None, replac
             except (HostUnavailable, ApplyError, ImageSourceError) as exc:
                 click.echo(f"{host}: {tag}: {exc}", err=True)
                 failed = True
+    sys.exit(EXIT_INVALID if failed else EXIT_OK)
+
+
+@images_group.command("forwarder")
+@_hosts_option
+@click.option(
+    "--image",
+    default=lambda: os.environ.get("RECONCILER_FORWARDER_IMAGE", default_forwarder_image()),
+    show_default="reconciler/forwarder:<source digest>",
+    help="Name of the image to make.",
+)
+@click.option("--replace", is_flag=True, help="Re-create the image if it exists.")
+def images_forwarder_command(hosts_file: str | None, image: str, replace: bool) -> None:
+    """Make the Service forwarder image on every host now, instead of at the first apply.
+
+    The forwarder is compiled from the packaged C source (a C compiler and a static libc
+    are needed once; RECONCILER_FORWARDER_BINARY names a prebuilt one) and imported with
+    busybox, without a registry.
+    """
+    hosts = _load_hosts(hosts_file)
+    failed = False
+    for host, runtime in connect(hosts, L.DEFAULT_INSTANCE).items():
+        try:
+            if not replace and runtime.has_image(image):
+                click.echo(f"{host}: {image} (present)")
+                continue
+            runtime.import_busybox_image(image, with_forwarder=True)
+            click.echo(f"{host}: {image}")
+        except (HostUnavailable, ApplyError, ImageSourceError) as exc:
+            click.echo(f"{host}: {image}: {exc}", err=True)
+            failed = True
     sys.exit(EXIT_INVALID if failed else EXIT_OK)
 
 

@@ -23,6 +23,7 @@ import yaml
 
 from reconciler.cli import EXIT_ERROR, EXIT_INVALID, EXIT_OK, _load_hosts, _settings, cli
 from reconciler.desired import DEFAULT_INFRA_IMAGE
+from reconciler.forwarder_build import default_forwarder_image
 from reconciler.gitsource import GitSource, SourceError
 from reconciler.hostmemory import state_dir
 from reconciler.service import ReconcileService, RunConfig, setup_logging
@@ -138,6 +139,13 @@ def _env(name: str) -> str:
 @click.option(
     "--infra-image", envvar=_env("infra_image"), default=DEFAULT_INFRA_IMAGE, show_default=True
 )
+@click.option(
+    "--forwarder-image",
+    envvar=_env("forwarder_image"),
+    default=default_forwarder_image,
+    show_default="reconciler/forwarder:<source digest>",
+    help="Image of the Service forwarders; built when a host lacks it.",
+)
 @click.option("--cluster-cidr", envvar=_env("cluster_cidr"), default="")
 @click.option(
     "--webhook-secret",
@@ -196,6 +204,7 @@ def run_command(
     instance: str,
     host_grace: float,
     infra_image: str,
+    forwarder_image: str,
     cluster_cidr: str,
     webhook_secret: str,
     once: bool,
@@ -232,7 +241,7 @@ def run_command(
         listen=listen,
         hosts=_load_hosts(hosts_file),
         instance=instance,
-        settings=_settings(instance, infra_image, cluster_cidr, host_grace),
+        settings=_settings(instance, infra_image, forwarder_image, cluster_cidr, host_grace),
         webhook_secret=webhook_secret,
         once=once,
         cache_dir=Path(cache_dir) if cache_dir else None,

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler import labels as L
+from reconciler.forwarder_build import FORWARDER_PATH, default_forwarder_image
 from reconciler.hostmemory import HostRecord, within_grace
 from reconciler.hosts import Host
 from reconciler.model import (
@@ -30,11 +31,12 @@ from reconciler.model import (
 )
 from reconciler.quantity import cpu_to_nano, memory_to_bytes, parse_quantity
 from reconciler.services import (
+    FORWARDED_PROTOCOLS,
     DesiredService,
     allocate,
     cluster_network,
     endpoints_for,
-    forwarder_script,
+    forwarder_args,
     ready_backends,
     service_env,
 )
@@ -48,6 +50,7 @@ class Settings:
 
     instance: str = L.DEFAULT_INSTANCE
     infra_image: str = DEFAULT_INFRA_IMAGE
+    forwarder_image: str = field(default_factory=default_forwarder_image)
     cluster_cidr: str = ""  # the instance network's subnet; "" derives one from the name
     host_grace: float = 60.0  # seconds an unreachable host keeps its replicas
 
@@ -557,10 +560,10 @@ def _forwarder(
 ) -> DesiredPod:
     settings = ctx.settings
     ports: list[dict[str, Any]] = []
-    listeners: list[tuple[int, list[str]]] = []
+    listeners: list[tuple[str, int, list[str]]] = []
     bindings: list[PortBinding] = []
     for port in service.ports:
-        if port.protocol != "TCP":
+        if port.protocol not in FORWARDED_PROTOCOLS:
             continue
         endpoints = endpoints_for(service, port, backends, host.name, ctx.addresses)
         published: list[int] = []
@@ -569,11 +572,12 @@ def _forwarder(
         if service.type == "LoadBalancer" or host.address in service.external_ips:
             published.append(port.port)
         for host_port in dict.fromkeys(published):
-            bindings.append(PortBinding(port.port, "TCP", host_port, host.address))
-        listeners.append((port.port, endpoints))
+            bindings.append(PortBinding(port.port, port.protocol, host_port, host.address))
+        listeners.append((port.protocol, port.port, endpoints))
         ports.append(
             {
                 "port": port.port,
+                "protocol": port.protocol,
                 "targetPort": port.target,
                 "published": [f"{host.address}:{p}" for p in dict.fromkeys(published)],
                 "endpoints": endpoints,
@@ -585,17 +589,17 @@ def _forwarder(
         "forwarder": spec,
         "aliases": list(service.aliases()),
         "labels": dict(service.labels),
-        "image": settings.infra_image,
+        "image": settings.forwarder_image,
         "network": [ctx.network.name, ctx.network.subnet],
     }
     container = DesiredContainer(
         docker_name=docker_name(settings.instance, service.ref.namespace, name, L.INFRA_CONTAINER),
         container=L.INFRA_CONTAINER,
         role=L.ROLE_FORWARDER,
-        image=settings.infra_image,
+        image=settings.forwarder_image,
         pull_policy="IfNotPresent",
-        entrypoint=("sh", "-c"),
-        cmd=(forwarder_script(listeners),),
+        entrypoint=(FORWARDER_PATH,),
+        cmd=forwarder_args(listeners),
         ports=tuple(bindings),
         restart_policy="Always",
         source=service.source,

@@ -23,6 +23,7 @@ import docker.tls
 import requests
 
 from reconciler import labels as L
+from reconciler.forwarder_build import FORWARDER_PATH, ForwarderBuildError, forwarder_binary
 from reconciler.hosts import Host
 from reconciler.images import PAUSE_COMMAND, busybox_rootfs, find_static_busybox
 from reconciler.model import DesiredContainer, DesiredPod, HostState, LiveContainer, NetworkSpec
@@ -252,12 +253,23 @@ class DockerHost:
                 ) from exc
             self._images_present.add(image)
 
-    def import_busybox_image(self, image: str) -> None:
-        """Create ``image`` on this host from the local static busybox (no registry)."""
+    def import_busybox_image(self, image: str, with_forwarder: bool = False) -> None:
+        """Create ``image`` on this host from the local static busybox (no registry).
+
+        ``with_forwarder`` adds the Service forwarder program (compiled here on first use).
+        """
         repository, _, tag = (
             image.rpartition(":") if ":" in image.rsplit("/", 1)[-1] else (image, "", "latest")
         )
-        rootfs = busybox_rootfs(find_static_busybox())
+        programs: dict[str, bytes] = {}
+        if with_forwarder:
+            try:
+                programs[FORWARDER_PATH] = forwarder_binary()
+            except ForwarderBuildError as exc:
+                raise ApplyError(
+                    f"cannot make image {image} on host {self.host.name}: {exc}"
+                ) from exc
+        rootfs = busybox_rootfs(find_static_busybox(), programs)
         self._call(
             "import image",
             self.api.import_image_from_data,
@@ -268,15 +280,15 @@ class DockerHost:
         )
         self._images_present.add(image)
 
-    def ensure_infra_image(self, image: str) -> None:
-        """The pause image: imported from busybox on first use when the host lacks it."""
+    def ensure_infra_image(self, image: str, with_forwarder: bool = False) -> None:
+        """The pause (or forwarder) image: imported on first use when the host lacks it."""
         if image in self._images_present:
             return
         with self._image_lock(image):
             if image in self._images_present or self.has_image(image):
                 self._images_present.add(image)
                 return
-            self.import_busybox_image(image)
+            self.import_busybox_image(image, with_forwarder)
 
     # -- create ------------------------------------------------------------------------------
     def _labels(self, pod: DesiredPod, container: DesiredContainer) -> dict[str, str]:
@@ -487,7 +499,8 @@ class DockerHost:
         """Volumes, infra container, then every app container; all or nothing."""
         for container in pod.app_containers:
             self.ensure_image(container.image, container.pull_policy)
-        self.ensure_infra_image(pod.containers[0].image)
+        infra = pod.containers[0]
+        self.ensure_infra_image(infra.image, with_forwarder=infra.role == L.ROLE_FORWARDER)
         created: list[str] = []
         try:
             self._create_volumes(pod)

@@ -12,7 +12,7 @@ import io
 import os
 import struct
 import tarfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 BUSYBOX_CANDIDATES = ("/bin/busybox", "/usr/bin/busybox")
@@ -124,8 +124,11 @@ def find_static_busybox(candidates: Sequence[str] = BUSYBOX_CANDIDATES) -> bytes
     )
 
 
-def busybox_rootfs(busybox: bytes) -> bytes:
-    """A tar of /bin/busybox, its applets as symlinks, and writable /tmp, /www, /etc."""
+def busybox_rootfs(busybox: bytes, programs: Mapping[str, bytes] | None = None) -> bytes:
+    """A tar of /bin/busybox, its applets as symlinks, and writable /tmp, /www, /etc.
+
+    ``programs`` adds executables by path (the Service forwarder at /bin/forwarder).
+    """
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
         for directory, mode in (
@@ -146,6 +149,10 @@ def busybox_rootfs(busybox: bytes) -> bytes:
             link = tarfile.TarInfo(f"bin/{applet}")
             link.type, link.linkname = tarfile.SYMTYPE, "busybox"
             tar.addfile(link)
+        for path, program in (programs or {}).items():
+            info = tarfile.TarInfo(path.lstrip("/"))
+            info.size, info.mode = len(program), 0o755
+            tar.addfile(info, io.BytesIO(program))
         for name, text in (
             ("etc/passwd", "root:x:0:0:root:/root:/bin/sh\n"),
             ("etc/group", "root:x:0:\n"),

@@ -8,10 +8,11 @@ The mechanism (docs/services.md explains the choice and its cost):
   (``allocate``): stable while the Service lives, the same on every host.
 - On every reachable host, a *forwarder* — a one-container pod owned by the Service — sits
   on the network at the cluster IP, with the DNS aliases ``<svc>``, ``<svc>.<namespace>`` and
-  ``<svc>.<namespace>.svc.cluster.local`` (Docker's embedded DNS answers them). For each
-  service port it runs busybox ``nc -ll``, which forks per connection and pipes it to a
-  randomly chosen ready backend: the pod's address on that host's network, or, for a pod
-  on another host, that host's address and the port Docker published for the pod.
+  ``<svc>.<namespace>.svc.cluster.local`` (Docker's embedded DNS answers them). It runs
+  the reconciler's static forwarder (``forwarder/forwarder.c``), which sends each TCP
+  connection and each UDP client to a randomly chosen ready backend: the pod's address on
+  that host's network, or, for a pod on another host, that host's address and the port
+  Docker published for the pod.
 - NodePort, LoadBalancer, externalIPs and publicIPs publish the forwarder's port on the
   host's address (every host, or those whose address is listed).
 
@@ -24,7 +25,6 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import json
-import shlex
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -44,6 +44,8 @@ from reconciler.model import (
 DEFAULT_CIDR_BASE = 64  # default subnets: /20s of 10.64.0.0/10, one per instance
 NODE_PORT_RANGE = (30000, 32767)
 FORWARDER_CONNECT_TIMEOUT = 3  # seconds a forwarder waits for one backend before the next
+FORWARDER_UDP_IDLE = 60  # seconds a UDP client keeps its backend without traffic
+FORWARDED_PROTOCOLS = ("TCP", "UDP")
 
 
 def cluster_network(instance: str, cidr: str = "") -> NetworkSpec:
@@ -231,11 +233,12 @@ def allocate(
             if node_port is None and service_type in ("NodePort", "LoadBalancer"):
                 node_port = _free_node_port(f"{m.namespace}/{m.name}/{index}", node_ports_taken)
                 node_ports_taken.add(node_port)
-            if protocol != "TCP":
+            if protocol not in FORWARDED_PROTOCOLS:
                 warn(
                     m,
                     ("spec", "ports", index, "protocol"),
-                    f"{protocol} service ports are not forwarded (the forwarder carries TCP)",
+                    f"{protocol} service ports are not forwarded (the forwarder carries TCP "
+                    "and UDP)",
                 )
             ports.append(
                 ServicePort(
@@ -419,23 +422,16 @@ def endpoints_for(
 
 
 # -- the forwarder's program ------------------------------------------------------------------
-def pick_script(endpoints: Sequence[str]) -> str:
-    """Per connection: start at a random endpoint, fall through to the next on failure."""
-    if not endpoints:
-        return "exit 1"  # no ready backend: the connection is closed at once
-    return (
-        f"set -- {' '.join(shlex.quote(e) for e in endpoints)}; "
-        "i=$((RANDOM % $#)); "
-        'while [ "$i" -gt 0 ]; do set -- "$@" "$1"; shift; i=$((i - 1)); done; '
-        f'for ep; do nc -w {FORWARDER_CONNECT_TIMEOUT} "${{ep%:*}}" "${{ep##*:}}" && exit 0; done; '
-        "exit 1"
-    )
+def forwarder_args(listeners: Sequence[tuple[str, int, Sequence[str]]]) -> tuple[str, ...]:
+    """The forwarder's command line: ``PROTO:PORT=EP,EP`` per listener (forwarder.c).
 
-
-def forwarder_script(listeners: Sequence[tuple[int, Sequence[str]]]) -> str:
-    """One ``nc -ll`` per service port, each piping connections to ``pick_script``."""
-    lines = [
-        f"nc -ll -p {port} -e sh -c {shlex.quote(pick_script(endpoints))} &"
-        for port, endpoints in listeners
+    Each TCP connection and each UDP client starts at a random endpoint and falls through
+    to the next one that refuses; no endpoint means connections are closed at once and
+    datagrams dropped.
+    """
+    specs = [
+        f"{protocol.lower()}:{port}={','.join(endpoints)}"
+        for protocol, port, endpoints in listeners
+        if protocol in FORWARDED_PROTOCOLS
     ]
-    return "\n".join([*lines, "wait"])
+    return ("-t", str(FORWARDER_CONNECT_TIMEOUT), "-u", str(FORWARDER_UDP_IDLE), *specs)

@@ -34,6 +34,7 @@ from click.testing import CliRunner, Result
 from reconciler import labels as L
 from reconciler.cli import cli
 from reconciler.desired import DEFAULT_INFRA_IMAGE, Settings
+from reconciler.forwarder_build import default_forwarder_image
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "sample-repo"
@@ -201,6 +202,8 @@ class Rig:
         return Settings(
             instance=self.instance,
             infra_image=os.environ.get("RECONCILER_INFRA_IMAGE", DEFAULT_INFRA_IMAGE),
+            forwarder_image=os.environ.get("RECONCILER_FORWARDER_IMAGE")
+            or default_forwarder_image(),
             cluster_cidr=self.env["RECONCILER_CLUSTER_CIDR"],
         )
 

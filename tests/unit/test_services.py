@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import json
-import subprocess
 from typing import Any
 
 import pytest
@@ -19,8 +18,7 @@ from reconciler.model import DesiredPod, HostState, LiveContainer, PortBinding
 from reconciler.planning import Verb, plan
 from reconciler.services import (
     cluster_network,
-    forwarder_script,
-    pick_script,
+    forwarder_args,
     service_env,
     service_range,
 )
@@ -273,7 +271,9 @@ def test_forwarder_sits_at_the_cluster_ip_with_dns_aliases() -> None:
     assert box.ipv4_address == state.services[0].cluster_ip
     assert box.aliases == ("db", "db.default", "db.default.svc.cluster.local")
     assert fwd.network == Settings().network
-    assert box.entrypoint == ("sh", "-c")
+    assert box.entrypoint == ("/bin/forwarder",)
+    assert box.image == Settings().forwarder_image
+    assert box.image.startswith("reconciler/forwarder:")
     assert fwd.labels == {"app": "db"}  # the Service's labels: down -l app=db removes it
 
 
@@ -296,13 +296,33 @@ def test_published_ports_for_nodeport_loadbalancer_and_external_ips() -> None:
     assert service_port == PortBinding(5000, "TCP", 5000, "10.231.0.12")
 
 
-def test_udp_ports_are_a_warning_not_a_silent_drop() -> None:
+def test_udp_ports_are_forwarded_and_published_like_tcp() -> None:
     text = (
         "apiVersion: v1\nkind: Service\nmetadata: {name: dns}\n"
-        "spec: {selector: {a: b}, ports: [{port: 53, protocol: UDP}]}\n"
+        "spec: {type: NodePort, selector: {a: b}, ports: [{port: 53, protocol: UDP, "
+        "name: dns, nodePort: 30053}, {port: 53, name: tcp}]}\n"
     )
     state = state_of(text)
-    assert any("UDP" in d.message and not d.is_error for d in state.problems)
+    assert not state.problems
+    [fwd] = forwarders(state)
+    [box] = fwd.containers
+    assert box.cmd == ("-t", "3", "-u", "60", "udp:53=", "tcp:53=")
+    udp, tcp = box.ports
+    assert udp == PortBinding(53, "UDP", 30053, "10.231.0.11")
+    assert (tcp.container_port, tcp.protocol, tcp.host_ip) == (53, "TCP", "10.231.0.11")
+    assert tcp.host_port is not None and 30000 <= tcp.host_port <= 32767
+    assert [p["protocol"] for p in fwd.spec["ports"]] == ["UDP", "TCP"]
+
+
+def test_sctp_ports_are_a_warning_not_a_silent_drop() -> None:
+    text = (
+        "apiVersion: v1\nkind: Service\nmetadata: {name: sig}\n"
+        "spec: {selector: {a: b}, ports: [{port: 3868, protocol: SCTP}]}\n"
+    )
+    state = state_of(text)
+    assert any("SCTP" in d.message and not d.is_error for d in state.problems)
+    [fwd] = forwarders(state)
+    assert fwd.containers[0].cmd == ("-t", "3", "-u", "60")
 
 
 def infra(pod: str, host: str, ip: str, *, published: tuple[Any, ...] = (), **kw: Any) -> Any:
@@ -425,27 +445,11 @@ def test_an_endpoint_change_recreates_the_forwarder_and_says_why() -> None:
 
 
 # -- the forwarder's program ---------------------------------------------------------------
-def test_pick_script_without_endpoints_closes_the_connection() -> None:
-    assert pick_script([]) == "exit 1"
-
-
-def test_forwarder_script_is_valid_shell_with_one_listener_per_port() -> None:
-    script = forwarder_script([(80, ["10.0.0.1:8080", "10.0.0.2:8080"]), (443, [])])
-    assert script.count("nc -ll -p ") == 2 and script.endswith("wait")
-    checked = subprocess.run(["sh", "-n", "-c", script], capture_output=True, text=True)
-    assert checked.returncode == 0, checked.stderr
-
-
-def test_pick_script_tries_every_endpoint_from_a_random_start() -> None:
-    """Run the picker with a fake nc that fails for all but one endpoint: it finds it."""
-    script = pick_script(["10.0.0.1:1", "10.0.0.2:2", "10.0.0.3:3"])
-    fake = 'nc() { echo "try $3 $4"; [ "$3" = 10.0.0.2 ]; }; '
-    for _ in range(10):
-        run = subprocess.run(["bash", "-c", fake + script], capture_output=True, text=True)
-        assert run.returncode == 0
-        tried = run.stdout.split("\n")
-        assert tried[-2] == "try 10.0.0.2 2"
-        assert len(tried) - 1 <= 3
+def test_forwarder_args_name_protocol_port_and_endpoints() -> None:
+    args = forwarder_args(
+        [("TCP", 80, ["10.0.0.1:8080", "10.0.0.2:8080"]), ("UDP", 53, []), ("SCTP", 9, [])]
+    )
+    assert args == ("-t", "3", "-u", "60", "tcp:80=10.0.0.1:8080,10.0.0.2:8080", "udp:53=")
 
 
 def test_spec_of_forwarders_round_trips_through_yaml_for_field_diffs() -> None:

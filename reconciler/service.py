@@ -8,6 +8,10 @@ interval. What wakes a pass:
 - a webhook (``POST /hooks/git``), handled by ``httpapi``;
 - a file change in a watched directory source (watchdog, debounced, editor files ignored);
 - a Docker event: one of our containers died or was removed (one event stream per host).
+  Not the pass's own: the containers a pass removed itself (prune, recreate, rollout) die
+  and are destroyed as it goes, and those events are ignored (by container id, see
+  :class:`OwnRemovals`), so that a pass that removes pods is not followed by a second,
+  no-op pass. A container killed or removed by anyone else still wakes a pass.
 
 An invalid revision is never applied: the last valid manifests stay in force (and keep
 self-healing drift) until a valid revision arrives. Git or host failures are retried with
@@ -22,12 +26,13 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import random
 import re
 import signal
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +47,7 @@ from reconciler.hosts import Host
 from reconciler.httpapi import Metrics, Server, StatusBoard, serve
 from reconciler.loading import InputError
 from reconciler.model import Manifest
+from reconciler.planning import Verb
 from reconciler.reconcile import (
     connect,
     converge,
@@ -58,6 +64,15 @@ log = logging.getLogger("reconciler.service")
 _IGNORED_FILES = re.compile(r"(^|/)(\.git/|\.#|#.*#$|.*~$|.*\.sw[a-z]$|4913$|\.~lock)")
 _DEBOUNCE = 0.3  # seconds of quiet after the last file event before a pass starts
 _EVENT_GAP = 1.0  # at most one Docker-event-triggered pass per second (crash loops)
+#: How long after the end of a pass the events of the containers it removed are still known
+#: as its own. Docker ids are never reused, so this only bounds memory and how late an
+#: event may arrive (a loaded engine delivers them late, never this late).
+_OWN_EVENTS_TTL = 30.0
+#: Verbs whose action removes the containers in ``Action.live`` (and so makes them emit
+#: kill, die, stop and destroy events). START is not one: a started container that dies
+#: again must wake a pass.
+_REMOVING_VERBS = (Verb.REMOVE, Verb.RECREATE)
+_MAX_REASONS = 5  # distinct trigger reasons named in the "pass:" log line
 
 
 @dataclass
@@ -121,6 +136,56 @@ class Backoff:
         self.failures = 0
 
 
+class OwnRemovals:
+    """Ids of the containers that passes removed, so that their Docker events (the echo of
+    the pass's own work) do not wake another pass.
+
+    An id is added when its removing action succeeded (a failed action's events still wake
+    a pass: a retry). It counts as the pass's own until the pass ends, then for ``ttl``
+    seconds more (:meth:`settle`). Only ids, never names: a recreated container keeps its
+    name under a new id, and someone killing that one must still be noticed. Thread-safe:
+    the apply threads add, the event threads and the loop ask.
+    """
+
+    def __init__(self, ttl: float = _OWN_EVENTS_TTL) -> None:
+        self.ttl = ttl
+        self._until: dict[str, float] = {}  # id -> monotonic expiry (inf while in a pass)
+        self._lock = threading.Lock()
+
+    def add(self, container_ids: Iterable[str]) -> None:
+        with self._lock:
+            for container_id in container_ids:
+                if container_id:
+                    self._until[container_id] = math.inf
+
+    def settle(self, now: float | None = None) -> None:
+        """The pass ended: its ids expire ``ttl`` seconds from now; expired ones go."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            for container_id, until in list(self._until.items()):
+                if until == math.inf:
+                    self._until[container_id] = now + self.ttl
+                elif until <= now:
+                    del self._until[container_id]
+
+    def __contains__(self, container_id: object) -> bool:
+        with self._lock:
+            until = self._until.get(str(container_id))
+        return until is not None and until > time.monotonic()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._until)
+
+
+@dataclass(frozen=True, slots=True)
+class _Trigger:
+    """Why a pass should run; ``container`` is the id a Docker event was about."""
+
+    reason: str
+    container: str = ""
+
+
 class ReconcileService:
     """The loop, its triggers, and the HTTP side (status, metrics, webhook)."""
 
@@ -132,7 +197,8 @@ class ReconcileService:
             list(config.hosts), config.instance, "", grace_seconds=config.grace_seconds
         )
         self._wake = threading.Condition()
-        self._reasons: list[str] = []
+        self._reasons: list[_Trigger] = []
+        self._own = OwnRemovals()
         self._stopping = threading.Event()
         self._suspended = False
         self._last_good: tuple[list[Manifest], str] | None = None
@@ -148,10 +214,32 @@ class ReconcileService:
         self.board.set_source(config.source, config.branch, config.path)
 
     # -- triggers --------------------------------------------------------------------------
-    def trigger(self, reason: str) -> None:
+    def trigger(self, reason: str, container: str = "") -> None:
+        """Wake the loop. ``container``: the id a Docker event was about, so that the loop
+        can tell the echo of its own removals (ignored) from someone else's doing."""
+        self._trigger_all([_Trigger(reason, container)])
+
+    def _trigger_all(self, triggers: Sequence[_Trigger]) -> None:
+        """Several at once (the events of one gap): the loop takes them together."""
         with self._wake:
-            self._reasons.append(reason)
+            self._reasons.extend(triggers)
             self._wake.notify_all()
+
+    def _is_own(self, trigger: _Trigger) -> bool:
+        return bool(trigger.container) and trigger.container in self._own
+
+    def _ignore_own(self, triggers: list[_Trigger]) -> list[str]:
+        """The reasons to act on: every trigger but the events of containers a pass
+        removed itself. Asked when the loop takes them, after the pass that queued them
+        during its run ended, so that every id it removed is known by then."""
+        reasons = []
+        for trigger in triggers:
+            if self._is_own(trigger):
+                self.board.count("own_events_ignored")
+                log.debug("ignored: %s (a container a pass removed)", trigger.reason)
+            else:
+                reasons.append(trigger.reason)
+        return reasons
 
     def _on_webhook(self, reason: str) -> None:
         self._next_fetch = 0.0  # fetch at once, whatever the poll interval says
@@ -173,8 +261,8 @@ class ReconcileService:
         with self._wake:
             if not self._reasons and not self._stopping.is_set():
                 self._wake.wait(timeout=max(0.0, timeout))
-            reasons, self._reasons = self._reasons, []
-        return reasons
+            triggers, self._reasons = self._reasons, []
+        return self._ignore_own(triggers)
 
     # -- the edges that feed triggers --------------------------------------------------------
     def _start_http(self) -> None:
@@ -236,23 +324,34 @@ class ReconcileService:
         backoff = Backoff(cap=30.0)
         last = [0.0]
         deferred: list[threading.Timer] = []
+        pending: list[_Trigger] = []  # events waiting for the end of the gap
+        lock = threading.Lock()
 
-        def fire(reason: str) -> None:
-            deferred.clear()
-            last[0] = time.monotonic()
-            self.trigger(reason)
+        def fire() -> None:
+            with lock:
+                batch = list(pending)
+                pending.clear()
+                deferred.clear()
+                last[0] = time.monotonic()
+            self._trigger_all(batch)
 
-        def on_event(reason: str) -> None:
+        def on_event(trigger: _Trigger) -> None:
             """At most one pass per _EVENT_GAP; an event inside the gap is deferred to its
-            end, never dropped (a kill is followed by a destroy a moment later)."""
-            wait = last[0] + _EVENT_GAP - time.monotonic()
-            if wait <= 0 and not deferred:
-                fire(reason)
-            elif not deferred:
-                timer = threading.Timer(max(wait, 0.05), fire, args=(reason,))
-                timer.daemon = True
-                deferred.append(timer)
-                timer.start()
+            end, never dropped (a kill is followed by a destroy a moment later). Every
+            deferred event is handed on, each with its container: the loop drops those of
+            a pass's own removals, and must still see someone else's among them."""
+            with lock:
+                pending.append(trigger)
+                wait = last[0] + _EVENT_GAP - time.monotonic()
+                if deferred:
+                    return
+                if wait > 0:
+                    timer = threading.Timer(max(wait, 0.05), fire)
+                    timer.daemon = True
+                    deferred.append(timer)
+                    timer.start()
+                    return
+            fire()
 
         while not self._stopping.is_set():
             try:
@@ -262,10 +361,18 @@ class ReconcileService:
                 for event in stream:
                     if self._stopping.is_set():
                         break
-                    labels = (event.get("Actor") or {}).get("Attributes") or {}
+                    actor = event.get("Actor") or {}
+                    labels = actor.get("Attributes") or {}
                     if labels.get(L.ROLE) == L.ROLE_STATE:
                         continue
-                    on_event(f"event {event.get('Action')} {labels.get('name', '')}")
+                    trigger = _Trigger(
+                        f"event {event.get('Action')} {labels.get('name', '')}",
+                        str(event.get("id") or actor.get("ID") or ""),
+                    )
+                    if self._is_own(trigger):  # known already: not even a gap to wait
+                        self.board.count("own_events_ignored")
+                        continue
+                    on_event(trigger)
             except Exception as exc:  # engine gone or stream broken: retry later
                 log.debug("events from %s: %s", host, exc)
             self._stopping.wait(backoff.failed())
@@ -304,7 +411,7 @@ class ReconcileService:
                     if fetched is not None and fetched[1] == before:
                         continue
                     reasons = ["poll: new revision"]
-                self.run_pass(", ".join(dict.fromkeys(reasons)) or "resync")
+                self.run_pass(_summary(reasons) or "resync")
                 next_resync = time.monotonic() + self.config.resync
         finally:
             self.close()
@@ -438,19 +545,22 @@ class ReconcileService:
             self.board.sync_finished(ok=False, duration=time.monotonic() - started)
             return PassOutcome(ok=False, revision=revision, error=message)
         self.board.set_pending(len(the_plan.actions))
-        done = converge(
-            the_plan,
-            manifests,
-            list(config.hosts),
-            config.settings,
-            self.runtimes,
-            prune=config.prune,
-            concurrency=config.concurrency,
-            on_result=self._on_result,
-            host_memory=memory,
-            now=now,
-            state_dir=config.state_dir,
-        )
+        try:
+            done = converge(
+                the_plan,
+                manifests,
+                list(config.hosts),
+                config.settings,
+                self.runtimes,
+                prune=config.prune,
+                concurrency=config.concurrency,
+                on_result=self._on_result,
+                host_memory=memory,
+                now=now,
+                state_dir=config.state_dir,
+            )
+        finally:
+            self._own.settle()  # what this pass removed stays its own a while longer
         failed = len(done.report.failed)
         applied = len(done.report.results) - failed
         ok = failed == 0 and not the_plan.unreachable
@@ -479,6 +589,8 @@ class ReconcileService:
 
     def _on_result(self, result: ActionResult) -> None:
         action = result.action
+        if result.ok and action.verb in _REMOVING_VERBS:
+            self._own.add(c.id for c in action.live)
         self.metrics.action(action.verb.value, "ok" if result.ok else "failed")
         target = f"{action.owner.kind}/{action.owner.namespace}/{action.owner.name}"
         extra = {"host": action.host, "object": target, "pod": action.pod}
@@ -518,6 +630,15 @@ class ReconcileService:
         self.metrics.sync_error(kind)
         self.board.set_error(kind, message, list(details))
         log.error("%s: %s", kind, message)
+
+
+def _summary(reasons: Sequence[str]) -> str:
+    """The distinct reasons, the first few by name: a mass removal by hand is hundreds of
+    events, and the "pass:" log line should stay a line."""
+    distinct = list(dict.fromkeys(reasons))
+    more = len(distinct) - _MAX_REASONS
+    text = ", ".join(distinct[:_MAX_REASONS])
+    return f"{text} and {more} more" if more > 0 else text
 
 
 def _exit_now() -> None:

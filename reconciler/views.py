@@ -1,4 +1,8 @@
-"""kubectl-style views of live state: rows for ``reconciler get``. Pure."""
+"""kubectl-style views of live state: rows for ``reconciler get``. Pure.
+
+Rows keep empty cells as ``""`` (``-o json``); ``table_lines`` prints them as ``<none>``,
+as kubectl's tables do.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,28 @@ from reconciler.hosts import Host
 from reconciler.model import HostState, LiveContainer, Manifest, ObjectRef
 from reconciler.planning import group_pods
 from reconciler.selectors import Selector
+
+#: What an empty cell prints as in ``get`` tables, as in kubectl's.
+NONE = "<none>"
+
+
+def table_lines(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """``rows`` as an aligned table: a header, then one line per row.
+
+    An empty cell prints as ``<none>`` so that an empty column never shifts the fields
+    after it for awk or ``cut``; the rows themselves keep ``""`` (``-o json``).
+    """
+    if not rows:
+        return ["No resources found."]
+    columns = list(rows[0])
+    cells = [[str(row[c]) if str(row[c]) != "" else NONE for c in columns] for row in rows]
+    widths = [max(len(c), *(len(line[i]) for line in cells)) for i, c in enumerate(columns)]
+    lines = ["   ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip()]
+    lines += [
+        "   ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip()
+        for line in cells
+    ]
+    return lines
 
 
 @dataclass(frozen=True, slots=True)

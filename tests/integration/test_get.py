@@ -76,6 +76,16 @@ def test_get_shows_pods_controllers_services_and_hosts(applied: Rig) -> None:
         for r in table(result.output)
     ] == [("frontend", "2", "2", "2", "local"), ("keystone", "3", "3", "3", "local")]
 
+    # without manifests the rc's DESIRED and SELECTOR are unknown: "?" and an empty cell
+    result = rig.get("rc", "-o", "wide")
+    assert result.exit_code == 0, result.output
+    assert [(r["NAME"], r["DESIRED"], r["SELECTOR"]) for r in table(result.output)] == [
+        ("frontend", "?", "<none>"),
+        ("keystone", "?", "<none>"),
+    ]
+    rc_json = json.loads(rig.get("rc", "-o", "json").output)
+    assert [(r["NAME"], r["DESIRED"]) for r in rc_json] == [("frontend", "?"), ("keystone", "?")]
+
     result = rig.get("services", "--source", rig.src)
     assert result.exit_code == 0, result.output
     assert [
@@ -98,8 +108,8 @@ def test_get_shows_pods_controllers_services_and_hosts(applied: Rig) -> None:
 
     result = rig.get("hosts")
     assert result.exit_code == 0, result.output
-    header, line = result.output.splitlines()
-    assert header.split() == [
+    [host_row] = table(result.output)  # an empty cell prints as <none>: one word per column
+    assert list(host_row) == [
         "NAME",
         "ADDRESS",
         "REACHABLE",
@@ -110,16 +120,18 @@ def test_get_shows_pods_controllers_services_and_hosts(applied: Rig) -> None:
         "MEMORY",
         "ERROR",
     ]
-    fields = line.split()
-    assert fields[:3] == ["local", "127.0.0.1", "yes"]
+    assert list(host_row.values())[:3] == ["local", "127.0.0.1", "yes"]
     # 6 pods, 3 forwarders; requests (else limits): db 0.5/64Mi, frontend 2 x 0.1/16Mi,
     # keystone 3 x (0.5 + memcached 0)/(64Mi + 32Mi)
-    assert fields[4:8] == ["6", "3", "2.2", "384Mi"], line
+    assert list(host_row.values())[4:8] == ["6", "3", "2.2", "384Mi"], host_row
+    assert host_row["ERROR"] == "<none>"
     result = rig.get("hosts", "-o", "wide")
     assert result.exit_code == 0, result.output
-    header, line = result.output.splitlines()  # empty ERROR and LABELS cells: no table()
-    assert header.split()[-3:] == ["URL", "LABELS", "CONTAINERS"]
-    assert line.split()[-2:] == [os.environ.get("DOCKER_HOST") or DEFAULT_SOCKET, "18"]
+    [wide_host] = table(result.output)
+    assert list(wide_host)[-3:] == ["URL", "LABELS", "CONTAINERS"]
+    assert (wide_host["ERROR"], wide_host["LABELS"]) == ("<none>", "<none>")
+    assert wide_host["URL"] == (os.environ.get("DOCKER_HOST") or DEFAULT_SOCKET)
+    assert wide_host["CONTAINERS"] == "18"
     result = rig.get("hosts", "-o", "json")
     assert result.exit_code == 0, result.output
     [host] = json.loads(result.output)
@@ -127,4 +139,4 @@ def test_get_shows_pods_controllers_services_and_hosts(applied: Rig) -> None:
     assert host["REACHABLE"] == "yes"
     assert host["ENGINE"] == rig.client.version()["Version"]
     assert (host["PODS"], host["FORWARDERS"]) == (6, 3)
-    assert host["ERROR"] == ""
+    assert host["ERROR"] == ""  # JSON keeps the empty value; only tables print <none>

@@ -403,3 +403,51 @@ def test_kill_9_mid_apply_then_restart_converges_without_duplicates(
     time.sleep(2)
     pods = rig.pods()
     assert pods == {f"web-{i}": ["POD", "web"] for i in range(6)}, pods
+
+
+def settled_passes(service: Service, quiet: float = 5.0, timeout: float = 120.0) -> int:
+    """The number of passes started (``/status`` counters), once none is running and none
+    has started for ``quiet`` seconds."""
+    deadline = time.monotonic() + timeout
+    last, since = -1, time.monotonic()
+    while True:
+        status = service.status()
+        count = int(status["counters"]["syncs_started"])
+        if count != last or status["sync"]["in_progress"]:
+            last, since = count, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            return count
+        if time.monotonic() > deadline:
+            pytest.fail(f"passes never settled (last count {last})\n{service.output()}")
+        time.sleep(0.2)
+
+
+def pass_lines(service: Service) -> str:
+    return "\n".join(line for line in service.output().splitlines() if " pass" in line)
+
+
+def test_a_pass_that_removes_pods_is_not_woken_again_by_its_own_events(
+    rig: Rig, repo: Repo, services: Callable[..., Service]
+) -> None:
+    """Removing pods (scale down), recreating them (rollout): the kill/die/stop/destroy
+    events of the containers the pass removed itself start no second, no-op pass; a
+    container removed by hand still wakes one."""
+    service = services(str(repo.bare), "--interval", "1", "--resync", "600")
+    wait_for(lambda: len(greetings(rig)) == 2, timeout=60, what="first convergence")
+    before = settled_passes(service)
+
+    repo.commit({"web/controller.yaml": RC.format(replicas=1, greeting="v1")}, "scale down")
+    wait_for(lambda: rig.pods() == {"web-0": ["POD", "web"]}, timeout=60, what="the prune")
+    after_prune = settled_passes(service)
+    assert after_prune == before + 1, pass_lines(service)  # the poll's pass, and no other
+
+    repo.commit({"web/controller.yaml": RC.format(replicas=1, greeting="v2")}, "rollout")
+    wait_for(lambda: greetings(rig) == {"web-0": "v2"}, timeout=60, what="the rollout")
+    after_rollout = settled_passes(service)
+    assert after_rollout == after_prune + 1, pass_lines(service)
+    assert service.status()["counters"].get("own_events_ignored", 0) > 0
+
+    # someone else's removal is no echo: it wakes a pass, which brings the container back
+    rig.client.containers.get(rig.name("web-0", "web")).remove(force=True)
+    wait_for(lambda: greetings(rig) == {"web-0": "v2"}, timeout=30, what="self-heal")
+    assert settled_passes(service) > after_rollout, pass_lines(service)

@@ -14,7 +14,16 @@ from reconciler.hosts import Host
 from reconciler.loading import parse_text
 from reconciler.model import HostState, LiveContainer, Manifest, ObjectRef
 from reconciler.selectors import parse_selector
-from reconciler.views import LivePod, age, host_rows, live_pods, pod_rows, rc_rows, service_rows
+from reconciler.views import (
+    LivePod,
+    age,
+    host_rows,
+    live_pods,
+    pod_rows,
+    rc_rows,
+    service_rows,
+    table_lines,
+)
 
 NOW = 1_700_010_000.0
 CREATED = 1_700_000_000  # NOW - 10000 s: "2h"
@@ -73,6 +82,35 @@ def manifests(text: str) -> list[Manifest]:
     loaded = parse_text(text, "m.yaml")
     assert loaded.diagnostics == []
     return loaded.manifests
+
+
+def printed(rows: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """Rows as the ``get`` table prints them, read back at the header's column offsets."""
+    header, *lines = table_lines(rows)
+    columns = header.split()
+    assert columns == list(rows[0]), header
+    starts, position = [], 0
+    for column in columns:  # each header starts where the previous column's width ends
+        position = header.index(column, position)
+        starts.append(position)
+        position += len(column)
+    ends = [*starts[1:], None]
+    return [
+        {c: line[a:b].strip() for c, a, b in zip(columns, starts, ends, strict=True)}
+        for line in lines
+    ]
+
+
+def as_json(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows as ``get -o json`` writes them."""
+    return list(json.loads(json.dumps(rows, indent=2)))
+
+
+def assert_awkable(rows: list[dict[str, Any]]) -> None:
+    """Every printed cell is one whitespace-free word: awk's $N is column N."""
+    for row in printed(rows):
+        for column, text in row.items():
+            assert text and text.split() == [text], (column, text, row)
 
 
 # -- status and readiness -----------------------------------------------------------------
@@ -221,7 +259,21 @@ def test_pod_rows() -> None:
 
 def test_pod_row_without_infra_has_no_ip() -> None:
     pods = live_pods({"h1": HostState("h1", True, (lc("web", "app"),))})
-    assert pod_rows(pods, NOW, {}, wide=True)[0]["IP"] == ""
+    rows = pod_rows(pods, NOW, {}, wide=True)
+    assert rows[0]["IP"] == ""
+    assert printed(rows)[0]["IP"] == "<none>"  # kubectl's empty cell
+    assert as_json(rows)[0]["IP"] == ""  # data stays empty
+    assert_awkable(rows)
+
+
+def test_table_lines_align_columns_and_say_when_there_is_nothing() -> None:
+    assert table_lines([]) == ["No resources found."]
+    rows = [{"NAME": "a", "IP": "", "N": 3}, {"NAME": "longer", "IP": "10.0.0.1", "N": 10}]
+    assert table_lines(rows) == [
+        "NAME     IP         N",
+        "a        <none>     3",
+        "longer   10.0.0.1   10",
+    ]
 
 
 # -- replication controllers ----------------------------------------------------------------
@@ -289,6 +341,20 @@ def test_rc_rows_with_manifests() -> None:
             "SELECTOR": "app=idle",
         },
     ]
+    assert printed(rows)[1] == {
+        "NAME": "shop/idle",
+        "DESIRED": "1",
+        "CURRENT": "0",
+        "READY": "0",
+        "AGE": "-",
+        "HOSTS": "<none>",
+        "CONTAINERS": "<none>",
+        "IMAGES": "<none>",
+        "SELECTOR": "app=idle",
+    }
+    assert as_json(rows) == rows  # -o json: empty strings, as before
+    assert as_json(rows)[1]["HOSTS"] == ""
+    assert_awkable(rows)
 
 
 def test_rc_rows_without_manifests_do_not_know_desired() -> None:
@@ -378,7 +444,25 @@ def test_service_rows_count_running_selected_pods_in_the_namespace() -> None:
             "EXTERNAL-IP": "",
         },
     ]
+    assert printed(rows)[0] == {
+        "NAME": "external",
+        "TYPE": "ClusterIP",
+        "CLUSTER-IP": "<none>",
+        "PORTS": "443/TCP",
+        "ENDPOINTS": "0",
+        "FORWARDERS": "0",
+        "SELECTOR": "<none>",
+        "PODS": "<none>",
+        "ROUTES": "<none>",
+        "PUBLISHED": "<none>",
+        "EXTERNAL-IP": "<none>",
+    }
+    assert printed(rows)[2]["PODS"] == printed(rows)[2]["EXTERNAL-IP"] == "<none>"
+    assert as_json(rows)[0]["SELECTOR"] == as_json(rows)[0]["EXTERNAL-IP"] == ""
+    assert_awkable(rows)
     narrow = service_rows(manifests(SERVICES), pods, wide=False)
+    assert printed(narrow)[0]["SELECTOR"] == "<none>"
+    assert_awkable(narrow)
     assert set(narrow[1]) == {
         "NAME",
         "TYPE",
@@ -466,6 +550,28 @@ def test_host_rows_show_pods_forwarders_and_capacity_used() -> None:
             "CONTAINERS": 0,
         },
     ]
+    shown = printed(rows)
+    assert [(r["ENGINE"], r["ERROR"], r["LABELS"]) for r in shown] == [
+        ("24.0.7", "<none>", "zone=a"),
+        ("<none>", "connection refused", "<none>"),
+        ("<none>", "not observed", "<none>"),
+    ]
+    assert as_json(rows)[0]["ERROR"] == "" and as_json(rows)[2]["LABELS"] == ""
+    narrow = host_rows({"h1": states["h1"]}, hosts[:1], {}, wide=False)
+    assert printed(narrow) == [
+        {
+            "NAME": "h1",
+            "ADDRESS": "10.0.0.1",
+            "REACHABLE": "yes",
+            "ENGINE": "<none>",  # the version could not be read
+            "PODS": "2",
+            "FORWARDERS": "1",
+            "CPU": "0.25/2",
+            "MEMORY": "64Mi/1Gi",
+            "ERROR": "<none>",
+        }
+    ]
+    assert_awkable(narrow)
 
 
 # -- docker list entries --------------------------------------------------------------------

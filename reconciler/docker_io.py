@@ -29,6 +29,27 @@ from reconciler.images import PAUSE_COMMAND, busybox_rootfs, find_static_busybox
 from reconciler.model import DesiredContainer, DesiredPod, HostState, LiveContainer, NetworkSpec
 
 DOCKER_RESTART_POLICY = {"Always": "always", "OnFailure": "on-failure", "Never": "no"}
+#: Seconds to open a TCP connection to an engine. A host that drops packets (powered off,
+#: firewalled) is then reported unreachable this fast, not after the whole request timeout.
+CONNECT_TIMEOUT = 5.0
+
+
+class _APIClient(docker.APIClient):  # type: ignore[misc]
+    """docker's client, with ``CONNECT_TIMEOUT`` on engines reached over TCP.
+
+    docker-py takes one number for both connecting and reading (and adds to it for
+    ``stop``), so the split is made here, per request, where requests accepts a
+    ``(connect, read)`` pair. Unix sockets and ssh (``http+docker://`` URLs) are left as
+    they are: they connect at once or fail at once.
+    """
+
+    def send(self, request: Any, **kwargs: Any) -> Any:
+        timeout = kwargs.get("timeout")
+        if isinstance(timeout, int | float) and str(request.url).startswith(
+            ("http://", "https://")
+        ):
+            kwargs["timeout"] = (min(CONNECT_TIMEOUT, float(timeout)), timeout)
+        return super().send(request, **kwargs)
 
 
 class HostUnavailable(Exception):
@@ -99,7 +120,7 @@ class DockerHost:
                 verify=cfg.ca if cfg.verify and cfg.ca else cfg.verify,
             )
         try:
-            api = docker.APIClient(
+            api = _APIClient(
                 base_url=self.host.url,
                 version=self.host.api_version,
                 timeout=int(self.timeout),

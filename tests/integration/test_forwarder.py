@@ -12,7 +12,6 @@ import contextlib
 import hashlib
 import os
 import resource
-import select
 import signal
 import socket
 import subprocess
@@ -254,28 +253,6 @@ def wait_until(predicate: Callable[[], bool], what: str) -> None:
     while not predicate():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.05)
-
-
-@pytest.fixture
-def black_hole() -> Iterator[int]:
-    """A port that never answers a SYN: a listener whose accept queue is full (Linux drops
-    the SYN then). Probed, not assumed: skips where the kernel answers anyway."""
-    with contextlib.ExitStack() as stack:
-        server = stack.enter_context(socket.socket())
-        server.bind((HOST, 0))
-        server.listen(0)
-        port = int(server.getsockname()[1])
-        for _ in range(8):
-            probe = socket.socket()
-            probe.setblocking(False)
-            probe.connect_ex((HOST, port))
-            _, writable, _ = select.select([], [probe], [], 0.5)
-            if not writable:
-                probe.close()
-                yield port
-                return
-            stack.enter_context(probe)  # it got in: one more in the queue
-        pytest.skip("cannot make a black hole here: a full accept queue still answers SYNs")
 
 
 # ---- TCP ----

@@ -21,7 +21,8 @@ from typing import Any
 import click
 import yaml
 
-from reconciler.cli import EXIT_ERROR, EXIT_INVALID, EXIT_OK, _load_hosts, _settings, cli
+from reconciler.cli import EXIT_ERROR, EXIT_INVALID, EXIT_OK, cli
+from reconciler.cli_ops import _load_hosts, _settings
 from reconciler.desired import DEFAULT_INFRA_IMAGE
 from reconciler.forwarder_build import default_forwarder_image
 from reconciler.gitsource import GitSource, SourceError

@@ -11,7 +11,7 @@ Run from the repository root::
    cat`` (echo) and ``nc -ll -p 7001 -e sh -c 'dd if=/dev/zero ...'`` (a stream of
    ``--megabytes`` MiB), whose ports are published at hostPorts on 127.0.0.1 (the *direct*
    path), and a NodePort Service selecting it (the *Service* path: Docker's published port
-   on 127.0.0.1 -> the forwarder's ``nc`` -> the pod). Both are applied with the reconciler's
+   on 127.0.0.1 -> the forwarder -> the pod). Both are applied with the reconciler's
    own CLI. From the root namespace, in the same run and interleaved so that both paths see
    the same load: ``--connections`` short connections (connect, send a line, read the echo,
    close) through each path, and ``--rounds`` streams through each (MB/s, every byte
@@ -76,11 +76,12 @@ ECHO_PORT, STREAM_PORT, WEB_PORT = 7000, 7001, 8080
 HOSTS_NODE_PORT = 31080
 NODE_PORT_RANGE = (30000, 32767)
 STREAM_BLOCK = 65536
-# The targets. The issue gives no figures: these are the benchmark's own reading of
-# docs/services.md ("fine for control-plane traffic and modest request rates; not for bulk
-# data") and of what spreading over more engines should cost.
-LATENCY_TARGET = 3.0  # service / direct, median connection time, at most
-THROUGHPUT_TARGET = 0.05  # service / direct, best MB/s, at least
+# The targets. The issue gives no figures: these are floors against regressions, set with
+# a margin below what the epoll forwarder measured here (1.2x and 0.7x; the busybox nc
+# forwarder it replaced managed 2.2x and 0.11x), and what spreading over more engines
+# should cost.
+LATENCY_TARGET = 2.0  # service / direct, median connection time, at most
+THROUGHPUT_TARGET = 0.3  # service / direct, best MB/s, at least
 HOSTS_TARGET = 1.5  # apply on 3 hosts / apply on 1 host, same pods, at most
 
 

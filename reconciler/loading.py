@@ -87,39 +87,21 @@ def _loc(filename: str, mark: Any) -> Location:
     return Location(filename, mark.line + 1, mark.column + 1)
 
 
-class _Frame:
-    """A mapping or sequence being composed (its hot fields are mirrored in locals)."""
+#: Merge keys' values (``<<: *base``) waiting to be applied, with where each was written.
+_Merges = list[tuple[Any, tuple[int, int]]] | None
+#: The state of an enclosing collection while a nested one is composed: its container,
+#: is_map, path, waiting key, key flag, size, start, anchor and merges (see ``_document``).
+_Saved = tuple[Any, bool, FieldPath, str | None, int, int, tuple[int, int], str | None, _Merges]
 
-    __slots__ = (
-        "anchor",
-        "is_map",
-        "key",
-        "key_flag",
-        "merges",
-        "path",
-        "position",
-        "size",
-        "value",
-    )
 
-    def __init__(
-        self, value: Any, path: FieldPath, position: tuple[int, int], anchor: str | None
-    ) -> None:
-        self.value = value
-        self.is_map = isinstance(value, dict)
-        self.path = path
-        self.position = position
-        self.anchor = anchor
-        self.size = 1
-        self.key: str | None = None  # mapping frames: the key waiting for its value
-        self.key_flag = 0  # 0 plain key, 1 merge key ('<<'), 2 duplicate key (dropped)
-        self.merges: list[tuple[Any, tuple[int, int]]] | None = None  # made on first use
-
-    def add_merge(self, value: Any, start: tuple[int, int]) -> None:
-        """Remember a merge key's value (``<<: *base``), applied when the mapping closes."""
-        if self.merges is None:
-            self.merges = []
-        self.merges.append((value, start))
+def _add_merge(
+    merges: _Merges, value: Any, start: tuple[int, int]
+) -> list[tuple[Any, tuple[int, int]]]:
+    """Remember a merge key's value, applied when its mapping closes (``_Composer._merge``)."""
+    if merges is None:
+        merges = []
+    merges.append((value, start))
+    return merges
 
 
 _MERGE_KEY, _DUPLICATE_KEY = 1, 2
@@ -249,29 +231,34 @@ class _Composer:
         """Compose one document from its events (the DocumentStartEvent was read).
 
         This loop runs once per parser event, so it is written for speed: the innermost
-        open collection's fields live in local variables (``container``, ``is_map``,
-        ``path``, ``key``, ``flag``, ``size``) and go back into its ``_Frame`` only when a
-        nested collection opens, instead of frame attributes being read and written on
-        every event; each event kind has its own branch, scalars first (two events in three
-        are scalars). That took a third off the composing (measured in instructions on the
-        benchmark's manifests; libyaml's events themselves cost twice as much again).
+        open collection's state lives in local variables (``container``, ``is_map``,
+        ``path``, ``key``, ``flag``, ``size``, ``start``, ``anchor``, ``merges``); when a
+        nested collection opens, the enclosing one's state is pushed onto ``stack`` as one
+        tuple, and popped back when the nested one closes. A tuple costs less than an
+        object with attributes, and a third of the events open or close a collection: that
+        took a seventh off the composing (in instructions, on the benchmark's manifests;
+        libyaml's events cost twice as much again). Each event kind has its own branch,
+        scalars first (two events in three are scalars).
         """
         positions: dict[FieldPath, tuple[int, int]] = {}
         anchors: dict[str, tuple[Any, int]] = {}
-        stack: list[_Frame] = []  # every open collection, the innermost last
+        stack: list[_Saved] = []  # the state of every enclosing collection, outermost first
         total = 0
+        limit = MAX_NODES_PER_DOCUMENT
         get_event = loader.get_event
         json_scalars = self.json_scalars
         plain = self._plain
         shortcut = self._first_character_shortcut
-        # the innermost open collection (frame is None until the root collection opens)
-        frame: _Frame | None = None
+        # the innermost open collection (container is None until the root collection opens)
         container: Any = None
         is_map = False
         path: FieldPath = ()
         key: str | None = None  # mappings: the key waiting for its value
         flag = 0  # 0 plain key, _MERGE_KEY, _DUPLICATE_KEY (the value is dropped)
         size = 0  # nodes in the innermost collection, itself included
+        start = (1, 1)  # where it starts
+        anchor: str | None = None  # its anchor (&name), if it has one
+        merges: _Merges = None  # its merge keys' values (<<: *base), made on first use
         while True:
             event = get_event()
             cls = type(event)
@@ -302,11 +289,10 @@ class _Composer:
                     continue
                 # a scalar value (its mark is only read when it is needed: a list item's
                 # position, a merge, an error)
-                if frame is None:  # a document that is a single scalar
-                    mark = event.start_mark
-                    return self.scalar_value(event), (mark.line + 1, mark.column + 1), positions
                 if not is_map:
                     mark = event.start_mark
+                    if container is None:  # a document that is a single scalar
+                        return self.scalar_value(event), (mark.line + 1, mark.column + 1), positions
                     positions[path + (len(container),)] = (mark.line + 1, mark.column + 1)
                 tag = event.tag
                 if event.style:  # quoted or block scalar: a string unless explicitly tagged
@@ -323,11 +309,10 @@ class _Composer:
                 else:
                     value = self._tagged_value(event.value, tag, event)
                 total += 1
-                if total > MAX_NODES_PER_DOCUMENT:
+                if total > limit:
                     raise self._too_many_nodes(event.start_mark)
-                anchor = event.anchor
-                if anchor is not None:
-                    anchors[anchor] = (value, 1)
+                if event.anchor is not None:
+                    anchors[event.anchor] = (value, 1)
                 size += 1
                 if not is_map:
                     container.append(value)
@@ -337,14 +322,14 @@ class _Composer:
                 else:
                     if flag == _MERGE_KEY:
                         mark = event.start_mark
-                        frame.add_merge(value, (mark.line + 1, mark.column + 1))
+                        merges = _add_merge(merges, value, (mark.line + 1, mark.column + 1))
                     key = None
                     flag = 0
                 continue
             if cls is _MappingStart or cls is _SequenceStart:
                 mark = event.start_mark
                 position = (mark.line + 1, mark.column + 1)
-                if frame is None:
+                if container is None:
                     child_path: FieldPath = ()
                 elif is_map:
                     if key is None:
@@ -361,37 +346,30 @@ class _Composer:
                         f"document is nested more than {MAX_DEPTH} levels deep",
                         _loc(self.filename, mark),
                     )
-                if frame is not None:  # save the enclosing collection's state
-                    frame.key = key
-                    frame.key_flag = flag
-                    frame.size = size
-                container = {} if cls is _MappingStart else []
-                frame = _Frame(container, child_path, position, event.anchor)
-                stack.append(frame)
+                stack.append((container, is_map, path, key, flag, size, start, anchor, merges))
                 is_map = cls is _MappingStart
+                container = {} if is_map else []
                 path = child_path
                 key = None
                 flag = 0
                 size = 1
+                start = position
+                anchor = event.anchor
+                merges = None
                 total += 1
                 continue
             if cls is _MappingEnd or cls is _SequenceEnd:
-                assert frame is not None
-                done = stack.pop()
-                if done.merges:
-                    self._merge(done, positions)
-                value, start, anchor = container, done.position, done.anchor
-                done_size = size
-                if not stack:
-                    return value, start, positions
+                if merges:
+                    self._merge(container, path, merges, positions)
+                value, value_start, value_anchor, value_size = container, start, anchor, size
                 # back to the enclosing collection; the nodes were counted into ``total``
                 # as they were composed
-                frame = stack[-1]
-                container, is_map, path = frame.value, frame.is_map, frame.path
-                key, flag, size = frame.key, frame.key_flag, frame.size
-                if anchor is not None:
-                    anchors[anchor] = (value, done_size)
-                size += done_size
+                container, is_map, path, key, flag, size, start, anchor, merges = stack.pop()
+                if container is None:  # the root collection closed
+                    return value, value_start, positions
+                if value_anchor is not None:
+                    anchors[value_anchor] = (value, value_size)
+                size += value_size
                 if not is_map:
                     container.append(value)
                 elif flag == 0:
@@ -399,7 +377,7 @@ class _Composer:
                     key = None
                 else:
                     if flag == _MERGE_KEY:
-                        frame.add_merge(value, start)
+                        merges = _add_merge(merges, value, value_start)
                     key = None
                     flag = 0
                 continue
@@ -407,14 +385,16 @@ class _Composer:
                 mark = event.start_mark
                 found = anchors.get(event.anchor)
                 if found is None:
-                    recursive = any(open_.anchor == event.anchor for open_ in stack)
+                    recursive = event.anchor == anchor or any(
+                        saved[7] == event.anchor for saved in stack
+                    )
                     raise _DocumentError(
                         f"alias *{event.anchor} is used inside its own anchor (recursive)"
                         if recursive
                         else f"alias *{event.anchor} refers to no anchor defined before it",
                         _loc(self.filename, mark),
                     )
-                if frame is None:  # a document that is a single alias
+                if container is None:  # a document that is a single alias
                     return found[0], (mark.line + 1, mark.column + 1), positions
                 if is_map and key is None:
                     raise _DocumentError(
@@ -424,7 +404,7 @@ class _Composer:
                     positions[path + (len(container),)] = (mark.line + 1, mark.column + 1)
                 value, alias_size = found
                 total += alias_size
-                if total > MAX_NODES_PER_DOCUMENT:
+                if total > limit:
                     raise self._too_many_nodes(mark)
                 size += alias_size
                 if not is_map:
@@ -434,8 +414,7 @@ class _Composer:
                     key = None
                 else:
                     if flag == _MERGE_KEY:
-                        assert frame is not None
-                        frame.add_merge(value, (mark.line + 1, mark.column + 1))
+                        merges = _add_merge(merges, value, (mark.line + 1, mark.column + 1))
                     key = None
                     flag = 0
                 continue
@@ -450,12 +429,17 @@ class _Composer:
             _loc(self.filename, mark),
         )
 
-    def _merge(self, frame: _Frame, positions: dict[FieldPath, tuple[int, int]]) -> None:
+    def _merge(
+        self,
+        target: dict[str, Any],
+        path: FieldPath,
+        merges: list[tuple[Any, tuple[int, int]]],
+        positions: dict[FieldPath, tuple[int, int]],
+    ) -> None:
         """Apply YAML merge keys (``<<: *base``): explicit keys win, as in Kubernetes."""
-        target = frame.value
-        merge_path = frame.path + ("<<",)
+        merge_path = path + ("<<",)
         positions.pop(merge_path, None)
-        for value, position in frame.merges or ():
+        for value, position in merges:
             sources = value if isinstance(value, list) else [value]
             for index, source in enumerate(sources):
                 # a mapping written inline has its own key positions; an alias has only one
@@ -470,7 +454,7 @@ class _Composer:
                     if key not in target:
                         target[key] = item
                         written = positions.get(prefix + (key,), at)
-                        positions.setdefault(frame.path + (key,), written)
+                        positions.setdefault(path + (key,), written)
 
 
 _MISSING = object()

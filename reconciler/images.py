@@ -89,7 +89,7 @@ class ImageSourceError(Exception):
     """No static busybox to build the image from."""
 
 
-def _is_static_elf(data: bytes) -> bool:
+def is_static_elf(data: bytes) -> bool:
     """True for an ELF executable with no program interpreter (statically linked)."""
     if len(data) < 64 or data[:4] != b"\x7fELF" or data[4] != 2:  # 64-bit only
         return False
@@ -114,7 +114,7 @@ def find_static_busybox(candidates: Sequence[str] = BUSYBOX_CANDIDATES) -> bytes
             data = Path(path).read_bytes()
         except OSError:
             continue
-        if _is_static_elf(data):
+        if is_static_elf(data):
             return data
     raise ImageSourceError(
         "no statically linked busybox found (looked at "

@@ -15,9 +15,9 @@ from reconciler.images import (
     BUSYBOX_CANDIDATES,
     PAUSE_COMMAND,
     ImageSourceError,
-    _is_static_elf,
     busybox_rootfs,
     find_static_busybox,
+    is_static_elf,
 )
 
 BUSYBOX = Path("/bin/busybox")
@@ -47,25 +47,25 @@ def elf64(*program_header_types: int, endian: str = "<") -> bytes:
 # -- static ELF detection -------------------------------------------------------------------
 @needs_busybox
 def test_busybox_here_is_static() -> None:
-    assert _is_static_elf(BUSYBOX.read_bytes())
+    assert is_static_elf(BUSYBOX.read_bytes())
 
 
 @needs_busybox
 def test_ls_here_is_dynamic() -> None:
-    assert not _is_static_elf(Path("/bin/ls").read_bytes())
+    assert not is_static_elf(Path("/bin/ls").read_bytes())
 
 
 @pytest.mark.parametrize("endian", ["<", ">"])
 def test_program_interpreter_means_dynamic(endian: str) -> None:
-    assert _is_static_elf(elf64(1, 1, 4, endian=endian))  # LOAD, LOAD, NOTE
-    assert not _is_static_elf(elf64(6, 3, 1, endian=endian))  # PHDR, INTERP, LOAD
+    assert is_static_elf(elf64(1, 1, 4, endian=endian))  # LOAD, LOAD, NOTE
+    assert not is_static_elf(elf64(6, 3, 1, endian=endian))  # PHDR, INTERP, LOAD
 
 
 def test_not_elf_or_not_64_bit() -> None:
-    assert not _is_static_elf(b"#!/bin/sh\necho hi\n" + bytes(64))
+    assert not is_static_elf(b"#!/bin/sh\necho hi\n" + bytes(64))
     thirty_two = bytearray(elf64(1))
     thirty_two[4] = 1
-    assert not _is_static_elf(bytes(thirty_two))
+    assert not is_static_elf(bytes(thirty_two))
 
 
 @pytest.mark.parametrize(
@@ -80,7 +80,7 @@ def test_not_elf_or_not_64_bit() -> None:
     ids=["empty", "magic", "class", "header", "program-headers"],
 )
 def test_truncated_files_are_not_static_executables(data: bytes) -> None:
-    assert not _is_static_elf(data)
+    assert not is_static_elf(data)
 
 
 no_override = pytest.mark.skipif(

@@ -509,9 +509,15 @@ def get_command(
         manifests: list[Manifest] = []
         if sources or kind == "services":
             try:
-                validation, _ = load_source(list(sources) or ["."])
+                validation, files = load_source(list(sources) or ["."])
             except InputError as exc:
                 raise click.UsageError(str(exc)) from exc
+            if not validation.valid:  # rows from broken manifests would be guesses
+                _print_diagnostics(validation.errors)
+                objects = len(validation.manifests)
+                summary = validation_summary(validation.diagnostics, objects, files)
+                click.echo(f"{summary}: fix them, or name the manifests with --source", err=True)
+                sys.exit(EXIT_ERROR)
             manifests = validation.manifests
         if kind == "rc":
             rows = rc_rows(pods, manifests, now, wide)

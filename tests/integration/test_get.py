@@ -140,3 +140,14 @@ def test_get_shows_pods_controllers_services_and_hosts(applied: Rig) -> None:
     assert host["ENGINE"] == rig.client.version()["Version"]
     assert (host["PODS"], host["FORWARDERS"]) == (6, 3)
     assert host["ERROR"] == ""  # JSON keeps the empty value; only tables print <none>
+
+
+def test_get_services_from_invalid_manifests_is_an_error_not_a_traceback(rig: Rig) -> None:
+    rig.write(
+        "bad/service.yaml",
+        "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec: [not, a, mapping]\n",
+    )
+    result = rig.get("services", "--source", rig.src)
+    assert result.exit_code == 2, result.output
+    assert "bad/service.yaml:4:1: error: Service/web: spec: expected mapping" in result.output
+    assert "internal error" not in result.output and "Traceback" not in result.output

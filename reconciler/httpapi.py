@@ -705,6 +705,9 @@ class _HTTPServer(ThreadingHTTPServer):
     """
 
     daemon_threads = True  # a hung client must never keep stop() or the process waiting
+    #: listen backlog; socketserver's default of 5 overflows when a scraper, a webhook burst
+    #: and status calls arrive together while the GIL is busy, and clients see resets
+    request_queue_size = 128
     api: _API
 
     def server_bind(self) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -56,12 +57,17 @@ def cache_dir() -> Path:
     return Path(base) / "reconciler"
 
 
-def find_compiler() -> str | None:
-    for candidate in (os.environ.get("CC"), "cc", "gcc", "clang"):
-        if candidate:
-            found = shutil.which(candidate)
-            if found:
-                return found
+def find_compiler() -> list[str] | None:
+    """The compiler's command: ``$CC`` (which may carry arguments, as ``ccache gcc``), else
+    the first of cc, gcc and clang on PATH."""
+    explicit = shlex.split(os.environ.get("CC", ""))
+    if explicit:
+        found = shutil.which(explicit[0])
+        return [found, *explicit[1:]] if found else None
+    for candidate in ("cc", "gcc", "clang"):
+        found = shutil.which(candidate)
+        if found:
+            return [found]
     return None
 
 
@@ -83,8 +89,10 @@ def forwarder_binary() -> bytes:
 def _compile(target: Path) -> None:
     compiler = find_compiler()
     if compiler is None:
+        given = os.environ.get("CC")
+        wanted = f"CC={given} is not on PATH" if given else "no C compiler"
         raise ForwarderBuildError(
-            "cannot build the Service forwarder: no C compiler (install gcc and libc6-dev, set "
+            f"cannot build the Service forwarder: {wanted} (install gcc and libc6-dev, set "
             f"CC, or set {BINARY_ENV} to a static build of {SOURCE})"
         )
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -92,7 +100,7 @@ def _compile(target: Path) -> None:
         output = Path(scratch) / "forwarder"
         try:
             result = subprocess.run(
-                [compiler, *CFLAGS, "-o", str(output), str(SOURCE)],
+                [*compiler, *CFLAGS, "-o", str(output), str(SOURCE)],
                 capture_output=True,
                 text=True,
                 timeout=COMPILE_TIMEOUT,
@@ -103,7 +111,7 @@ def _compile(target: Path) -> None:
         if result.returncode != 0:
             tail = "\n".join(result.stderr.strip().splitlines()[-8:])
             raise ForwarderBuildError(
-                f"cannot build the Service forwarder with {compiler} (a static build needs "
-                f"libc6-dev):\n{tail}"
+                f"cannot build the Service forwarder with {shlex.join(compiler)} (a static "
+                f"build needs libc6-dev):\n{tail}"
             )
         os.replace(output, target)  # atomic: concurrent processes never see half a file

@@ -67,6 +67,17 @@ def test_no_compiler_is_a_clear_error(
     assert forwarder_build.BINARY_ENV in message
 
 
+def test_cc_may_carry_arguments_and_a_missing_one_is_named(
+    fresh_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CC", "env LC_ALL=C cc")  # a wrapper, as `ccache gcc` is
+    assert is_static_elf(forwarder_build.forwarder_binary())
+    monkeypatch.setenv("RECONCILER_CACHE_DIR", str(fresh_cache / "other"))
+    monkeypatch.setenv("CC", "no-such-compiler -O2")
+    with pytest.raises(forwarder_build.ForwarderBuildError, match="CC=no-such-compiler -O2"):
+        forwarder_build.forwarder_binary()
+
+
 def test_a_compiler_that_fails_is_reported_with_its_output(
     fresh_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -78,7 +78,7 @@ def udptool(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, bytes]:
         pytest.fail("no C compiler: install gcc and libc6-dev (scripts/docker-up does)")
     binary = tmp_path_factory.mktemp("udptool") / "udptool"
     subprocess.run(
-        [compiler, "-static", "-O2", "-Wall", "-Werror", "-o", str(binary), str(UDPTOOL_SOURCE)],
+        [*compiler, "-static", "-O2", "-Wall", "-Werror", "-o", str(binary), str(UDPTOOL_SOURCE)],
         check=True,
         capture_output=True,
     )

@@ -70,6 +70,7 @@ from bench.services import (
     IMAGE,
     Bench,
     ensure_image,
+    finish_run,
     free_port,
     loadavg,
     median,
@@ -712,13 +713,6 @@ def print_fleet(r: Mapping[str, Any]) -> None:
     )
 
 
-def print_targets(rows: Sequence[Mapping[str, Any]]) -> None:
-    print("== targets ==")
-    for row in rows:
-        value = "-" if row["value"] is None else f"{row['value']:.3f}x"
-        print(f"  {row['target']:<40} {value:>9}  {row['op']} {row['limit']}x   {row['status']}")
-
-
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m bench.service",
@@ -808,23 +802,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         bench.log("cleaning up: stopping services, removing instances")
         processes.stop_all()
         results["leftovers"] = bench.cleanup(keep_workdir=args.keep)
-    results["loadavg_at_end"] = loadavg()
-    results["targets"] = service_targets(results)
-    print_targets(results["targets"])
-    if failure:
-        print(f"benchmark failed: {failure}", file=sys.stderr)
-        results["error"] = failure
-    busiest = max(results["loadavg_at_start"][0], results["loadavg_at_end"][0])
-    print(
-        f"== run {bench.run_id}: load average {results['loadavg_at_start'][0]} at start, "
-        f"{results['loadavg_at_end'][0]} at end, on {results['cpus']} CPUs; leftovers "
-        f"{results['leftovers'] or 'none'} =="
-    )
-    if busiest > (os.cpu_count() or 1):
-        print("NOTE: the machine was busier than its CPU count: trust the ratios, not the seconds")
-    if args.json:
-        print(json.dumps(results, sort_keys=True))
-    return 1 if failure else 0
+    return finish_run(bench, results, failure, service_targets, args.json, width=40)
 
 
 if __name__ == "__main__":

@@ -857,11 +857,41 @@ def print_hosts(r: Mapping[str, Any]) -> None:
     )
 
 
-def print_targets(rows: Sequence[Mapping[str, Any]]) -> None:
+def print_targets(rows: Sequence[Mapping[str, Any]], width: int = 36) -> None:
     print("== targets ==")
     for row in rows:
         value = "-" if row["value"] is None else f"{row['value']:.3f}x"
-        print(f"  {row['target']:<36} {value:>9}  {row['op']} {row['limit']}x   {row['status']}")
+        limit = f"{row['op']} {row['limit']}x"
+        print(f"  {row['target']:<{width}} {value:>9}  {limit}   {row['status']}")
+
+
+def finish_run(
+    bench: Bench,
+    results: dict[str, Any],
+    failure: str,
+    targets_of: Callable[[Mapping[str, Any]], list[dict[str, Any]]],
+    as_json: bool,
+    width: int = 36,
+) -> int:
+    """The end of a run (this benchmark's and bench.service's): the targets, the failure if
+    any, the load it ran under and what it left behind, and the JSON line. Exit status."""
+    results["loadavg_at_end"] = loadavg()
+    results["targets"] = targets_of(results)
+    print_targets(results["targets"], width)
+    if failure:
+        print(f"benchmark failed: {failure}", file=sys.stderr)
+        results["error"] = failure
+    busiest = max(results["loadavg_at_start"][0], results["loadavg_at_end"][0])
+    print(
+        f"== run {bench.run_id}: load average {results['loadavg_at_start'][0]} at start, "
+        f"{results['loadavg_at_end'][0]} at end, on {results['cpus']} CPUs; leftovers "
+        f"{results['leftovers'] or 'none'} =="
+    )
+    if busiest > (os.cpu_count() or 1):
+        print("NOTE: the machine was busier than its CPU count: trust the ratios, not the seconds")
+    if as_json:
+        print(json.dumps(results, sort_keys=True))
+    return 1 if failure else 0
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -933,23 +963,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         bench.log("cleaning up")
         results["leftovers"] = bench.cleanup(keep_workdir=args.keep)
-    results["loadavg_at_end"] = loadavg()
-    results["targets"] = services_targets(results)
-    print_targets(results["targets"])
-    if failure:
-        print(f"benchmark failed: {failure}", file=sys.stderr)
-        results["error"] = failure
-    busiest = max(results["loadavg_at_start"][0], results["loadavg_at_end"][0])
-    print(
-        f"== run {bench.run_id}: load average {results['loadavg_at_start'][0]} at start, "
-        f"{results['loadavg_at_end'][0]} at end, on {results['cpus']} CPUs; leftovers "
-        f"{results['leftovers'] or 'none'} =="
-    )
-    if busiest > (os.cpu_count() or 1):
-        print("NOTE: the machine was busier than its CPU count: trust the ratios, not the seconds")
-    if args.json:
-        print(json.dumps(results, sort_keys=True))
-    return 1 if failure else 0
+    return finish_run(bench, results, failure, services_targets, args.json)
 
 
 if __name__ == "__main__":

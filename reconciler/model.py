@@ -43,6 +43,21 @@ class Location:
         return f"{self.file}:{self.line}:{self.column}"
 
 
+def locate_path(
+    file: str,
+    positions: Mapping[FieldPath, tuple[int, int]],
+    path: FieldPath,
+    default: Location,
+) -> Location:
+    """Where ``path`` was written in ``file``, or its closest written ancestor, or
+    ``default`` (the document) when none of them was."""
+    for end in range(len(path), 0, -1):
+        found = positions.get(path[:end])
+        if found is not None:
+            return Location(file, *found)
+    return default
+
+
 class Severity(StrEnum):
     ERROR = "error"
     WARNING = "warning"
@@ -128,11 +143,7 @@ class Manifest:
 
     def locate(self, path: FieldPath) -> Location:
         """Where ``path`` was written, or its closest written ancestor."""
-        for end in range(len(path), 0, -1):
-            found = self.positions.get(path[:end])
-            if found is not None:
-                return Location(self.file, *found)
-        return self.source
+        return locate_path(self.file, self.positions, path, self.source)
 
 
 @dataclass(frozen=True, slots=True, order=True)

@@ -33,6 +33,7 @@ from reconciler.model import (
     Manifest,
     Severity,
     format_path,
+    locate_path,
 )
 from reconciler.quantity import QuantityError, is_quantity_syntax, parse_quantity
 from reconciler.schema_check import Compiler, Issue, UnsupportedSchema
@@ -704,11 +705,7 @@ class TreeFacts(NamedTuple):
 
     def locate(self, path: FieldPath) -> Location:
         """Where ``path`` was written, or its closest written ancestor (``Manifest.locate``)."""
-        for end in range(len(path), 0, -1):
-            found = self.positions.get(path[:end])
-            if found is not None:
-                return Location(self.file, *found)
-        return self.source
+        return locate_path(self.file, self.positions, path, self.source)
 
     def report(
         self, out: list[Diagnostic], severity: Severity, path: FieldPath, message: str

@@ -609,6 +609,14 @@ def images_busybox_command(tags: tuple[str, ...], hosts_file: str | None, replac
     They hold busybox (sh, httpd, nc, wget, sleep...) and nothing else: stand-ins for the
     sample repository's applications. Images that already exist are kept unless --replace.
     """
+    _import_images(hosts_file, tags, replace, with_forwarder=False)
+
+
+def _import_images(
+    hosts_file: str | None, tags: Sequence[str], replace: bool, with_forwarder: bool
+) -> None:
+    """Import each of ``tags`` on every host (kept when present unless ``replace``), a line
+    per host and tag; exit 1 when any failed."""
     hosts = _load_hosts(hosts_file)
     failed = False
     for host, runtime in connect(hosts, L.DEFAULT_INSTANCE).items():
@@ -617,7 +625,7 @@ def images_busybox_command(tags: tuple[str, ...], hosts_file: str | None, replac
                 if not replace and runtime.has_image(tag):
                     click.echo(f"{host}: {tag} (present)")
                     continue
-                runtime.import_busybox_image(tag)
+                runtime.import_busybox_image(tag, with_forwarder)
                 click.echo(f"{host}: {tag}")
             except (HostUnavailable, ApplyError, ImageSourceError) as exc:
                 click.echo(f"{host}: {tag}: {exc}", err=True)
@@ -641,18 +649,6 @@ def images_forwarder_command(hosts_file: str | None, image: str, replace: bool) 
     are needed once; RECONCILER_FORWARDER_BINARY names a prebuilt one) and imported with
     busybox, without a registry.
     """
-    hosts = _load_hosts(hosts_file)
-    failed = False
-    for host, runtime in connect(hosts, L.DEFAULT_INSTANCE).items():
-        try:
-            if not replace and runtime.has_image(image):
-                click.echo(f"{host}: {image} (present)")
-                continue
-            runtime.import_busybox_image(image, with_forwarder=True)
-            click.echo(f"{host}: {image}")
-        except (HostUnavailable, ApplyError, ImageSourceError) as exc:
-            click.echo(f"{host}: {image}: {exc}", err=True)
-            failed = True
-    sys.exit(EXIT_INVALID if failed else EXIT_OK)
+    _import_images(hosts_file, [image], replace, with_forwarder=True)
 
 

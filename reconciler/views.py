@@ -30,7 +30,7 @@ def table_lines(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     if not rows:
         return ["No resources found."]
     columns = list(rows[0])
-    cells = [[str(row[c]) if str(row[c]) != "" else NONE for c in columns] for row in rows]
+    cells = [[str(row[c]) or NONE for c in columns] for row in rows]
     widths = [max(len(c), *(len(line[i]) for line in cells)) for i, c in enumerate(columns)]
     lines = ["   ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip()]
     lines += [

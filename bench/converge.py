@@ -59,12 +59,12 @@ from typing import Any
 import docker
 import docker.errors
 
-from reconciler import labels as L
-from reconciler.desired import Settings, compute_desired
-from reconciler.docker_io import DockerHost
-from reconciler.hosts import DEFAULT_SOCKET, Host
-from reconciler.model import DesiredPod
-from reconciler.reconcile import apply_plan, connect, load_source, make_plan, observe
+from reconciler.apply.converge import apply_plan, connect, load_source, make_plan, observe
+from reconciler.core import labels as L
+from reconciler.core.model import DesiredPod
+from reconciler.desire.compute import Settings, compute_desired
+from reconciler.engine.docker_host import DockerHost
+from reconciler.source.hosts import DEFAULT_SOCKET, Host
 
 API_VERSION = "1.41"
 SLEEP_COMMAND = ("/bin/sleep", "2147483647")

@@ -81,7 +81,7 @@ from bench.services import (
     target,
     wait_until,
 )
-from reconciler import labels as L
+from reconciler.core import labels as L
 
 SECRET = "bench-webhook-secret"
 MARKER = "marker"  # the latency benchmark's Pod (and its container is "app")

@@ -62,7 +62,7 @@ import docker
 import docker.errors
 import yaml
 
-from reconciler import labels as L
+from reconciler.core import labels as L
 
 REPO = Path(__file__).resolve().parent.parent
 TESTHOSTS = REPO / "scripts" / "testhosts"

@@ -32,10 +32,10 @@ import docker.errors
 import pytest
 from click.testing import CliRunner, Result
 
-from reconciler import labels as L
 from reconciler.cli import cli
-from reconciler.desired import DEFAULT_INFRA_IMAGE, Settings
-from reconciler.forwarder_build import default_forwarder_image
+from reconciler.core import labels as L
+from reconciler.desire.compute import DEFAULT_INFRA_IMAGE, Settings
+from reconciler.forwarder.build import default_forwarder_image
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "sample-repo"

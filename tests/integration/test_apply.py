@@ -12,10 +12,10 @@ import urllib.request
 import git
 import pytest
 
-from reconciler import labels as L
-from reconciler.desired import DEFAULT_INFRA_IMAGE
-from reconciler.hosts import load_hosts
-from reconciler.reconcile import apply_plan, connect, load_source, make_plan, observe
+from reconciler.apply.converge import apply_plan, connect, load_source, make_plan, observe
+from reconciler.core import labels as L
+from reconciler.desire.compute import DEFAULT_INFRA_IMAGE
+from reconciler.source.hosts import load_hosts
 
 from .conftest import RECONCILER_BIN, SAMPLE_PODS, Rig, free_port
 

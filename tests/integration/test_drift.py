@@ -12,10 +12,10 @@ import time
 
 import pytest
 
-from reconciler import labels as L
-from reconciler.desired import Settings
-from reconciler.hosts import load_hosts
-from reconciler.reconcile import connect, load_source, make_plan, observe
+from reconciler.apply.converge import connect, load_source, make_plan, observe
+from reconciler.core import labels as L
+from reconciler.desire.compute import Settings
+from reconciler.source.hosts import load_hosts
 
 from .conftest import RECONCILER_BIN, SAMPLE_PODS, Rig, changed_pods, wait_for
 

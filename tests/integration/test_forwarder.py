@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler import forwarder_build
+from reconciler.forwarder import build as forwarder_build
 
 MiB = 1024 * 1024
 HOST = "127.0.0.1"

@@ -14,9 +14,9 @@ import docker.errors
 import pytest
 from click.testing import CliRunner
 
-from reconciler import forwarder_build
 from reconciler.cli import cli
-from reconciler.images import is_static_elf
+from reconciler.engine.images import is_static_elf
+from reconciler.forwarder import build as forwarder_build
 
 
 @pytest.fixture

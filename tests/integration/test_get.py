@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from reconciler.hosts import DEFAULT_SOCKET
+from reconciler.source.hosts import DEFAULT_SOCKET
 
 from .conftest import Rig
 

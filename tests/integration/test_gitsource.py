@@ -29,15 +29,8 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.gitsource import (
-    Checkout,
-    GitSource,
-    SourceError,
-    SourceFailure,
-    SourceUnavailable,
-    revision_of,
-    sync,
-)
+from reconciler.core.errors import SourceError, SourceFailure, SourceUnavailable
+from reconciler.source.git import Checkout, GitSource, revision_of, sync
 
 REPO = Path(__file__).resolve().parents[2]
 

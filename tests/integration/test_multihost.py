@@ -20,7 +20,7 @@ import docker
 import docker.errors
 import pytest
 
-from reconciler import labels as L
+from reconciler.core import labels as L
 
 from .conftest import Rig, answers, purge, wait_for
 from .testhosts import TestHosts, test_hosts

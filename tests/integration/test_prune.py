@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import pytest
 
-from reconciler import labels as L
+from reconciler.core import labels as L
 
 from .conftest import RECONCILER_BIN, SAMPLE, SAMPLE_PODS, Rig, changed_pods
 

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from reconciler import labels as L
+from reconciler.core import labels as L
 
 from .conftest import SAMPLE_PODS, Rig, changed_pods, docker_time
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from reconciler import labels as L
+from reconciler.core import labels as L
 
 from .conftest import RECONCILER_BIN, Rig, free_port, wait_for
 

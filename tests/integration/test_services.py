@@ -11,7 +11,7 @@ import contextlib
 
 import docker.errors
 
-from reconciler import labels as L
+from reconciler.core import labels as L
 
 from .conftest import Rig, answers, fetch, free_port, wait_for
 

@@ -21,9 +21,9 @@ import docker
 import docker.errors
 import pytest
 
-from reconciler import labels as L
-from reconciler.forwarder_build import find_compiler
-from reconciler.images import busybox_rootfs, find_static_busybox
+from reconciler.core import labels as L
+from reconciler.engine.images import busybox_rootfs, find_static_busybox
+from reconciler.forwarder.build import find_compiler
 
 from .conftest import Rig, fetch, free_port, purge, wait_for
 from .testhosts import TestHosts, test_hosts

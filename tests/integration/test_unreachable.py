@@ -12,9 +12,9 @@ import time
 
 import docker
 
-from reconciler.docker_io import CONNECT_TIMEOUT, DockerHost
-from reconciler.hosts import DEFAULT_SOCKET, Host
-from reconciler.reconcile import observe
+from reconciler.apply.converge import observe
+from reconciler.engine.docker_host import CONNECT_TIMEOUT, DockerHost
+from reconciler.source.hosts import DEFAULT_SOCKET, Host
 
 REQUEST_TIMEOUT = 60.0
 

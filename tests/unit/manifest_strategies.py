@@ -17,9 +17,9 @@ from typing import Any
 import yaml
 from hypothesis import strategies as st
 
-from reconciler.loading import LIST_KINDS
-from reconciler.model import FieldPath, format_path
-from reconciler.validation import SCHEMA_FILES, schema_documents, schema_id
+from reconciler.check.validate import SCHEMA_FILES, schema_documents, schema_id
+from reconciler.core.model import FieldPath, format_path
+from reconciler.source.load import LIST_KINDS
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_FILES = sorted((ROOT / "sample-repo").rglob("*.yaml"))

@@ -13,10 +13,10 @@ from bench.converge import (
     split_containers,
     summarise,
 )
-from reconciler.desired import Settings, compute_desired
-from reconciler.hosts import Host
-from reconciler.loading import parse_bytes
-from reconciler.validation import validate
+from reconciler.check.validate import validate
+from reconciler.desire.compute import Settings, compute_desired
+from reconciler.source.hosts import Host
+from reconciler.source.load import parse_bytes
 
 
 def test_rc_manifest_is_valid_and_gives_the_pods_asked_for() -> None:

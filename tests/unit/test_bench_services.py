@@ -34,11 +34,11 @@ from bench.services import (
     stream_blocks,
     target,
 )
-from reconciler import httpapi
-from reconciler.desired import Settings, compute_desired
-from reconciler.hosts import Host
-from reconciler.loading import parse_bytes
-from reconciler.validation import ValidationResult, validate
+from reconciler.check.validate import ValidationResult, validate
+from reconciler.daemon.http import server as httpapi
+from reconciler.desire.compute import Settings, compute_desired
+from reconciler.source.hosts import Host
+from reconciler.source.load import parse_bytes
 
 LOCAL = Host(name="local", url="unix:///x.sock", address="127.0.0.1")
 

@@ -18,8 +18,8 @@ from bench.validate import (
     peer_sample,
     service_ports,
 )
-from reconciler.loading import load_paths
-from reconciler.validation import validate
+from reconciler.check.validate import validate
+from reconciler.source.load import load_paths
 
 
 def test_generated_tree_is_valid_with_the_expected_objects(tmp_path: Path) -> None:

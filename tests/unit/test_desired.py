@@ -8,8 +8,10 @@ from typing import Any
 import pytest
 import yaml
 
-from reconciler import labels as L
-from reconciler.desired import (
+from reconciler.check.validate import validate
+from reconciler.core import labels as L
+from reconciler.core.model import DesiredPod, HostState, MountSpec, PortBinding, VolumeSpec
+from reconciler.desire.compute import (
     DEFAULT_INFRA_IMAGE,
     DesiredState,
     Settings,
@@ -17,10 +19,8 @@ from reconciler.desired import (
     default_pull_policy,
     docker_name,
 )
-from reconciler.hosts import Host
-from reconciler.loading import parse_text
-from reconciler.model import DesiredPod, HostState, MountSpec, PortBinding, VolumeSpec
-from reconciler.validation import validate
+from reconciler.source.hosts import Host
+from reconciler.source.load import parse_text
 
 SSD = {"zone": "a", "disk": "ssd"}
 H1 = Host(name="h1", url="tcp://10.0.0.1:2375", address="10.0.0.1", labels=SSD)

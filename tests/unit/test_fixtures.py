@@ -24,10 +24,10 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from reconciler.loading import LIST_KINDS, MAX_FILE_BYTES, load_paths
-from reconciler.model import Diagnostic
-from reconciler.reporting import diagnostic_line
-from reconciler.validation import SCHEMA_FILES, schema_documents, schema_id, validate
+from reconciler.check.validate import SCHEMA_FILES, schema_documents, schema_id, validate
+from reconciler.core.model import Diagnostic
+from reconciler.render.reports import diagnostic_line
+from reconciler.source.load import LIST_KINDS, MAX_FILE_BYTES, load_paths
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 INVALID = FIXTURES / "invalid"

@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from reconciler import labels as L
-from reconciler.desired import Settings, compute_desired
-from reconciler.hostmemory import HostRecord, load, remember, save, state_dir, within_grace
-from reconciler.hosts import Host
-from reconciler.loading import parse_text
-from reconciler.model import HostState, LiveContainer, Manifest
-from reconciler.planning import Verb, plan
-from reconciler.validation import validate
+from reconciler.check.validate import validate
+from reconciler.core import labels as L
+from reconciler.core.model import HostState, LiveContainer, Manifest
+from reconciler.desire.compute import Settings, compute_desired
+from reconciler.desire.hostmemory import HostRecord, load, remember, save, state_dir, within_grace
+from reconciler.plan.planner import Verb, plan
+from reconciler.source.hosts import Host
+from reconciler.source.load import parse_text
 
 HOSTS = [Host(f"h{i}", f"tcp://10.231.0.1{i}:2375", f"10.231.0.1{i}") for i in (1, 2, 3)]
 STACK = """\

@@ -6,17 +6,17 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.hosts import (
+from reconciler.core.errors import HostsFileError
+from reconciler.core.model import Diagnostic
+from reconciler.source.hosts import (
     DEFAULT_API_VERSION,
     DEFAULT_SOCKET,
     Host,
-    HostsFileError,
     TLSConfig,
     default_hosts,
     load_hosts,
     parse_hosts,
 )
-from reconciler.model import Diagnostic
 
 VALID = """\
 # two engines

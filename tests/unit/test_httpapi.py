@@ -23,8 +23,15 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from reconciler import httpapi
-from reconciler.httpapi import Metrics, Server, StatusBoard, pushed_branch, pushed_ref, sign
+from reconciler.daemon.http import server as httpapi
+from reconciler.daemon.http.server import (
+    Metrics,
+    Server,
+    StatusBoard,
+    pushed_branch,
+    pushed_ref,
+    sign,
+)
 
 SECRET = "s3cret-for-tests"
 PUSH = {"ref": "refs/heads/main", "after": "0" * 40, "repository": {"name": "manifests"}}
@@ -273,7 +280,7 @@ def test_metrics_reject_unknown_label_values() -> None:
 
 
 def test_metrics_accept_str_enums_such_as_planning_verbs() -> None:
-    from reconciler.planning import Verb
+    from reconciler.plan.planner import Verb
 
     m = Metrics()
     m.action(Verb.START, "ok")
@@ -697,7 +704,7 @@ def test_a_failing_callback_is_a_500_without_a_traceback(
 
     a = api(on_trigger=explode)
     body = push_body()
-    with caplog.at_level(logging.ERROR, logger="reconciler.httpapi"):
+    with caplog.at_level(logging.ERROR, logger="reconciler.daemon.http.server"):
         resp = request(a.server, "POST", "/hooks/git", body, github(body))
     assert (resp.status, resp.text) == (500, "internal error\n")
     assert "Traceback" not in resp.text
@@ -709,7 +716,7 @@ def test_access_log_goes_to_logging_at_debug(
     api: Start, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
 ) -> None:
     a = api()
-    with caplog.at_level(logging.DEBUG, logger="reconciler.httpapi"):
+    with caplog.at_level(logging.DEBUG, logger="reconciler.daemon.http.server"):
         request(a.server, "GET", "/healthz")
         deadline = time.monotonic() + 2
         while not any("/healthz" in r.getMessage() for r in caplog.records):

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.images import (
+from reconciler.core.errors import ImageSourceError
+from reconciler.engine.images import (
     APPLETS,
     BUSYBOX_CANDIDATES,
     PAUSE_COMMAND,
-    ImageSourceError,
     busybox_rootfs,
     find_static_busybox,
     is_static_elf,

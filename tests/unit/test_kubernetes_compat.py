@@ -30,9 +30,9 @@ from jsonschema import Draft202012Validator
 from kubernetes_validate import utils as kv
 from referencing import Registry, Resource
 
+from reconciler.check.validate import validate
 from reconciler.cli import cli
-from reconciler.loading import load_paths
-from reconciler.validation import validate
+from reconciler.source.load import load_paths
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures"

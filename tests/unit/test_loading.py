@@ -17,18 +17,18 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reconciler.loading import (
+from reconciler.core.errors import InputError
+from reconciler.core.model import FieldPath, Location, Manifest
+from reconciler.source.load import (
     MAX_DEPTH,
     MAX_FILE_BYTES,
     STDIN_NAME,
-    InputError,
     LoadResult,
     discover,
     load_paths,
     parse_bytes,
     parse_text,
 )
-from reconciler.model import FieldPath, Location, Manifest
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 POD = """\

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from reconciler import names
+from reconciler.core import names
 
 
 @pytest.mark.parametrize("value", ["a", "web", "web-1", "1web", "0", "a" * 63, "keystone-db"])

@@ -15,11 +15,12 @@ import pytest
 from click.testing import CliRunner
 
 from bench.validate import generate_tree
+from reconciler.check.parallel import _split, validate_paths
+from reconciler.check.validate import validate
 from reconciler.cli import cli
-from reconciler.loading import InputError, load_paths
-from reconciler.parallel import _split, validate_paths
-from reconciler.reporting import diagnostic_line, validation_summary
-from reconciler.validation import validate
+from reconciler.core.errors import InputError
+from reconciler.render.reports import diagnostic_line, validation_summary
+from reconciler.source.load import load_paths
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 

@@ -62,13 +62,13 @@ from typing import Any
 import pytest
 import yaml
 
-from reconciler import labels as L
-from reconciler.desired import DesiredState, Settings, compute_desired, docker_name
-from reconciler.hosts import Host, parse_hosts
-from reconciler.loading import LoadResult, parse_text
-from reconciler.model import DesiredPod, HostState, LiveContainer, Manifest
-from reconciler.planning import Action, Plan, plan
-from reconciler.validation import validate
+from reconciler.check.validate import validate
+from reconciler.core import labels as L
+from reconciler.core.model import DesiredPod, HostState, LiveContainer, Manifest
+from reconciler.desire.compute import DesiredState, Settings, compute_desired, docker_name
+from reconciler.plan.planner import Action, Plan, plan
+from reconciler.source.hosts import Host, parse_hosts
+from reconciler.source.load import LoadResult, parse_text
 
 CASES_DIR = Path(__file__).resolve().parents[1] / "cases"
 CASE_FILES = sorted(CASES_DIR.glob("*.yaml"))

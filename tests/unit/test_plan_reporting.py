@@ -12,13 +12,13 @@ from typing import Any
 import pytest
 import yaml
 
-from reconciler.desired import Settings, compute_desired
-from reconciler.docker_io import DockerHost
-from reconciler.hosts import Host
-from reconciler.loading import parse_text
-from reconciler.model import Diagnostic, HostState, LiveContainer, Location, Severity
-from reconciler.planning import MASK, Plan, is_secret_name, mask_env, plan
-from reconciler.reporting import plan_json, plan_markdown, plan_text_lines, summary_text
+from reconciler.core.model import Diagnostic, HostState, LiveContainer, Location, Severity
+from reconciler.desire.compute import Settings, compute_desired
+from reconciler.engine.docker_host import DockerHost
+from reconciler.plan.planner import MASK, Plan, is_secret_name, mask_env, plan
+from reconciler.render.reports import plan_json, plan_markdown, plan_text_lines, summary_text
+from reconciler.source.hosts import Host
+from reconciler.source.load import parse_text
 
 H1 = Host("h1", "tcp://10.0.0.1:2375", "10.0.0.1")
 H2 = Host("h2", "tcp://10.0.0.2:2375", "10.0.0.2")

@@ -36,10 +36,10 @@ from hypothesis import HealthCheck, assume, example, given, note, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
+from reconciler.check.validate import SCHEMA_FILES, ValidationResult, reference_validator, validate
 from reconciler.cli import cli
-from reconciler.loading import parse_bytes
-from reconciler.model import Diagnostic, FieldPath, format_path
-from reconciler.validation import SCHEMA_FILES, ValidationResult, reference_validator, validate
+from reconciler.core.model import Diagnostic, FieldPath, format_path
+from reconciler.source.load import parse_bytes
 from tests.unit.manifest_strategies import (
     SAMPLE_PATHS,
     SAMPLES,

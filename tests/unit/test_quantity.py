@@ -6,8 +6,8 @@ from decimal import Decimal
 
 import pytest
 
-from reconciler.quantity import (
-    QuantityError,
+from reconciler.core.errors import QuantityError
+from reconciler.core.quantity import (
     cpu_to_nano,
     is_quantity_syntax,
     memory_to_bytes,

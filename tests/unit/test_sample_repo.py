@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from reconciler.loading import load_paths
-from reconciler.validation import validate
+from reconciler.check.validate import validate
+from reconciler.source.load import load_paths
 
 SAMPLE = Path(__file__).resolve().parents[2] / "sample-repo"
 

@@ -18,9 +18,8 @@ from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator, validators
 
-from reconciler.loading import parse_bytes
-from reconciler.schema_check import Check, Compiler, Issue, UnsupportedSchema
-from reconciler.validation import (
+from reconciler.check.compiler import Check, Compiler, Issue
+from reconciler.check.validate import (
     SCHEMA_FILES,
     _Validator,
     reference_validator,
@@ -28,6 +27,8 @@ from reconciler.validation import (
     schema_documents,
     schema_id,
 )
+from reconciler.core.errors import UnsupportedSchema
+from reconciler.source.load import parse_bytes
 from tests.unit.manifest_strategies import (
     ROOT,
     json_scalars,

@@ -6,7 +6,8 @@ import re
 
 import pytest
 
-from reconciler.selectors import Requirement, Selector, SelectorError, parse_selector
+from reconciler.core.errors import SelectorError
+from reconciler.core.selectors import Requirement, Selector, parse_selector
 
 WEB = {"app": "web", "tier": "front", "env": "prod"}
 DB = {"app": "db", "tier": "back", "env": "staging", "legacy": "yes"}

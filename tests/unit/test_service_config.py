@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from reconciler.cli import cli
-from reconciler.service import Backoff, JsonFormatter, RunConfig
+from reconciler.daemon.loop import Backoff, JsonFormatter, RunConfig
 
 
 def test_git_sources_and_watched_directories(tmp_path: Path) -> None:

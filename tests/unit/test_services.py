@@ -10,19 +10,14 @@ from typing import Any
 import pytest
 import yaml
 
-from reconciler import labels as L
-from reconciler.desired import DesiredState, Settings, compute_desired, forwarder_pod_name
-from reconciler.hosts import Host
-from reconciler.loading import parse_text
-from reconciler.model import DesiredPod, HostState, LiveContainer, PortBinding
-from reconciler.planning import Verb, plan
-from reconciler.services import (
-    cluster_network,
-    forwarder_args,
-    service_env,
-    service_range,
-)
-from reconciler.validation import validate
+from reconciler.check.validate import validate
+from reconciler.core import labels as L
+from reconciler.core.model import DesiredPod, HostState, LiveContainer, PortBinding
+from reconciler.desire.compute import DesiredState, Settings, compute_desired, forwarder_pod_name
+from reconciler.desire.services import cluster_network, forwarder_args, service_env, service_range
+from reconciler.plan.planner import Verb, plan
+from reconciler.source.hosts import Host
+from reconciler.source.load import parse_text
 
 H1 = Host(name="h1", url="tcp://10.231.0.11:2375", address="10.231.0.11")
 H2 = Host(name="h2", url="tcp://10.231.0.12:2375", address="10.231.0.12")

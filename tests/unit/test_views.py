@@ -8,13 +8,11 @@ from typing import Any
 
 import pytest
 
-from reconciler import labels as L
-from reconciler.docker_io import live_container
-from reconciler.hosts import Host
-from reconciler.loading import parse_text
-from reconciler.model import HostState, LiveContainer, Manifest, ObjectRef
-from reconciler.selectors import parse_selector
-from reconciler.views import (
+from reconciler.core import labels as L
+from reconciler.core.model import HostState, LiveContainer, Manifest, ObjectRef
+from reconciler.core.selectors import parse_selector
+from reconciler.engine.docker_host import live_container
+from reconciler.render.views import (
     LivePod,
     age,
     host_rows,
@@ -24,6 +22,8 @@ from reconciler.views import (
     service_rows,
     table_lines,
 )
+from reconciler.source.hosts import Host
+from reconciler.source.load import parse_text
 
 NOW = 1_700_010_000.0
 CREATED = 1_700_000_000  # NOW - 10000 s: "2h"

@@ -1,0 +1,213 @@
+"""The Docker hosts to reconcile, from a hosts file or the environment. Pure.
+
+A hosts file reuses the manifest loader, so its mistakes get file:line:column too::
+
+    hosts:
+      - name: h1
+        url: tcp://10.231.0.11:2375     # unix://, tcp://, ssh://
+        address: 10.231.0.11            # where its published ports are reachable
+        labels: {zone: a}
+        capacity: {cpu: 2, memory: 4Gi} # optional, used for placement
+        tls: {ca: ca.pem, cert: cert.pem, key: key.pem, verify: true}   # optional
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from reconciler.core import names
+from reconciler.core.errors import HostsFileError, QuantityError
+from reconciler.core.model import Diagnostic, Location, Severity
+from reconciler.core.quantity import cpu_to_nano, memory_to_bytes
+from reconciler.source.load import parse_bytes
+
+DEFAULT_SOCKET = "unix:///var/run/docker.sock"
+DEFAULT_API_VERSION = "1.41"  # Docker Engine 20.10; fixed so that no call is spent negotiating
+_HOST_FIELDS = {"name", "url", "address", "labels", "capacity", "tls", "api_version"}
+_TLS_FIELDS = {"ca", "cert", "key", "verify"}
+
+
+@dataclass(frozen=True, slots=True)
+class TLSConfig:
+    ca: str | None = None
+    cert: str | None = None
+    key: str | None = None
+    verify: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Host:
+    """One Docker engine the reconciler manages."""
+
+    name: str
+    url: str
+    address: str
+    labels: Mapping[str, str] = field(default_factory=dict)
+    cpu_nano: int | None = None
+    memory_bytes: int | None = None
+    tls: TLSConfig | None = None
+    api_version: str = DEFAULT_API_VERSION
+
+
+def default_hosts(environ: Mapping[str, str]) -> list[Host]:
+    """One host: ``DOCKER_HOST`` if set, else the local socket."""
+    url = environ.get("DOCKER_HOST") or DEFAULT_SOCKET
+    parsed = urlparse(url)
+    address = (
+        parsed.hostname if parsed.scheme in ("tcp", "ssh") and parsed.hostname else ("127.0.0.1")
+    )
+    return [Host(name="local", url=url, address=address)]
+
+
+def parse_hosts(data: bytes, filename: str) -> list[Host]:
+    """Parse a hosts file; raises HostsFileError with every problem found."""
+    loaded = parse_bytes(data, filename)
+    problems = [d for d in loaded.diagnostics if d.is_error]
+    if problems:
+        raise HostsFileError(problems)
+    if len(loaded.manifests) != 1:
+        raise HostsFileError(
+            [
+                Diagnostic(
+                    Severity.ERROR,
+                    Location(filename, 1, 1),
+                    "expected one document with a 'hosts' list",
+                )
+            ]
+        )
+    document = loaded.manifests[0]
+
+    def error(path: tuple[str | int, ...], message: str) -> None:
+        problems.append(
+            Diagnostic(
+                Severity.ERROR, document.locate(path), message, path=".".join(map(str, path))
+            )
+        )
+
+    body = document.body
+    for key in body:
+        if key != "hosts":
+            error((key,), f"unknown field {key!r} (a hosts file has one field: hosts)")
+    entries = body.get("hosts")
+    if not isinstance(entries, list) or not entries:
+        error(("hosts",), "'hosts' must be a non-empty list of hosts")
+        raise HostsFileError(problems)
+    hosts: list[Host] = []
+    seen: set[str] = set()
+    for index, entry in enumerate(entries):
+        at: tuple[str | int, ...] = ("hosts", index)
+        if not isinstance(entry, dict):
+            error(at, "each host must be a mapping with name, url and address")
+            continue
+        for key in entry:
+            if key not in _HOST_FIELDS:
+                error(
+                    at + (key,), f"unknown field {key!r} (known: {', '.join(sorted(_HOST_FIELDS))})"
+                )
+        host = _parse_host(entry, at, error)
+        name = entry.get("name")
+        if isinstance(name, str):  # even when another field is wrong: report every problem
+            if name in seen:
+                error(at + ("name",), f"duplicate host name {name!r}")
+            seen.add(name)
+        if host is not None:
+            hosts.append(host)
+    if problems:
+        raise HostsFileError(problems)
+    return hosts
+
+
+def _parse_host(entry: Mapping[str, Any], at: tuple[str | int, ...], error: Any) -> Host | None:
+    ok = True
+    name, url, address = entry.get("name"), entry.get("url"), entry.get("address")
+    if not isinstance(name, str) or names.dns1123_label(name):
+        error(
+            at + ("name",), "host name must be a DNS-1123 label (lower-case letters, digits, '-')"
+        )
+        ok = False
+    if not isinstance(url, str) or urlparse(url).scheme not in (
+        "unix",
+        "tcp",
+        "ssh",
+        "http",
+        "https",
+    ):
+        error(at + ("url",), "url must be unix:///path, tcp://host:port or ssh://user@host")
+        ok = False
+    if address is None and isinstance(url, str):
+        parsed = urlparse(url)
+        address = parsed.hostname if parsed.scheme != "unix" else "127.0.0.1"
+    if not isinstance(address, str) or not address:
+        error(
+            at + ("address",),
+            "address (where the host's published ports are reachable) is required",
+        )
+        ok = False
+    labels = entry.get("labels", {})
+    if not isinstance(labels, dict) or not all(isinstance(v, str) for v in labels.values()):
+        error(at + ("labels",), "labels must be a mapping of strings")
+        ok = False
+    cpu_nano = memory_bytes = None
+    capacity = entry.get("capacity", {})
+    if not isinstance(capacity, dict):
+        error(at + ("capacity",), "capacity must be a mapping with cpu and/or memory")
+        ok = False
+    else:
+        try:
+            if "cpu" in capacity:
+                cpu_nano = cpu_to_nano(capacity["cpu"])
+            if "memory" in capacity:
+                memory_bytes = memory_to_bytes(capacity["memory"])
+        except (QuantityError, TypeError) as exc:
+            error(at + ("capacity",), f"capacity: {exc}")
+            ok = False
+    tls = None
+    raw_tls = entry.get("tls")
+    if raw_tls is not None:
+        if not isinstance(raw_tls, dict) or set(raw_tls) - _TLS_FIELDS:
+            error(at + ("tls",), f"tls must be a mapping with {', '.join(sorted(_TLS_FIELDS))}")
+            ok = False
+        else:
+            tls = TLSConfig(
+                raw_tls.get("ca"),
+                raw_tls.get("cert"),
+                raw_tls.get("key"),
+                bool(raw_tls.get("verify", True)),
+            )
+    api_version = entry.get("api_version", DEFAULT_API_VERSION)
+    if not ok or not isinstance(name, str) or not isinstance(url, str):
+        return None
+    assert isinstance(address, str)
+    return Host(
+        name=name,
+        url=url,
+        address=address,
+        labels=dict(labels),
+        cpu_nano=cpu_nano,
+        memory_bytes=memory_bytes,
+        tls=tls,
+        api_version=str(api_version),
+    )
+
+
+def load_hosts(path: str | None, environ: Mapping[str, str]) -> list[Host]:
+    """The hosts to manage: from ``path`` when given, else the default single host."""
+    if path is None:
+        return default_hosts(environ)
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise HostsFileError(
+            [
+                Diagnostic(
+                    Severity.ERROR,
+                    Location(path, 1, 1),
+                    f"cannot read hosts file: {exc.strerror or exc}",
+                )
+            ]
+        ) from exc
+    return parse_hosts(data, path)

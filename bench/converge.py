@@ -62,8 +62,9 @@ import docker.errors
 from reconciler.apply.converge import apply_plan, connect, load_source, make_plan, observe
 from reconciler.core import labels as L
 from reconciler.core.model import DesiredPod
-from reconciler.desire.compute import Settings, compute_desired
-from reconciler.engine.docker_host import DockerHost
+from reconciler.desire.compute import compute_desired
+from reconciler.desire.settings import Settings
+from reconciler.engine.host import DockerHost
 from reconciler.source.hosts import DEFAULT_SOCKET, Host
 
 API_VERSION = "1.41"

@@ -1,8 +1,9 @@
 """One reconcile pass, wired together: load → validate → observe → desire → plan (→ apply).
 
-The pure stages live in their own modules; this one only connects them to the two edges
-(docker_io for hosts, gitsource for revisions), so that the CLI and, later, the long-lived
-service share exactly the same pass.
+The pure stages live in their own packages; this module only connects them to the edges
+(hosts through the ``Runtime`` protocols, git for revisions, the host memory file), so that
+the CLI and the long-lived service share exactly the same pass. Everything but
+:func:`connect` is typed on the protocols, so unit tests drive it with in-memory hosts.
 """
 
 from __future__ import annotations
@@ -10,31 +11,25 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
+from reconciler.apply import state as memory_file
 from reconciler.apply.execute import ActionResult, ApplyReport, execute
+from reconciler.apply.runtime import HostRuntime
 from reconciler.check.validate import ValidationResult, validate
 from reconciler.core.model import HostState, Manifest
 from reconciler.desire import hostmemory
-from reconciler.desire.compute import DesiredState, Settings, compute_desired
+from reconciler.desire.compute import compute_desired
 from reconciler.desire.hostmemory import HostRecord
-from reconciler.engine.docker_host import DockerHost
-from reconciler.plan.planner import Plan, plan
+from reconciler.desire.settings import DesiredState, Settings
+from reconciler.engine.host import DockerHost
+from reconciler.forwarder.build import forwarder_programs
+from reconciler.plan.model import Plan
+from reconciler.plan.planner import plan
 from reconciler.source.git import revision_of
 from reconciler.source.hosts import Host
 from reconciler.source.load import load_paths
-
-
-@dataclass
-class Pass:
-    """Everything one pass learned, for the CLI to report."""
-
-    validation: ValidationResult
-    revision: str
-    live: dict[str, HostState] = field(default_factory=dict)
-    desired: DesiredState | None = None
-    plan: Plan | None = None
 
 
 def load_source(paths: Sequence[str]) -> tuple[ValidationResult, int]:
@@ -50,13 +45,21 @@ def source_revision(paths: Sequence[str]) -> str:
 def connect(
     hosts: Sequence[Host], instance: str, revision: str = "", grace_seconds: int = 10
 ) -> dict[str, DockerHost]:
+    """A Docker connection per host (opened on first use). The forwarder program is handed
+    to each: the engine builds the forwarder image from it when a host lacks one."""
     return {
-        h.name: DockerHost(h, instance=instance, revision=revision, grace_seconds=grace_seconds)
+        h.name: DockerHost(
+            h,
+            instance=instance,
+            revision=revision,
+            grace_seconds=grace_seconds,
+            programs=forwarder_programs,
+        )
         for h in hosts
     }
 
 
-def observe(runtimes: Mapping[str, DockerHost]) -> dict[str, HostState]:
+def observe(runtimes: Mapping[str, HostRuntime]) -> dict[str, HostState]:
     """Every host at once: a slow or dead host never delays the others' answers."""
     if not runtimes:
         return {}
@@ -80,7 +83,7 @@ def make_plan(
 
 
 def observe_and_remember(
-    runtimes: Mapping[str, DockerHost],
+    runtimes: Mapping[str, HostRuntime],
     instance: str,
     state_dir: Path | None,
     previous: Mapping[str, HostRecord] | None = None,
@@ -92,16 +95,16 @@ def observe_and_remember(
     now = time.time()
     if state_dir is None:
         return live, hostmemory.remember(previous or {}, live, now), now
-    before = hostmemory.load(instance, state_dir)
+    before = memory_file.load(instance, state_dir)
     after = hostmemory.remember(before, live, now)
     if after != before:
-        hostmemory.save(instance, state_dir, after)
+        memory_file.save(instance, state_dir, after)
     return live, after, now
 
 
 def apply_plan(
     the_plan: Plan,
-    runtimes: Mapping[str, DockerHost],
+    runtimes: Mapping[str, HostRuntime],
     *,
     concurrency: int = 8,
     on_result: Callable[[ActionResult], None] | None = None,
@@ -122,7 +125,7 @@ def converge(
     manifests: Sequence[Manifest],
     hosts: Sequence[Host],
     settings: Settings,
-    runtimes: Mapping[str, DockerHost],
+    runtimes: Mapping[str, HostRuntime],
     *,
     prune: bool = True,
     concurrency: int = 8,

@@ -1,4 +1,4 @@
-"""Run a Plan through a Runtime (docker_io.DockerHost implements it), host by host.
+"""Run a Plan through a Runtime (``engine.host.DockerHost`` implements it), host by host.
 
 Policy (documented in docs/architecture.md): invalid manifests stop everything before this
 point; once applying, a failed action is reported with its object and source line and the
@@ -14,26 +14,9 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Protocol
 
-from reconciler.core.model import DesiredPod, LiveContainer
-from reconciler.plan.planner import Action, Plan, Verb
-
-
-class Runtime(Protocol):
-    """What applying needs from a host."""
-
-    def create_pod(self, pod: DesiredPod) -> None: ...
-
-    def create_container(self, pod: DesiredPod, name: str) -> None: ...
-
-    def start(self, container: LiveContainer) -> None: ...
-
-    def remove(self, containers: Sequence[LiveContainer]) -> None: ...
-
-    def remove_pod(self, containers: Sequence[LiveContainer]) -> None: ...
-
-    def wait_running(self, pod: DesiredPod, timeout: float = 30.0, settle: float = 0.5) -> None: ...
+from reconciler.apply.runtime import Runtime
+from reconciler.plan.model import Action, Plan, Verb
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,7 @@ import click
 
 from reconciler import __version__
 from reconciler.core.errors import InputError
-from reconciler.render.reports import (
+from reconciler.render.diagnostics import (
     OUTPUT_FORMATS,
     diagnostic_line,
     github_annotation,

@@ -26,6 +26,7 @@ from reconciler.apply.converge import (
     source_revision,
 )
 from reconciler.apply.execute import ActionResult, ApplyReport
+from reconciler.apply.state import state_dir
 from reconciler.check.validate import ValidationResult
 from reconciler.cli.group import EXIT_ERROR, EXIT_INVALID, EXIT_OK, cli
 from reconciler.core import labels as L
@@ -39,19 +40,16 @@ from reconciler.core.errors import (
 )
 from reconciler.core.model import Diagnostic, Manifest
 from reconciler.core.selectors import parse_selector
-from reconciler.desire.compute import DEFAULT_INFRA_IMAGE, Settings
-from reconciler.desire.hostmemory import HostRecord, state_dir
+from reconciler.desire.hostmemory import HostRecord
 from reconciler.desire.services import cluster_network
-from reconciler.engine.docker_host import DockerHost
+from reconciler.desire.settings import DEFAULT_INFRA_IMAGE, Settings
+from reconciler.engine.host import DockerHost
 from reconciler.forwarder.build import default_forwarder_image
-from reconciler.plan.planner import Plan, removal_plan
-from reconciler.render.reports import (
-    diagnostic_line,
-    plan_json,
-    plan_markdown,
-    plan_text_lines,
-    validation_summary,
-)
+from reconciler.plan.guards import Limits, refusals
+from reconciler.plan.model import Plan
+from reconciler.plan.planner import removal_plan
+from reconciler.render.diagnostics import diagnostic_line, validation_summary
+from reconciler.render.plans import plan_json, plan_markdown, plan_text_lines
 from reconciler.render.views import (
     forwarder_views,
     host_rows,
@@ -414,7 +412,7 @@ def apply_command(
     _echo_styled(plan_text_lines(the_plan, revision))
     if dry_run:
         sys.exit(EXIT_OK if the_plan.in_sync else EXIT_INVALID)
-    refused = {} if allow_mass_prune else the_plan.mass_prune_hosts(max_prune)
+    refused = refusals(the_plan, Limits(max_prune, allow_mass_prune))
     if refused:
         for reason in refused.values():
             click.echo(

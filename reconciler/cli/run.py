@@ -21,12 +21,12 @@ from typing import Any
 import click
 import yaml
 
+from reconciler.apply.state import state_dir
 from reconciler.cli.group import EXIT_ERROR, EXIT_INVALID, EXIT_OK, cli
 from reconciler.cli.ops import _load_hosts, _settings
 from reconciler.core.errors import SourceError
 from reconciler.daemon.loop import ReconcileService, RunConfig, setup_logging
-from reconciler.desire.compute import DEFAULT_INFRA_IMAGE
-from reconciler.desire.hostmemory import state_dir
+from reconciler.desire.settings import DEFAULT_INFRA_IMAGE
 from reconciler.forwarder.build import default_forwarder_image
 from reconciler.source.git import GitSource
 

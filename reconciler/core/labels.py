@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from typing import Any
 
 PREFIX = "io.reconciler."
@@ -43,7 +44,7 @@ def ownership_filters(instance: str) -> list[str]:
     return [f"{MANAGED_BY}={MANAGED_BY_VALUE}", f"{INSTANCE}={instance}"]
 
 
-def is_owned(labels: dict[str, str] | None, instance: str) -> bool:
+def is_owned(labels: Mapping[str, str] | None, instance: str) -> bool:
     """True only for objects carrying both our managed-by label and our instance name."""
     if not labels:
         return False

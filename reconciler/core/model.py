@@ -18,6 +18,17 @@ SUPPORTED_KINDS: tuple[str, ...] = ("Pod", "ReplicationController", "Service")
 DEFAULT_NAMESPACE = "default"
 
 
+def as_map(value: Any) -> Mapping[str, Any]:
+    """``value`` when it is a mapping, else an empty one: reading validated manifests, where a
+    missing optional field and an empty one mean the same."""
+    return value if isinstance(value, Mapping) else {}
+
+
+def as_list(value: Any) -> list[Any]:
+    """``value`` when it is a list, else an empty one (see :func:`as_map`)."""
+    return value if isinstance(value, list) else []
+
+
 def format_path(path: FieldPath) -> str:
     """Render a field path the way kubectl does: ``spec.containers[0].ports[1].name``."""
     out: list[str] = []

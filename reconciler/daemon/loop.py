@@ -50,11 +50,12 @@ from reconciler.core import labels as L
 from reconciler.core.errors import InputError, SourceError, SourceUnavailable
 from reconciler.core.model import Manifest
 from reconciler.daemon.http.server import Metrics, Server, StatusBoard, serve
-from reconciler.desire.compute import Settings
 from reconciler.desire.hostmemory import HostRecord
-from reconciler.engine.docker_host import DockerHost
-from reconciler.plan.planner import Verb
-from reconciler.render.reports import diagnostic_line
+from reconciler.desire.settings import Settings
+from reconciler.engine.host import DockerHost
+from reconciler.plan.guards import Limits, refusals
+from reconciler.plan.model import Verb
+from reconciler.render.diagnostics import diagnostic_line
 from reconciler.source.git import Checkout, GitSource, sync
 from reconciler.source.hosts import Host
 
@@ -538,7 +539,7 @@ class ReconcileService:
             host_memory=memory,
             now=now,
         )
-        refused = {} if config.allow_mass_prune else the_plan.mass_prune_hosts(config.max_prune)
+        refused = refusals(the_plan, Limits(config.max_prune, config.allow_mass_prune))
         if refused:
             message = "; ".join(refused.values()) + " (refused: --allow-mass-prune to force)"
             self._record_error("apply", message)

@@ -24,11 +24,11 @@ from functools import cache
 from pathlib import Path
 
 from reconciler.core.errors import ForwarderBuildError
+from reconciler.desire.settings import FORWARDER_PATH
 
 SOURCE = Path(__file__).parent / "forwarder.c"
 CFLAGS = ("-static", "-O2", "-std=gnu11", "-Wall", "-Wextra", "-Werror")
 BINARY_ENV = "RECONCILER_FORWARDER_BINARY"
-FORWARDER_PATH = "/bin/forwarder"  # where the forwarder image holds the program
 COMPILE_TIMEOUT = 180.0
 
 _build_lock = threading.Lock()
@@ -82,6 +82,13 @@ def forwarder_binary() -> bytes:
         if not target.is_file():
             _compile(target)
         return target.read_bytes()
+
+
+def forwarder_programs() -> dict[str, bytes]:
+    """What the forwarder image holds besides busybox: the program, at the path the desired
+    forwarder pods run (``engine`` builds the image from this, without knowing how it is
+    made)."""
+    return {FORWARDER_PATH: forwarder_binary()}
 
 
 def _compile(target: Path) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 from reconciler.core import labels as L
 from reconciler.core.model import HostState, LiveContainer, Manifest, ObjectRef
 from reconciler.core.selectors import Selector
-from reconciler.plan.planner import group_pods
+from reconciler.plan.live import group_pods
 from reconciler.source.hosts import Host
 
 #: What an empty cell prints as in ``get`` tables, as in kubectl's.
@@ -84,7 +84,7 @@ class LivePod:
 
 
 def _exit_code(container: LiveContainer) -> int | None:
-    from reconciler.plan.planner import exit_code
+    from reconciler.plan.live import exit_code
 
     return exit_code(container)
 
@@ -305,7 +305,7 @@ def _format_memory(size: int) -> str:
 
 def pod_requests(containers: Iterable[LiveContainer]) -> tuple[int, int]:
     """CPU (nano) and memory (bytes) a live pod requests, from the spec its infra carries."""
-    from reconciler.desire.compute import spec_requests
+    from reconciler.desire.pods import spec_requests
 
     for c in containers:
         if c.labels.get(L.ROLE) == L.ROLE_INFRA and c.labels.get(L.SPEC):

@@ -34,7 +34,7 @@ from click.testing import CliRunner, Result
 
 from reconciler.cli import cli
 from reconciler.core import labels as L
-from reconciler.desire.compute import DEFAULT_INFRA_IMAGE, Settings
+from reconciler.desire.settings import DEFAULT_INFRA_IMAGE, Settings
 from reconciler.forwarder.build import default_forwarder_image
 
 REPO = Path(__file__).resolve().parents[2]

@@ -14,7 +14,7 @@ import pytest
 
 from reconciler.apply.converge import apply_plan, connect, load_source, make_plan, observe
 from reconciler.core import labels as L
-from reconciler.desire.compute import DEFAULT_INFRA_IMAGE
+from reconciler.desire.settings import DEFAULT_INFRA_IMAGE
 from reconciler.source.hosts import load_hosts
 
 from .conftest import RECONCILER_BIN, SAMPLE_PODS, Rig, free_port

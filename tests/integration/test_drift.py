@@ -14,7 +14,7 @@ import pytest
 
 from reconciler.apply.converge import connect, load_source, make_plan, observe
 from reconciler.core import labels as L
-from reconciler.desire.compute import Settings
+from reconciler.desire.settings import Settings
 from reconciler.source.hosts import load_hosts
 
 from .conftest import RECONCILER_BIN, SAMPLE_PODS, Rig, changed_pods, wait_for

@@ -13,7 +13,8 @@ import time
 import docker
 
 from reconciler.apply.converge import observe
-from reconciler.engine.docker_host import CONNECT_TIMEOUT, DockerHost
+from reconciler.engine.client import CONNECT_TIMEOUT
+from reconciler.engine.host import DockerHost
 from reconciler.source.hosts import DEFAULT_SOCKET, Host
 
 REQUEST_TIMEOUT = 60.0

@@ -14,7 +14,8 @@ from bench.converge import (
     summarise,
 )
 from reconciler.check.validate import validate
-from reconciler.desire.compute import Settings, compute_desired
+from reconciler.desire.compute import compute_desired
+from reconciler.desire.settings import Settings
 from reconciler.source.hosts import Host
 from reconciler.source.load import parse_bytes
 

@@ -36,7 +36,8 @@ from bench.services import (
 )
 from reconciler.check.validate import ValidationResult, validate
 from reconciler.daemon.http import server as httpapi
-from reconciler.desire.compute import Settings, compute_desired
+from reconciler.desire.compute import compute_desired
+from reconciler.desire.settings import Settings
 from reconciler.source.hosts import Host
 from reconciler.source.load import parse_bytes
 

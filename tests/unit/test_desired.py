@@ -11,14 +11,9 @@ import yaml
 from reconciler.check.validate import validate
 from reconciler.core import labels as L
 from reconciler.core.model import DesiredPod, HostState, MountSpec, PortBinding, VolumeSpec
-from reconciler.desire.compute import (
-    DEFAULT_INFRA_IMAGE,
-    DesiredState,
-    Settings,
-    compute_desired,
-    default_pull_policy,
-    docker_name,
-)
+from reconciler.desire.compute import compute_desired
+from reconciler.desire.pods import default_pull_policy
+from reconciler.desire.settings import DEFAULT_INFRA_IMAGE, DesiredState, Settings, docker_name
 from reconciler.source.hosts import Host
 from reconciler.source.load import parse_text
 

@@ -26,7 +26,7 @@ import yaml
 
 from reconciler.check.validate import SCHEMA_FILES, schema_documents, schema_id, validate
 from reconciler.core.model import Diagnostic
-from reconciler.render.reports import diagnostic_line
+from reconciler.render.diagnostics import diagnostic_line
 from reconciler.source.load import LIST_KINDS, MAX_FILE_BYTES, load_paths
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"

@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from reconciler.apply.state import load, save, state_dir
 from reconciler.check.validate import validate
 from reconciler.core import labels as L
 from reconciler.core.model import HostState, LiveContainer, Manifest
-from reconciler.desire.compute import Settings, compute_desired
-from reconciler.desire.hostmemory import HostRecord, load, remember, save, state_dir, within_grace
-from reconciler.plan.planner import Verb, plan
+from reconciler.desire.compute import compute_desired
+from reconciler.desire.hostmemory import HostRecord, remember, within_grace
+from reconciler.desire.settings import Settings
+from reconciler.plan.model import Verb
+from reconciler.plan.planner import plan
 from reconciler.source.hosts import Host
 from reconciler.source.load import parse_text
 

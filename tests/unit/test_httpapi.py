@@ -280,7 +280,7 @@ def test_metrics_reject_unknown_label_values() -> None:
 
 
 def test_metrics_accept_str_enums_such_as_planning_verbs() -> None:
-    from reconciler.plan.planner import Verb
+    from reconciler.plan.model import Verb
 
     m = Metrics()
     m.action(Verb.START, "ok")

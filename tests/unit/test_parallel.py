@@ -19,7 +19,7 @@ from reconciler.check.parallel import _split, validate_paths
 from reconciler.check.validate import validate
 from reconciler.cli import cli
 from reconciler.core.errors import InputError
-from reconciler.render.reports import diagnostic_line, validation_summary
+from reconciler.render.diagnostics import diagnostic_line, validation_summary
 from reconciler.source.load import load_paths
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"

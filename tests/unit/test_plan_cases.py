@@ -65,8 +65,11 @@ import yaml
 from reconciler.check.validate import validate
 from reconciler.core import labels as L
 from reconciler.core.model import DesiredPod, HostState, LiveContainer, Manifest
-from reconciler.desire.compute import DesiredState, Settings, compute_desired, docker_name
-from reconciler.plan.planner import Action, Plan, plan
+from reconciler.desire.compute import compute_desired
+from reconciler.desire.settings import DesiredState, Settings, docker_name
+from reconciler.plan.guards import mass_prune_hosts
+from reconciler.plan.model import Action, Plan
+from reconciler.plan.planner import plan
 from reconciler.source.hosts import Host, parse_hosts
 from reconciler.source.load import LoadResult, parse_text
 
@@ -421,7 +424,7 @@ def check_case(case: Case, data: Mapping[str, Any]) -> None:
 
     if "expect_mass_prune" in data:
         spec = data["expect_mass_prune"]
-        refused = result.mass_prune_hosts(int(spec["max_prune"]))
+        refused = mass_prune_hosts(result, int(spec["max_prune"]))
         assert sorted(refused) == sorted(spec.get("hosts") or {}), refused
         for host, fragment in (spec.get("hosts") or {}).items():
             assert fragment in refused[host]

@@ -1,7 +1,7 @@
 """Plans rendered as JSON, text and Markdown: shape, grouping, field detail, secret masking.
 
 Plans here come from the real pipeline (compute_desired + plan) over LiveContainer values
-labelled the way DockerHost labels what it creates; nothing is mocked.
+labelled the way the engine labels what it creates (engine.translate); nothing is mocked.
 """
 
 from __future__ import annotations
@@ -13,10 +13,13 @@ import pytest
 import yaml
 
 from reconciler.core.model import Diagnostic, HostState, LiveContainer, Location, Severity
-from reconciler.desire.compute import Settings, compute_desired
-from reconciler.engine.docker_host import DockerHost
-from reconciler.plan.planner import MASK, Plan, is_secret_name, mask_env, plan
-from reconciler.render.reports import plan_json, plan_markdown, plan_text_lines, summary_text
+from reconciler.core.redact import MASK, is_secret_name, mask_env
+from reconciler.desire.compute import compute_desired
+from reconciler.desire.settings import Settings
+from reconciler.engine.translate import container_labels
+from reconciler.plan.model import Plan
+from reconciler.plan.planner import plan
+from reconciler.render.plans import plan_json, plan_markdown, plan_text_lines, summary_text
 from reconciler.source.hosts import Host
 from reconciler.source.load import parse_text
 
@@ -79,8 +82,7 @@ def state_of(*objects: dict[str, Any], hosts: list[Host]) -> Any:
 
 
 def running(*objects: dict[str, Any], host: Host = H1) -> list[LiveContainer]:
-    """Containers as DockerHost would have created them from these manifests."""
-    labeller = DockerHost(host, instance="default", revision="old")
+    """Containers as the engine would have created them from these manifests."""
     result = []
     for pod in state_of(*objects, hosts=[host]).pods:
         for c in pod.containers:
@@ -89,7 +91,7 @@ def running(*objects: dict[str, Any], host: Host = H1) -> list[LiveContainer]:
                     id=f"{host.name}-{c.docker_name}",
                     name=c.docker_name,
                     host=host.name,
-                    labels=labeller._labels(pod, c),
+                    labels=container_labels(pod, c, "default", "old"),
                     state="running",
                     status="Up 1 hour",
                     created=1_700_000_000,

@@ -13,9 +13,12 @@ import yaml
 from reconciler.check.validate import validate
 from reconciler.core import labels as L
 from reconciler.core.model import DesiredPod, HostState, LiveContainer, PortBinding
-from reconciler.desire.compute import DesiredState, Settings, compute_desired, forwarder_pod_name
+from reconciler.desire.compute import compute_desired
+from reconciler.desire.forwarders import forwarder_pod_name
 from reconciler.desire.services import cluster_network, forwarder_args, service_env, service_range
-from reconciler.plan.planner import Verb, plan
+from reconciler.desire.settings import DesiredState, Settings
+from reconciler.plan.model import Verb
+from reconciler.plan.planner import plan
 from reconciler.source.hosts import Host
 from reconciler.source.load import parse_text
 

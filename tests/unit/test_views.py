@@ -11,7 +11,7 @@ import pytest
 from reconciler.core import labels as L
 from reconciler.core.model import HostState, LiveContainer, Manifest, ObjectRef
 from reconciler.core.selectors import parse_selector
-from reconciler.engine.docker_host import live_container
+from reconciler.engine.translate import live_container
 from reconciler.render.views import (
     LivePod,
     age,

@@ -1,82 +1,16 @@
-"""Render validation results as text, JSON or GitHub workflow annotations. Pure."""
+"""Plans for people and tools: coloured text lines, JSON, and Markdown for a pull-request
+comment. Secret-looking env values are masked in every one of them. Pure.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
 from typing import Any
 
-from reconciler.core.model import Diagnostic
-from reconciler.plan.planner import mask_env
+from reconciler.core.redact import mask_env
+from reconciler.plan.model import FieldChange, Plan
+from reconciler.render.diagnostics import diagnostic_dict, diagnostic_line
 
-OUTPUT_FORMATS = ("text", "json", "github")
-
-
-def diagnostic_line(d: Diagnostic) -> str:
-    """``file:line:col: error: Kind/name: json.path: message`` (parts left out when empty)."""
-    parts = [str(d.location), d.severity.value]
-    if d.kind or d.name:
-        parts.append(f"{d.kind or '?'}/{d.name or '?'}")
-    if d.path:
-        parts.append(d.path)
-    parts.append(d.message)
-    return ": ".join(parts)
-
-
-def diagnostic_dict(d: Diagnostic) -> dict[str, Any]:
-    return {
-        "file": d.location.file,
-        "line": d.location.line,
-        "column": d.location.column,
-        "kind": d.kind,
-        "name": d.name,
-        "path": d.path,
-        "message": d.message,
-    }
-
-
-def validation_json(diagnostics: Iterable[Diagnostic], objects: int) -> str:
-    items = list(diagnostics)
-    errors = [diagnostic_dict(d) for d in items if d.is_error]
-    warnings = [diagnostic_dict(d) for d in items if not d.is_error]
-    return json.dumps(
-        {"valid": not errors, "objects": objects, "errors": errors, "warnings": warnings},
-        indent=2,
-    )
-
-
-def _escape_data(text: str) -> str:
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-
-
-def _escape_property(text: str) -> str:
-    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
-
-
-def github_annotation(d: Diagnostic) -> str:
-    """A GitHub Actions workflow command that puts the message on the file's line."""
-    level = "error" if d.is_error else "warning"
-    loc = d.location
-    title = f"{d.kind}/{d.name}" if d.kind or d.name else "manifest"
-    message = f"{d.path}: {d.message}" if d.path else d.message
-    return (
-        f"::{level} file={_escape_property(loc.file)},line={loc.line},col={loc.column},"
-        f"title={_escape_property(title)}::{_escape_data(message)}"
-    )
-
-
-def validation_summary(diagnostics: Iterable[Diagnostic], objects: int, files: int) -> str:
-    items = list(diagnostics)
-    errors = sum(1 for d in items if d.is_error)
-    warnings = len(items) - errors
-    verdict = "valid" if not errors else "invalid"
-    return (
-        f"{objects} object(s) in {files} file(s): {verdict}, "
-        f"{errors} error(s), {warnings} warning(s)"
-    )
-
-
-# -- plans ------------------------------------------------------------------------------------
 _VERB_MARKS = {"create": "+", "start": ">", "recreate": "~", "remove": "-"}
 _VERB_STYLES = {"create": "green", "start": "cyan", "recreate": "yellow", "remove": "red"}
 
@@ -88,12 +22,12 @@ def _masked(path: str, value: Any) -> Any:
     return value
 
 
-def _change_line(change: Any) -> str:
+def _change_line(change: FieldChange) -> str:
     old, new = _masked(change.path, change.old), _masked(change.path, change.new)
     return f"{change.path}: {json.dumps(old)} -> {json.dumps(new)}"
 
 
-def plan_json(plan: Any, revision: str) -> str:
+def plan_json(plan: Plan, revision: str) -> str:
     """``{"revision", "in_sync", "changes": [...], "summary": {action: count}}`` and more."""
     changes = []
     for action in plan.actions:
@@ -126,7 +60,7 @@ def summary_text(counts: dict[str, int]) -> str:
     return ", ".join(f"{count} {verb}" for verb, count in sorted(counts.items()))
 
 
-def plan_text_lines(plan: Any, revision: str) -> list[tuple[str, str]]:
+def plan_text_lines(plan: Plan, revision: str) -> list[tuple[str, str]]:
     """(text, style) lines: grouped by host, field-level detail for recreates."""
     lines: list[tuple[str, str]] = []
     by_host: dict[str, list[Any]] = {}
@@ -170,7 +104,7 @@ def _md_escape(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def plan_markdown(plan: Any, revision: str) -> str:
+def plan_markdown(plan: Plan, revision: str) -> str:
     """A pull-request comment: verdict, summary, a table of changes, field details."""
     out = [f"### reconciler diff for `{revision or 'working tree'}`", ""]
     if plan.in_sync:

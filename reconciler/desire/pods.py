@@ -1,0 +1,276 @@
+"""One pod's desired shape: Kubernetes' defaults filled in, the spec hash, its infra and app
+containers and its volumes. Pure.
+
+The normalised spec is what the hash covers, so a change to a field the reconciler ignores
+never recreates a pod, while a change to anything it acts on always does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from reconciler.core import labels as L
+from reconciler.core.model import (
+    DesiredContainer,
+    DesiredPod,
+    Manifest,
+    MountSpec,
+    ObjectRef,
+    PortBinding,
+    VolumeSpec,
+    as_list,
+    as_map,
+)
+from reconciler.core.quantity import cpu_to_nano, memory_to_bytes, parse_quantity
+from reconciler.desire.services import DesiredService, service_env
+from reconciler.desire.settings import PodContext, Settings, docker_name
+
+
+def default_pull_policy(image: str) -> str:
+    """Kubernetes' default: Always for ``:latest`` or untagged images, else IfNotPresent."""
+    last = image.rsplit("/", 1)[-1]
+    if "@" in last:
+        return "IfNotPresent"
+    tag = last.partition(":")[2]
+    return "Always" if tag in ("", "latest") else "IfNotPresent"
+
+
+def normalise_pod_spec(spec: Mapping[str, Any], hostname: str) -> dict[str, Any]:
+    """The pod spec with Kubernetes' defaults filled in and unhonoured fields dropped.
+
+    This is what the spec hash covers, so a change to an ignored field (a livenessProbe)
+    never recreates a pod, while a change to anything we act on always does.
+    """
+    containers = []
+    for c in as_list(spec.get("containers")):
+        c = as_map(c)
+        image = str(c.get("image", ""))
+        resources = as_map(c.get("resources"))
+        containers.append(
+            {
+                "name": c.get("name"),
+                "image": image,
+                "imagePullPolicy": c.get("imagePullPolicy") or default_pull_policy(image),
+                "command": list(c["command"]) if "command" in c else None,
+                "args": list(c["args"]) if "args" in c else None,
+                "env": [
+                    {"name": e.get("name"), "value": str(e.get("value", ""))}
+                    for e in map(as_map, as_list(c.get("env")))
+                    if "valueFrom" not in e
+                ],
+                "ports": [
+                    {
+                        "containerPort": p.get("containerPort"),
+                        "protocol": p.get("protocol", "TCP"),
+                        "hostPort": p.get("hostPort"),
+                        "hostIP": p.get("hostIP", ""),
+                        "name": p.get("name", ""),
+                    }
+                    for p in map(as_map, as_list(c.get("ports")))
+                ],
+                "workingDir": c.get("workingDir", ""),
+                "resources": {
+                    kind: {
+                        r: str(v)
+                        for r, v in as_map(resources.get(kind)).items()
+                        if r in ("cpu", "memory")
+                    }
+                    for kind in ("limits", "requests")
+                },
+                "volumeMounts": [
+                    {
+                        "name": m.get("name"),
+                        "mountPath": m.get("mountPath"),
+                        "readOnly": bool(m.get("readOnly", False)),
+                    }
+                    for m in map(as_map, as_list(c.get("volumeMounts")))
+                ],
+            }
+        )
+    volumes = []
+    for v in map(as_map, as_list(spec.get("volumes"))):
+        if "emptyDir" in v:
+            empty = as_map(v["emptyDir"])
+            volumes.append(
+                {
+                    "name": v.get("name"),
+                    "emptyDir": {
+                        "medium": empty.get("medium", ""),
+                        "sizeLimit": str(empty["sizeLimit"]) if "sizeLimit" in empty else None,
+                    },
+                }
+            )
+        elif "hostPath" in v:
+            volumes.append(
+                {"name": v.get("name"), "hostPath": {"path": as_map(v["hostPath"]).get("path")}}
+            )
+    return {
+        "containers": containers,
+        "volumes": volumes,
+        "restartPolicy": spec.get("restartPolicy", "Always"),
+        "hostname": hostname,
+        "nodeSelector": dict(as_map(spec.get("nodeSelector"))),
+    }
+
+
+def _quantity_or_none(value: Any, convert: Any) -> int | None:
+    return None if value in (None, "") else int(convert(value))
+
+
+def _containers(
+    settings: Settings,
+    namespace: str,
+    pod_name: str,
+    spec: Mapping[str, Any],
+    manifest: Manifest,
+    spec_path: tuple[str | int, ...],
+    services: Sequence[DesiredService] = (),
+    publish_on: str = "",
+) -> tuple[DesiredContainer, ...]:
+    """The infra container and the app containers of one pod.
+
+    ``publish_on``: with several hosts, every declared port without a hostPort is
+    published on that address at a port Docker picks, so that Service forwarders on other
+    hosts reach the pod. Service env vars are added here, outside the spec hash: adding a
+    Service never recreates running pods (as in Kubernetes, only new containers see it).
+    """
+    hostname = spec["hostname"]
+    published: list[PortBinding] = []
+    apps: list[DesiredContainer] = []
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    for index, c in enumerate(spec["containers"]):
+        for p in c["ports"]:
+            if p["hostPort"] is not None:
+                published.append(
+                    PortBinding(p["containerPort"], p["protocol"], p["hostPort"], p["hostIP"])
+                )
+            elif publish_on and p["protocol"] != "SCTP":
+                published.append(PortBinding(p["containerPort"], p["protocol"], 0, publish_on))
+        limits, requests = c["resources"]["limits"], c["resources"]["requests"]
+        cpu_request = requests.get("cpu")
+        mounts = tuple(
+            MountSpec(m["name"], m["mountPath"], m["readOnly"])
+            for m in c["volumeMounts"]
+            if m["name"] in volumes
+        )
+        apps.append(
+            DesiredContainer(
+                docker_name=docker_name(settings.instance, namespace, pod_name, c["name"]),
+                container=c["name"],
+                role=L.ROLE_APP,
+                image=c["image"],
+                pull_policy=c["imagePullPolicy"],
+                entrypoint=tuple(c["command"]) if c["command"] is not None else None,
+                cmd=tuple(c["args"]) if c["args"] is not None else None,
+                env=service_env(services, namespace, (e["name"] for e in c["env"]))
+                + tuple((e["name"], e["value"]) for e in c["env"]),
+                working_dir=c["workingDir"],
+                nano_cpus=_quantity_or_none(limits.get("cpu"), cpu_to_nano),
+                cpu_shares=(
+                    max(2, int(parse_quantity(cpu_request) * 1024)) if cpu_request else None
+                ),
+                memory_bytes=_quantity_or_none(limits.get("memory"), memory_to_bytes),
+                memory_reservation=_quantity_or_none(requests.get("memory"), memory_to_bytes),
+                mounts=mounts,
+                restart_policy=spec["restartPolicy"],
+                source=manifest.locate(spec_path + ("containers", index)),
+            )
+        )
+    infra = DesiredContainer(
+        docker_name=docker_name(settings.instance, namespace, pod_name, L.INFRA_CONTAINER),
+        container=L.INFRA_CONTAINER,
+        role=L.ROLE_INFRA,
+        image=settings.infra_image,
+        pull_policy="IfNotPresent",
+        ports=tuple(published),
+        hostname=hostname,
+        restart_policy="Always",
+        source=manifest.locate(spec_path),
+    )
+    return (infra, *apps)
+
+
+def _volume_specs(
+    settings: Settings, namespace: str, pod_name: str, spec: Mapping[str, Any]
+) -> tuple[VolumeSpec, ...]:
+    result = []
+    for v in spec["volumes"]:
+        if "emptyDir" in v:
+            size = v["emptyDir"]["sizeLimit"]
+            result.append(
+                VolumeSpec(
+                    name=v["name"],
+                    source="emptyDir",
+                    docker_name=docker_name(settings.instance, namespace, pod_name, v["name"]),
+                    medium=v["emptyDir"]["medium"],
+                    size_bytes=memory_to_bytes(size) if size else None,
+                )
+            )
+        else:
+            result.append(VolumeSpec(v["name"], "hostPath", host_path=v["hostPath"]["path"]))
+    return tuple(result)
+
+
+def pod(
+    ctx: PodContext,
+    manifest: Manifest,
+    owner: ObjectRef,
+    name: str,
+    pod_labels: Mapping[str, str],
+    raw_spec: Mapping[str, Any],
+    spec_path: tuple[str | int, ...],
+    host: str,
+    replica: int | None,
+) -> DesiredPod:
+    settings = ctx.settings
+    hostname = str(raw_spec.get("hostname") or name)[:63].rstrip("-.")
+    spec = normalise_pod_spec(raw_spec, hostname)
+    publish_on = ctx.addresses.get(host, "") if ctx.multi_host else ""
+    hashed = {
+        "spec": spec,
+        "owner": [owner.kind, owner.namespace, owner.name],
+        "labels": dict(pod_labels),
+        "infraImage": settings.infra_image,
+        "network": [ctx.network.name, ctx.network.subnet],
+        "publishPorts": bool(publish_on),  # not the address: the hash stays host-independent
+    }
+    return DesiredPod(
+        namespace=owner.namespace,
+        name=name,
+        owner=owner,
+        host=host,
+        labels=dict(pod_labels),
+        spec=spec,
+        spec_hash=L.spec_hash(hashed),
+        containers=_containers(
+            settings,
+            owner.namespace,
+            name,
+            spec,
+            manifest,
+            spec_path,
+            ctx.services,
+            publish_on,
+        ),
+        volumes=_volume_specs(settings, owner.namespace, name, spec),
+        restart_policy=spec["restartPolicy"],
+        source=manifest.source,
+        replica=replica,
+        network=ctx.network,
+    )
+
+def spec_requests(spec: Mapping[str, Any]) -> tuple[int, int]:
+    """Total cpu (nano) and memory (bytes) requested by a pod, for capacity placement."""
+    cpu = memory = 0
+    for c in map(as_map, as_list(spec.get("containers"))):
+        requests = as_map(as_map(c.get("resources")).get("requests"))
+        limits = as_map(as_map(c.get("resources")).get("limits"))
+        cpu_value = requests.get("cpu", limits.get("cpu"))
+        memory_value = requests.get("memory", limits.get("memory"))
+        if cpu_value is not None:
+            cpu += cpu_to_nano(cpu_value)
+        if memory_value is not None:
+            memory += memory_to_bytes(memory_value)
+    return cpu, memory
+

@@ -1,0 +1,101 @@
+"""The connection to one engine and the one place where Docker's errors become ours.
+
+Every call goes through :func:`call`, which turns the SDK's and ``requests``' exceptions
+into the ``core.errors`` tree with ``raise ... from``: ``HostUnavailable`` when the engine
+cannot be reached (temporary), ``NotFound`` when the object is gone, ``ApplyError`` when the
+engine refused. No ``docker.errors`` type leaves the engine package.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import docker
+import docker.errors
+import docker.tls
+import requests
+
+from reconciler.core.errors import ApplyError, HostUnavailable, NotFound
+from reconciler.source.hosts import Host
+
+#: Seconds to open a TCP connection to an engine. A host that drops packets (powered off,
+#: firewalled) is then reported unreachable this fast, not after the whole request timeout.
+CONNECT_TIMEOUT = 5.0
+
+T = TypeVar("T")
+
+
+class _APIClient(docker.APIClient):  # type: ignore[misc]
+    """docker's client, with ``CONNECT_TIMEOUT`` on engines reached over TCP.
+
+    docker-py takes one number for both connecting and reading (and adds to it for
+    ``stop``), so the split is made here, per request, where requests accepts a
+    ``(connect, read)`` pair. Unix sockets and ssh (``http+docker://`` URLs) are left as
+    they are: they connect at once or fail at once.
+    """
+
+    def send(self, request: Any, **kwargs: Any) -> Any:
+        timeout = kwargs.get("timeout")
+        if isinstance(timeout, int | float) and str(request.url).startswith(
+            ("http://", "https://")
+        ):
+            kwargs["timeout"] = (min(CONNECT_TIMEOUT, float(timeout)), timeout)
+        return super().send(request, **kwargs)
+
+
+def explain(exc: Exception) -> str:
+    """The engine's own words for a failure, when it gave some."""
+    if isinstance(exc, docker.errors.APIError):
+        explanation = exc.explanation
+        if isinstance(explanation, bytes):
+            explanation = explanation.decode(errors="replace")
+        return str(explanation or exc)
+    return str(exc)
+
+
+def open_client(
+    host: Host, timeout: float, on_response: Callable[[str], None]
+) -> docker.APIClient:
+    """A client for ``host`` (tcp, unix, ssh; TLS per the hosts file). ``on_response`` gets
+    the method of every request made, for counting."""
+    tls: Any = False
+    if host.tls is not None:
+        cfg = host.tls
+        tls = docker.tls.TLSConfig(
+            client_cert=(cfg.cert, cfg.key) if cfg.cert and cfg.key else None,
+            ca_cert=cfg.ca,
+            verify=cfg.ca if cfg.verify and cfg.ca else cfg.verify,
+        )
+    try:
+        api = _APIClient(
+            base_url=host.url,
+            version=host.api_version,
+            timeout=int(timeout),
+            tls=tls,
+            use_ssh_client=host.url.startswith("ssh://"),
+            max_pool_size=16,
+        )
+    except docker.errors.DockerException as exc:
+        raise HostUnavailable(f"host {host.name} ({host.url}): {explain(exc)}") from exc
+
+    def count(response: Any, *args: Any, **kwargs: Any) -> Any:
+        on_response(str(response.request.method))
+        return response
+
+    api.hooks["response"].append(count)
+    return api
+
+
+def call(host: Host, what: str, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run one Docker call, translating its errors into ours."""
+    try:
+        return function(*args, **kwargs)
+    except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+        raise HostUnavailable(f"host {host.name} ({host.url}): {exc}") from exc
+    except docker.errors.NotFound as exc:
+        raise NotFound(f"{what}: {explain(exc)}") from exc
+    except docker.errors.APIError as exc:
+        raise ApplyError(f"{what}: {explain(exc)}") from exc
+    except docker.errors.DockerException as exc:
+        raise HostUnavailable(f"host {host.name}: {explain(exc)}") from exc

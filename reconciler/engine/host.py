@@ -1,0 +1,350 @@
+"""One Docker engine, driven: observe it, create, start, stop and remove pods on it.
+
+This module executes; it decides nothing. What to create comes as desired pods, how they
+map onto the API comes from ``engine.translate`` (pure), and every call goes through
+``engine.client.call``, which turns Docker's errors into ours: ``HostUnavailable`` when
+the engine cannot be reached, ``NotFound``, ``ApplyError`` when it refused an action,
+``ImagePullError`` for images that cannot be had (the pod's status becomes ErrImagePull and
+the run goes on).
+
+Observation is one ``GET /containers/json`` per host filtered by our labels: the list
+already carries labels, state and status, so a no-op pass inspects nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import docker
+import docker.types
+
+from reconciler.core import labels as L
+from reconciler.core.errors import ApplyError, HostUnavailable, NotFound
+from reconciler.core.model import DesiredContainer, DesiredPod, HostState, LiveContainer
+from reconciler.engine import translate as T
+from reconciler.engine.client import call, open_client
+from reconciler.engine.resources import HostImages, HostNetworks
+from reconciler.source.hosts import Host
+
+#: What the forwarder image holds besides busybox (path -> program), made on first use.
+Programs = Callable[[], Mapping[str, bytes]]
+
+
+class DockerHost:
+    """A connection to one engine, counting the API calls it makes.
+
+    ``programs`` supplies the Service forwarder's program when a host lacks the forwarder
+    image: the engine builds images, it does not know how the program is made.
+    """
+
+    def __init__(
+        self,
+        host: Host,
+        *,
+        instance: str,
+        revision: str = "",
+        grace_seconds: int = 10,
+        timeout: float = 60.0,
+        programs: Programs | None = None,
+    ) -> None:
+        self.host = host
+        self.instance = instance
+        self.revision = revision
+        self.grace_seconds = grace_seconds
+        self.timeout = timeout
+        self.calls = 0  # every Docker API request
+        self.writes = 0  # requests that change something (anything but GET/HEAD)
+        self._api: docker.APIClient | None = None
+        self._lock = threading.Lock()
+        self.images = HostImages(self._call, lambda: self.api, host.name, programs)
+        self.networks = HostNetworks(self._call, lambda: self.api, instance)
+
+    # -- connection ------------------------------------------------------------------------
+    @property
+    def api(self) -> docker.APIClient:
+        with self._lock:
+            if self._api is None:
+                self._api = open_client(self.host, self.timeout, self._count)
+            return self._api
+
+    def _count(self, method: str) -> None:
+        self.calls += 1
+        if method not in ("GET", "HEAD"):
+            self.writes += 1
+
+    def _call(self, what: str, function: Any, *args: Any, **kwargs: Any) -> Any:
+        return call(self.host, what, function, *args, **kwargs)
+
+    def close(self) -> None:
+        if self._api is not None:
+            self._api.close()
+
+    # -- observe -----------------------------------------------------------------------------
+    def observe(self) -> HostState:
+        """Our containers on this host, from a single list call."""
+        try:
+            raw = self._call(
+                "list containers",
+                self.api.containers,
+                all=True,
+                filters={"label": L.ownership_filters(self.instance)},
+            )
+        except (HostUnavailable, ApplyError) as exc:
+            return HostState(self.host.name, reachable=False, error=str(exc))
+        return T.host_state(self.host.name, self.instance, raw)
+
+    def container_events(self, actions: Sequence[str]) -> Any:
+        """A blocking, closable stream of Docker events about this instance's containers
+        (``die``, ``destroy``...): how the service notices a dead container in seconds."""
+        return self._call(
+            "events",
+            self.api.events,
+            decode=True,
+            filters={
+                "type": "container",
+                "event": list(actions),
+                "label": L.ownership_filters(self.instance),
+            },
+        )
+
+    def engine_version(self) -> str:
+        info = self._call("version", self.api.version)
+        return str(info.get("Version", ""))
+
+    # -- the revision marker -------------------------------------------------------------------
+    def remove_state_marker(self) -> None:
+        """Forget the recorded revision (``down`` of everything)."""
+        with contextlib.suppress(NotFound):
+            self._call(
+                "remove state marker",
+                self.api.remove_container,
+                T.marker_name(self.instance),
+                force=True,
+            )
+
+    def record_revision(self, revision: str, image: str) -> None:
+        """Remember on the host which revision was applied last: a container that is never
+        started, labelled with it (Docker labels cannot change, so it is replaced). A
+        restarted service reads it back from the same list call as everything else."""
+        self.remove_state_marker()
+        self.ensure_infra_image(image)
+        self._call(
+            "record revision",
+            self.api.create_container,
+            image,
+            command=["true"],
+            name=T.marker_name(self.instance),
+            labels=T.marker_labels(self.instance, revision),
+            host_config=self.api.create_host_config(network_mode="none"),
+        )
+
+    # -- images (see engine.resources) ----------------------------------------------------------
+    def has_image(self, image: str) -> bool:
+        return self.images.has(image)
+
+    def ensure_image(self, image: str, policy: str) -> None:
+        self.images.ensure(image, policy)
+
+    def import_busybox_image(self, image: str, with_forwarder: bool = False) -> None:
+        self.images.import_busybox(image, with_forwarder)
+
+    def ensure_infra_image(self, image: str, with_forwarder: bool = False) -> None:
+        self.images.ensure_infra(image, with_forwarder)
+
+    def remove_network(self, network: Any) -> bool:
+        return self.networks.remove(network)
+
+    # -- create ------------------------------------------------------------------------------
+    def _create(self, args: T.ContainerArgs) -> str:
+        """Create and start one container from its translated arguments; its id."""
+        api = self.api
+        networking = None
+        if args.endpoint is not None:
+            endpoint = args.endpoint
+            networking = api.create_networking_config(
+                {
+                    endpoint.network: api.create_endpoint_config(
+                        ipv4_address=endpoint.ipv4_address, aliases=list(endpoint.aliases) or None
+                    )
+                }
+            )
+        mounts = [
+            docker.types.Mount(m.target, m.source, type="volume", read_only=m.read_only)
+            for m in args.volume_mounts
+        ]
+        host_config = api.create_host_config(
+            init=args.init,
+            ipc_mode=args.ipc_mode,
+            port_bindings=dict(args.port_bindings) or None,
+            restart_policy={"Name": args.restart_policy},
+            network_mode=args.network_mode,
+            nano_cpus=args.nano_cpus,
+            cpu_shares=args.cpu_shares,
+            mem_limit=args.mem_limit,
+            mem_reservation=args.mem_reservation,
+            binds={k: dict(v) for k, v in args.binds.items()} or None,
+            mounts=mounts or None,
+        )
+        created = self._call(
+            f"create {args.name}",
+            api.create_container,
+            args.image,
+            name=args.name,
+            hostname=args.hostname,
+            entrypoint=list(args.entrypoint) if args.entrypoint is not None else None,
+            command=list(args.command) if args.command is not None else None,
+            environment=list(args.environment) or None,
+            working_dir=args.working_dir,
+            labels=dict(args.labels),
+            ports=list(args.exposed) or None,
+            host_config=host_config,
+            networking_config=networking,
+        )
+        container_id = str(created["Id"])
+        self._call(f"start {args.name}", api.start, container_id)
+        return container_id
+
+    def _create_volumes(self, pod: DesiredPod) -> None:
+        for volume in T.volume_args(pod, self.instance):
+            self._call(
+                f"create volume {volume.name}",
+                self.api.create_volume,
+                name=volume.name,
+                driver=volume.driver,
+                driver_opts=dict(volume.driver_opts) if volume.driver_opts else None,
+                labels=dict(volume.labels),
+            )
+
+    def _create_infra(self, pod: DesiredPod) -> str:
+        """A pod's infra container, or a Service's forwarder, on the instance network."""
+        if pod.network is not None:
+            self.networks.ensure(pod.network)
+        return self._create(T.infra_args(pod, self.instance, self.revision))
+
+    def _create_app(self, pod: DesiredPod, container: DesiredContainer, infra_id: str) -> str:
+        return self._create(T.app_args(pod, container, infra_id, self.instance, self.revision))
+
+    def _infra_id(self, pod: DesiredPod) -> str:
+        try:
+            info = self._call(
+                "inspect infra", self.api.inspect_container, pod.containers[0].docker_name
+            )
+        except NotFound as exc:
+            raise ApplyError(f"infra container of pod {pod.name} is gone") from exc
+        return str(info["Id"])
+
+    def create_pod(self, pod: DesiredPod) -> None:
+        """Volumes, infra container, then every app container; all or nothing."""
+        for container in pod.app_containers:
+            self.ensure_image(container.image, container.pull_policy)
+        infra = pod.containers[0]
+        self.ensure_infra_image(infra.image, with_forwarder=infra.role == L.ROLE_FORWARDER)
+        created: list[str] = []
+        try:
+            self._create_volumes(pod)
+            infra_id = self._create_infra(pod)
+            created.append(infra_id)
+            for container in pod.app_containers:
+                created.append(self._create_app(pod, container, infra_id))
+        except Exception:
+            self._discard(created, pod)  # no half-made pod stays behind
+            raise
+
+    def create_container(self, pod: DesiredPod, name: str) -> None:
+        container = next(c for c in pod.app_containers if c.container == name)
+        self.ensure_image(container.image, container.pull_policy)
+        self._create_app(pod, container, self._infra_id(pod))
+
+    def _discard(self, container_ids: Sequence[str], pod: DesiredPod) -> None:
+        for container_id in reversed(container_ids):
+            # best effort: whatever stays is labelled, and the next pass removes it
+            with contextlib.suppress(Exception):
+                self.api.remove_container(container_id, force=True)
+        self._remove_volumes(pod.namespace, pod.name)
+
+    # -- start, stop, remove -----------------------------------------------------------------
+    def start(self, container: LiveContainer) -> None:
+        self._call(f"start {container.name}", self.api.start, container.id)
+
+    def remove(self, containers: Sequence[LiveContainer]) -> None:
+        """Stop app containers first, then the infra container; then remove all of them."""
+        ordered = sorted(containers, key=lambda c: c.labels.get(L.ROLE) == L.ROLE_INFRA)
+        for container in ordered:
+            if container.state in ("running", "restarting", "paused"):
+                with contextlib.suppress(NotFound):
+                    self._call(
+                        f"stop {container.name}",
+                        self.api.stop,
+                        container.id,
+                        timeout=self.grace_seconds,
+                    )
+        for container in ordered:
+            with contextlib.suppress(NotFound):
+                self._call(
+                    f"remove {container.name}", self.api.remove_container, container.id, force=True
+                )
+
+    def remove_pod(self, containers: Sequence[LiveContainer]) -> None:
+        self.remove(containers)
+        for container in containers:  # every container of a pod carries its pod labels
+            if container.labels.get(L.POD):
+                self._remove_volumes(
+                    container.labels.get(L.POD_NAMESPACE, ""), container.labels.get(L.POD, "")
+                )
+                break
+
+    def _remove_volumes(self, namespace: str, pod: str) -> None:
+        filters = {
+            "label": [
+                *L.ownership_filters(self.instance),
+                f"{L.POD}={pod}",
+                f"{L.POD_NAMESPACE}={namespace}",
+            ]
+        }
+        found = self._call("list volumes", self.api.volumes, filters=filters)
+        for volume in (found or {}).get("Volumes") or []:
+            if L.is_owned(volume.get("Labels"), self.instance):
+                with contextlib.suppress(NotFound):
+                    self._call("remove volume", self.api.remove_volume, volume["Name"], force=True)
+
+    def wait_running(self, pod: DesiredPod, timeout: float = 30.0, settle: float = 0.5) -> None:
+        """Block until every container of ``pod`` runs (and still runs after ``settle``)."""
+        deadline = time.monotonic() + timeout
+        names = [c.docker_name for c in pod.containers]
+        stable_since: float | None = None
+        while True:
+            states = []
+            for name in names:
+                try:
+                    info = self._call(f"inspect {name}", self.api.inspect_container, name)
+                except NotFound as exc:
+                    raise ApplyError(f"container {name} disappeared") from exc
+                states.append(info["State"])
+            if all(s.get("Running") and not s.get("Restarting") for s in states):
+                stable_since = stable_since or time.monotonic()
+                if time.monotonic() - stable_since >= settle:
+                    return
+            else:
+                stable_since = None
+            if time.monotonic() > deadline:
+                bad = [n for n, s in zip(names, states, strict=True) if not s.get("Running")]
+                raise ApplyError(
+                    f"pod {pod.name} is not running after {timeout:.0f}s ({', '.join(bad)})"
+                )
+            time.sleep(0.1)
+
+    # -- reading for `get` -------------------------------------------------------------------
+    def restart_counts(self, containers: Sequence[LiveContainer]) -> dict[str, int]:
+        """RestartCount per container id (one inspect each: only `get` needs it)."""
+        counts = {}
+        for container in containers:
+            try:
+                info = self._call("inspect", self.api.inspect_container, container.id)
+            except ApplyError:  # NotFound included: it went away meanwhile
+                continue
+            counts[container.id] = int(info.get("RestartCount", 0))
+        return counts

@@ -1,0 +1,254 @@
+"""An in-memory host: a real implementation of the project's own ``Runtime`` protocols.
+
+Not a mock of the Docker SDK: nothing here pretends to be ``docker``. It keeps containers as
+the entries ``GET /containers/json`` lists (``Id``, ``Names``, ``Labels``, ``State``,
+``Status``, ``Ports``, ``NetworkSettings``...), built from the same pure translation the real
+engine edge uses (``engine.translate``), and reads them back with the same
+``translate.host_state``. So a pass over ``MemoryHost``s sees exactly the labels, hashes and
+states a pass over real engines would, and apply, converge, prune and rollout can run in a
+unit test.
+
+What it simulates on purpose: images (a missing image fails the create like a failed pull),
+hosts that stop answering, containers that exit or are killed, foreign containers (not ours,
+never listed to us), and the event stream of ``die``/``destroy`` events.
+"""
+
+from __future__ import annotations
+
+import itertools
+import queue
+import threading
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from reconciler.core import labels as L
+from reconciler.core.errors import ApplyError, HostUnavailable, ImagePullError, NotFound
+from reconciler.core.model import DesiredPod, HostState, LiveContainer
+from reconciler.engine import translate as T
+
+_ids = itertools.count(1)
+
+
+class MemoryEvents:
+    """A closable, blocking stream of event dicts, as ``DockerHost.container_events``."""
+
+    def __init__(self) -> None:
+        self._queue: queue.Queue[dict[str, Any] | None] = queue.Queue()
+
+    def put(self, event: dict[str, Any]) -> None:
+        self._queue.put(event)
+
+    def __iter__(self) -> Iterator[dict[str, object]]:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            yield item
+
+    def close(self) -> None:
+        self._queue.put(None)
+
+
+class MemoryHost:
+    """One host's containers in memory, driven through the ``ServiceRuntime`` protocol."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        instance: str = L.DEFAULT_INSTANCE,
+        revision: str = "",
+        images: Sequence[str] = (),
+        address: str = "",
+    ) -> None:
+        self.name = name
+        self.instance = instance
+        self.revision = revision
+        self.address = address
+        self.images: set[str] = set(images)  # pullable or present; anything else fails
+        self.reachable = True
+        self.containers: dict[str, dict[str, Any]] = {}  # id -> list entry
+        self.volumes: dict[str, dict[str, str]] = {}  # name -> labels
+        self.calls: list[str] = []  # every operation, in order ("create web-0/POD", ...)
+        self.fail_create: set[str] = set()  # docker names whose create the engine refuses
+        self.closed = False
+        self._lock = threading.Lock()
+        self._ips = itertools.count(2)
+        self._ports = itertools.count(32768)
+        self._streams: list[MemoryEvents] = []
+
+    # -- the simulation's own controls ------------------------------------------------------------
+    def _check(self, what: str) -> None:
+        if not self.reachable:
+            raise HostUnavailable(f"host {self.name} (memory): {what}: connection refused")
+
+    def by_name(self, name: str) -> dict[str, Any]:
+        for item in self.containers.values():
+            if item["Names"] == [f"/{name}"]:
+                return item
+        raise NotFound(f"no container {name}")
+
+    def exit(self, name: str, code: int = 137) -> None:
+        """The container stops (crash, kill, OOM): what a pass must notice and heal."""
+        item = self.by_name(name)
+        item["State"], item["Status"] = "exited", f"Exited ({code}) 1 second ago"
+        self._emit("die", item)
+
+    def remove_by_hand(self, name: str) -> None:
+        item = self.by_name(name)
+        del self.containers[item["Id"]]
+        self._emit("destroy", item)
+
+    def add_foreign(self, name: str, labels: dict[str, str] | None = None) -> str:
+        """A container someone else made: the reconciler must never list or touch it."""
+        return self._add(name, "busybox", dict(labels or {}), ())
+
+    def running(self) -> dict[str, str]:
+        """docker name -> state, of every container (ours or not)."""
+        return {i["Names"][0].lstrip("/"): i["State"] for i in self.containers.values()}
+
+    def _emit(self, action: str, item: dict[str, Any]) -> None:
+        if not L.is_owned(item["Labels"], self.instance):
+            return
+        event = {
+            "id": item["Id"],
+            "Action": action,
+            "Actor": {"ID": item["Id"], "Attributes": {**item["Labels"], "name": item["Names"][0]}},
+        }
+        for stream in self._streams:
+            stream.put(event)
+
+    def _add(
+        self, name: str, image: str, labels: dict[str, str], ports: Sequence[dict[str, Any]]
+    ) -> str:
+        with self._lock:
+            if any(i["Names"] == [f"/{name}"] for i in self.containers.values()):
+                raise ApplyError(f"create {name}: Conflict. The container name is already in use")
+            container_id = f"{next(_ids):064x}"
+            self.containers[container_id] = {
+                "Id": container_id,
+                "Names": [f"/{name}"],
+                "Image": image,
+                "Labels": labels,
+                "State": "running",
+                "Status": "Up Less than a second",
+                "Created": 1_700_000_000 + len(self.containers),
+                "Ports": list(ports),
+                "NetworkSettings": {"Networks": {}},
+            }
+            return container_id
+
+    # -- Runtime -----------------------------------------------------------------------------------
+    def create_pod(self, pod: DesiredPod) -> None:
+        self._check("create")
+        for container in pod.app_containers:
+            if container.image not in self.images:
+                raise ImagePullError(
+                    "ErrImagePull", f"cannot pull {container.image} on host {self.name}"
+                )
+        for volume in T.volume_args(pod, self.instance):
+            self.volumes[volume.name] = dict(volume.labels)
+        infra = T.infra_args(pod, self.instance, self.revision)
+        made: list[str] = []
+        try:
+            infra_id = self._create(infra)
+            made.append(infra_id)
+            for container in pod.app_containers:
+                args = T.app_args(pod, container, infra_id, self.instance, self.revision)
+                made.append(self._create(args))
+        except ApplyError:
+            for container_id in made:  # all or nothing, as DockerHost.create_pod
+                self.containers.pop(container_id, None)
+            raise
+        self.calls.append(f"create {pod.name}")
+
+    def _create(self, args: T.ContainerArgs) -> str:
+        if args.name in self.fail_create:
+            raise ApplyError(f"create {args.name}: refused by the engine")
+        ports = []
+        for key, bindings in args.port_bindings.items():
+            port, _, proto = key.partition("/")
+            for binding in bindings:
+                public = binding[1] if isinstance(binding, tuple) else binding
+                ports.append(
+                    {
+                        "PrivatePort": int(port),
+                        "PublicPort": int(public or next(self._ports)),
+                        "Type": proto,
+                    }
+                )
+        container_id = self._add(args.name, args.image, dict(args.labels), ports)
+        if args.endpoint is not None:
+            address = args.endpoint.ipv4_address or f"10.99.0.{next(self._ips)}"
+            self.containers[container_id]["NetworkSettings"] = {
+                "Networks": {args.endpoint.network: {"IPAddress": address}}
+            }
+        return container_id
+
+    def create_container(self, pod: DesiredPod, name: str) -> None:
+        self._check("create")
+        infra = self.by_name(pod.containers[0].docker_name)
+        container = next(c for c in pod.app_containers if c.container == name)
+        if container.image not in self.images:
+            raise ImagePullError("ErrImagePull", f"cannot pull {container.image}")
+        self._create(T.app_args(pod, container, infra["Id"], self.instance, self.revision))
+        self.calls.append(f"create {pod.name}/{name}")
+
+    def start(self, container: LiveContainer) -> None:
+        self._check("start")
+        item = self.containers.get(container.id)
+        if item is None:
+            raise NotFound(f"start {container.name}: no such container")
+        item["State"], item["Status"] = "running", "Up Less than a second"
+        self.calls.append(f"start {container.name}")
+
+    def remove(self, containers: Sequence[LiveContainer]) -> None:
+        self._check("remove")
+        for container in containers:
+            item = self.containers.pop(container.id, None)
+            if item is not None:
+                self._emit("destroy", item)
+                self.calls.append(f"remove {container.name}")
+
+    def remove_pod(self, containers: Sequence[LiveContainer]) -> None:
+        self.remove(containers)
+        for container in containers:
+            pod, namespace = container.labels.get(L.POD), container.labels.get(L.POD_NAMESPACE)
+            for name, labels in list(self.volumes.items()):
+                if labels.get(L.POD) == pod and labels.get(L.POD_NAMESPACE) == namespace:
+                    del self.volumes[name]
+
+    def wait_running(self, pod: DesiredPod, timeout: float = 30.0, settle: float = 0.5) -> None:
+        for container in pod.containers:
+            if self.by_name(container.docker_name)["State"] != "running":
+                raise ApplyError(f"pod {pod.name} is not running after {timeout:.0f}s")
+
+    # -- HostRuntime / ServiceRuntime ------------------------------------------------------
+    def observe(self) -> HostState:
+        if not self.reachable:
+            return HostState(self.name, reachable=False, error=f"host {self.name}: unreachable")
+        with self._lock:  # the engine's label filter: only this instance's objects
+            listed = [
+                dict(i) for i in self.containers.values() if L.is_owned(i["Labels"], self.instance)
+            ]
+        return T.host_state(self.name, self.instance, listed)
+
+    def close(self) -> None:
+        self.closed = True
+        for stream in self._streams:
+            stream.close()
+
+    def container_events(self, actions: Sequence[str]) -> MemoryEvents:
+        self._check("events")
+        stream = MemoryEvents()
+        self._streams.append(stream)
+        return stream
+
+    def record_revision(self, revision: str, image: str) -> None:
+        self._check("record revision")
+        name = T.marker_name(self.instance)
+        for container_id, item in list(self.containers.items()):
+            if item["Names"] == [f"/{name}"] and L.is_owned(item["Labels"], self.instance):
+                del self.containers[container_id]
+        container_id = self._add(name, image, T.marker_labels(self.instance, revision), ())
+        self.containers[container_id]["State"] = "created"

@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 
 from reconciler.core.errors import InputError
 from reconciler.core.model import FieldPath, Location, Manifest
+from reconciler.source.composer import MAX_DEPTH
 from reconciler.source.load import (
-    MAX_DEPTH,
     MAX_FILE_BYTES,
     STDIN_NAME,
     LoadResult,

@@ -12,14 +12,12 @@ import json
 from collections.abc import Callable, Iterator, Mapping
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from reconciler.check.compiler import Compiler, Issue
 from reconciler.core.errors import UnsupportedSchema
 
-if TYPE_CHECKING:
-    from jsonschema import ValidationError
-
+#: The schema of each kind the reconciler reads, under ``schemas/v1``.
 SCHEMA_FILES = {
     "Pod": "pod.json",
     "ReplicationController": "replicationcontroller.json",

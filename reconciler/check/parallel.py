@@ -6,9 +6,9 @@ So, when there is enough input, ``validate_paths`` reads every file here, cuts t
 runs of consecutive files, forks one worker per further CPU, and every process (this one
 included) checks the next run from a shared queue until none is left. A worker sends back
 its diagnostics and, for each object, only what the checks across objects need
-(``validation.tree_facts``), because pickling whole manifests cost more than the second
+(``tree.tree_facts``), because pickling whole manifests cost more than the second
 core saved. The parent puts the runs back in file order and runs those checks
-(``validation.finish``), so that the diagnostics, their order, the counts and the exit
+(``tree.finish``), so that the diagnostics, their order, the counts and the exit
 code are exactly those of ``validate(load_paths(...))``.
 
 Small inputs, platforms without ``fork`` and processes that already run threads stay in
@@ -28,7 +28,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from reconciler.check.validate import TreeFacts, check_manifest, finish, tree_facts
+from reconciler.check.tree import TreeFacts, finish, tree_facts
+from reconciler.check.validate import check_manifest
 from reconciler.core.model import Diagnostic
 from reconciler.source.load import parse_bytes, read_paths
 

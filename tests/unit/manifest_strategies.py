@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 from hypothesis import strategies as st
 
-from reconciler.check.validate import SCHEMA_FILES, schema_documents, schema_id
+from reconciler.check.schemas import SCHEMA_FILES, schema_documents, schema_id
 from reconciler.core.model import FieldPath, format_path
 from reconciler.source.load import LIST_KINDS
 

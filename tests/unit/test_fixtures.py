@@ -24,7 +24,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from reconciler.check.validate import SCHEMA_FILES, schema_documents, schema_id, validate
+from reconciler.check.schemas import SCHEMA_FILES, schema_documents, schema_id
+from reconciler.check.validate import validate
 from reconciler.core.model import Diagnostic
 from reconciler.render.diagnostics import diagnostic_line
 from reconciler.source.load import LIST_KINDS, MAX_FILE_BYTES, load_paths

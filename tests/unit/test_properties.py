@@ -36,7 +36,8 @@ from hypothesis import HealthCheck, assume, example, given, note, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
-from reconciler.check.validate import SCHEMA_FILES, ValidationResult, reference_validator, validate
+from reconciler.check.schemas import SCHEMA_FILES, reference_validator
+from reconciler.check.validate import ValidationResult, validate
 from reconciler.cli import cli
 from reconciler.core.model import Diagnostic, FieldPath, format_path
 from reconciler.source.load import parse_bytes

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator, validators
 
 from reconciler.check.compiler import Check, Compiler, Issue
-from reconciler.check.validate import (
+from reconciler.check.schemas import (
     SCHEMA_FILES,
     _Validator,
     reference_validator,

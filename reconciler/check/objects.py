@@ -8,10 +8,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from reconciler.check.pods import as_list, as_map, check_ip, check_pod_spec
+from reconciler.check.pods import check_ip, check_pod_spec
 from reconciler.check.report import Reporter
 from reconciler.core import names
-from reconciler.core.model import SUPPORTED_KINDS, FieldPath, Manifest
+from reconciler.core.model import SUPPORTED_KINDS, FieldPath, Manifest, as_list, as_map
 
 NODE_PORT_RANGE = (30000, 32767)
 

@@ -15,22 +15,8 @@ from typing import Any
 from reconciler.check.report import Reporter
 from reconciler.core import names
 from reconciler.core.errors import QuantityError
-from reconciler.core.model import FieldPath, format_path
+from reconciler.core.model import FieldPath, as_list, as_map, format_path
 from reconciler.core.quantity import is_quantity_syntax, parse_quantity
-
-
-def as_map(value: Any) -> Mapping[str, Any]:
-    """``value`` if it is a mapping, else an empty one (the schema reported its type)."""
-    if type(value) is dict:  # the loader makes dicts: skip the slower ABC check
-        return value
-    if value is None:  # a field not written
-        return {}
-    return value if isinstance(value, Mapping) else {}
-
-
-def as_list(value: Any) -> list[Any]:
-    """``value`` if it is a list, else an empty one (the schema reported its type)."""
-    return value if isinstance(value, list) else []
 
 
 def _quantity(report: Reporter, path: FieldPath, value: Any) -> Any:

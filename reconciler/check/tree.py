@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
-from reconciler.check.pods import as_list, as_map
 from reconciler.core.model import (
     SUPPORTED_KINDS,
     Diagnostic,
@@ -19,6 +18,8 @@ from reconciler.core.model import (
     Location,
     Manifest,
     Severity,
+    as_list,
+    as_map,
     format_path,
     locate_path,
 )

@@ -19,8 +19,13 @@ DEFAULT_NAMESPACE = "default"
 
 
 def as_map(value: Any) -> Mapping[str, Any]:
-    """``value`` when it is a mapping, else an empty one: reading validated manifests, where a
-    missing optional field and an empty one mean the same."""
+    """``value`` when it is a mapping, else an empty one: reading manifests, where a missing
+    optional field and an empty one mean the same (and a wrong type is the schema's to
+    report)."""
+    if type(value) is dict:  # the loader makes dicts: skip the slower ABC check (hot path)
+        return value
+    if value is None:  # a field not written
+        return {}
     return value if isinstance(value, Mapping) else {}
 
 

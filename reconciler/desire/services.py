@@ -39,6 +39,8 @@ from reconciler.core.model import (
     NetworkSpec,
     ObjectRef,
     Severity,
+    as_list,
+    as_map,
 )
 
 DEFAULT_CIDR_BASE = 64  # default subnets: /20s of 10.64.0.0/10, one per instance
@@ -112,14 +114,6 @@ def env_name(name: str) -> str:
     return name.upper().replace("-", "_").replace(".", "_")
 
 
-def _m(value: object) -> Mapping[str, object]:
-    return value if isinstance(value, Mapping) else {}
-
-
-def _l(value: object) -> list[object]:
-    return value if isinstance(value, list) else []
-
-
 def _int(value: object) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
@@ -158,7 +152,7 @@ def allocate(
     node_ports_taken = {
         port
         for m in services
-        for p in map(_m, _l(_m(m.body.get("spec")).get("ports")))
+        for p in map(as_map, as_list(as_map(m.body.get("spec")).get("ports")))
         if (port := _int(p.get("nodePort"))) is not None
     }
 
@@ -175,7 +169,7 @@ def allocate(
 
     # explicit addresses first, then addresses already held, then hashed slots
     for m in services:
-        wanted = _m(m.body.get("spec")).get("clusterIP")
+        wanted = as_map(m.body.get("spec")).get("clusterIP")
         if not isinstance(wanted, str) or wanted in ("", "None"):
             continue
         try:
@@ -207,7 +201,7 @@ def allocate(
                 taken.add(address_held)
     result = []
     for m in services:
-        spec = _m(m.body.get("spec"))
+        spec = as_map(m.body.get("spec"))
         headless = spec.get("clusterIP") == "None"
         if headless:
             warn(
@@ -225,7 +219,7 @@ def allocate(
                     break
         service_type = str(spec.get("type", "ClusterIP"))
         ports = []
-        for index, p in enumerate(map(_m, _l(spec.get("ports")))):
+        for index, p in enumerate(map(as_map, as_list(spec.get("ports")))):
             port = _int(p.get("port")) or 0
             protocol = str(p.get("protocol", "TCP"))
             target = p.get("targetPort", port)
@@ -249,12 +243,13 @@ def allocate(
                     node_port=node_port,
                 )
             )
-        external = tuple(str(ip) for ip in _l(spec.get("externalIPs")) + _l(spec.get("publicIPs")))
+        written = as_list(spec.get("externalIPs")) + as_list(spec.get("publicIPs"))
+        external = tuple(str(ip) for ip in written)
         result.append(
             DesiredService(
                 ref=m.ref,
                 labels={str(k): str(v) for k, v in m.labels.items()},
-                selector={str(k): str(v) for k, v in _m(spec.get("selector")).items()},
+                selector={str(k): str(v) for k, v in as_map(spec.get("selector")).items()},
                 ports=tuple(ports),
                 type=service_type,
                 cluster_ip="" if headless else chosen.get(m.ref, ""),
@@ -356,11 +351,11 @@ def ready_backends(live: Mapping[str, HostState]) -> list[Backend]:
         apps = [c for c in containers if c.labels.get(L.ROLE) == L.ROLE_APP]
         if infra is None or not apps or not all(c.running for c in containers):
             continue
-        spec = _m(_m(_json_label(infra, L.SPEC)).get("spec"))
+        spec = as_map(as_map(_json_label(infra, L.SPEC)).get("spec"))
         named: dict[tuple[str, str], int] = {}
         declared: set[tuple[int, str]] = set()
-        for container in map(_m, _l(spec.get("containers"))):
-            for port in map(_m, _l(container.get("ports"))):
+        for container in map(as_map, as_list(spec.get("containers"))):
+            for port in map(as_map, as_list(container.get("ports"))):
                 number = _int(port.get("containerPort"))
                 if number is None:
                     continue
@@ -368,7 +363,7 @@ def ready_backends(live: Mapping[str, HostState]) -> list[Backend]:
                 declared.add((number, protocol))
                 if port.get("name"):
                     named[(str(port["name"]), protocol)] = number
-        labels = _m(_json_label(infra, L.POD_LABELS))
+        labels = as_map(_json_label(infra, L.POD_LABELS))
         result.append(
             Backend(
                 namespace=namespace,

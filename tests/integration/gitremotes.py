@@ -1,20 +1,27 @@
 """Real git remotes on 127.0.0.1 for the tests of ``source.git``: nothing mocked.
 
 ``Upstream`` is a bare repository made with the git CLI, ``Daemon`` serves a directory of
-them over ``git://`` (``git daemon``). Every server listens on 127.0.0.1 only and is stopped
-by the test that started it; ``processes_under`` finds whatever a test left running in its
-directory. Shared by the test modules of ``source.git``, which import them.
+them over ``git://`` (``git daemon``), ``HttpsRemote`` over https (``git http-backend``
+behind a TLS listener and a Basic-auth check, with a certificate made for the test).
+Every server listens on 127.0.0.1 only and is stopped by the test that started it;
+``processes_under`` finds whatever a test left running in its directory. Shared by the
+test modules of ``source.git``, which import them.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
 import signal
 import socket
+import ssl
 import subprocess
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -159,3 +166,124 @@ def processes_under(directory: Path) -> list[str]:
         if state != "Z":
             found.append(f"{entry.name}: {command}")
     return found
+
+
+# -- https: git http-backend behind TLS and Basic auth -----------------------------------------
+
+
+def make_certificate(directory: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 and its key (openssl), valid for a day."""
+    certificate, key = directory / "cert.pem", directory / "key.pem"
+    command = ["openssl", "req", "-x509", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"]
+    command += ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"]
+    command += ["-addext", "subjectAltName=IP:127.0.0.1"]
+    command += ["-keyout", str(key), "-out", str(certificate)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    if done.returncode != 0:
+        pytest.fail(f"openssl could not make a certificate: {done.stderr}")
+    return certificate, key
+
+
+class _GitOverHttp(BaseHTTPRequestHandler):
+    """One request of git's smart HTTP protocol, answered by ``git http-backend`` (CGI).
+
+    Without an ``Authorization`` carrying ``token`` (as the user name or as the password,
+    the two ways a token is written into a url) the answer is 401, as a forge's would be.
+    """
+
+    served: Path
+    token: str
+
+    def do_GET(self) -> None:
+        self._answer()
+
+    def do_POST(self) -> None:
+        self._answer()
+
+    def _authorized(self) -> bool:
+        scheme, _, encoded = self.headers.get("Authorization", "").partition(" ")
+        if scheme != "Basic":
+            return False
+        user, _, password = base64.b64decode(encoded).decode().partition(":")
+        return self.token in (user, password)
+
+    def _body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() != "chunked":
+            return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        chunks = []
+        while size := int(self.rfile.readline().split(b";")[0], 16):
+            chunks.append(self.rfile.read(size))
+            self.rfile.readline()
+        self.rfile.readline()
+        return b"".join(chunks)
+
+    def _answer(self) -> None:
+        body = self._body()
+        if not self._authorized():
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", 'Basic realm="git"')
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        url = urlsplit(self.path)
+        environment = {
+            **HELPER_ENV,
+            "GIT_PROJECT_ROOT": str(self.served),
+            "GIT_HTTP_EXPORT_ALL": "1",
+            "GIT_PROTOCOL": self.headers.get("Git-Protocol", ""),
+            "REQUEST_METHOD": self.command,
+            "PATH_INFO": url.path,
+            "QUERY_STRING": url.query,
+            "CONTENT_TYPE": self.headers.get("Content-Type", ""),
+            "CONTENT_LENGTH": str(len(body)),
+            "HTTP_CONTENT_ENCODING": self.headers.get("Content-Encoding", ""),
+            "REMOTE_USER": "git",
+            "REMOTE_ADDR": "127.0.0.1",
+        }
+        done = subprocess.run(
+            ["git", "http-backend"],
+            input=body,
+            env=environment,
+            cwd=self.served,
+            capture_output=True,
+            timeout=60,
+        )
+        head, _, content = done.stdout.partition(b"\r\n\r\n")
+        headers = [line.split(":", 1) for line in head.decode().splitlines() if ":" in line]
+        status = next((int(v.split()[0]) for k, v in headers if k.lower() == "status"), 200)
+        self.send_response(status)
+        for name, value in headers:
+            if name.lower() != "status":
+                self.send_header(name, value.strip())
+        self.send_header("Content-Length", str(len(content)))
+        self.end_headers()
+        self.wfile.write(content)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+class HttpsRemote:
+    """The repositories under ``served`` over https on 127.0.0.1, for one ``token``.
+
+    git trusts the certificate through ``GIT_SSL_CAINFO`` (``ca_file``), which the test
+    sets in the environment, as an operator would for a private forge.
+    """
+
+    def __init__(self, served: Path, token: str, certificates: Path) -> None:
+        self.ca_file, key = make_certificate(certificates)
+        handler = type("Handler", (_GitOverHttp,), {"served": served, "token": token})
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(self.ca_file, key)
+        self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=10)

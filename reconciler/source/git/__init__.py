@@ -10,7 +10,9 @@ differently: ``SourceUnavailable`` (the remote cannot be reached, git timed out,
 sync holds the cache: try again later, keep running what runs) and ``SourceError`` (no such
 repository, branch, tag, commit or sub-directory, refused credentials: retrying will not
 help until someone changes the source or the remote). Both derive from ``SourceFailure``
-(``core.errors``).
+(``core.errors``). Their messages reach the log and ``/status``: every url and every line
+of git's stderr in them goes through ``core.redact`` first (``source.redacted``), so a
+token written into the source's url, as the password or as the user name, is never shown.
 
 May import: ``core`` and GitPython (``git``), which nothing else in the project imports
 (an import-linter contract); nothing of the stages above ``core``.

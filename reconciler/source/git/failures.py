@@ -2,19 +2,19 @@
 
 A long-lived service must tell these apart (see the package's docstring), and git says
 which only in the words of its stderr, so the markers below are matched against git's own
-message. Two internal exceptions never leave the package: ``Broken`` (the local clone is
-damaged: ``update`` clones again) and ``MissingRemoteRef`` (``resolve`` words it, or tries
-the name as the other kind of ref).
+message, once ``redacted`` (git may quote the remote's url). Two internal exceptions never
+leave the package: ``Broken`` (the local clone is damaged: ``update`` clones again) and
+``MissingRemoteRef`` (``resolve`` words it, or tries the name as the other kind of ref).
 """
 
 from __future__ import annotations
 
 import errno
-from urllib.parse import urlsplit, urlunsplit
 
 import git
 
 from reconciler.core.errors import SourceError, SourceFailure, SourceUnavailable
+from reconciler.source.git.source import redacted
 
 
 class Broken(Exception):
@@ -76,19 +76,6 @@ _BOILERPLATE = (
 )
 
 
-def redact(text: str, url: str) -> str:
-    """``text`` with the password (token) of ``url`` blanked: messages end up in logs."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return text
-    if parts.password is None:
-        return text
-    netloc = parts.netloc.rsplit("@", 1)
-    safe = urlunsplit(parts._replace(netloc=f"{parts.username}:***@{netloc[-1]}"))
-    return text.replace(url, safe).replace(parts.password, "***")
-
-
 def stderr_of(error: git.GitCommandError) -> str:
     """git's own message, without GitPython's ``stderr: '...'`` wrapping, on one line."""
     text = str(error.stderr).strip()
@@ -119,15 +106,15 @@ def network_failure(
     Timeouts and the usual network errors are temporary; a missing repository or refused
     credentials are permanent; anything else may be a damaged clone.
     """
-    message = redact(stderr_of(error), url)
+    message = redacted(stderr_of(error), url)
     lowered = message.lower()
     if killed(error):
         return SourceUnavailable(
-            f"{what} {redact(url, url)}: no answer within {timeout:g} s (git was killed)"
+            f"{what} {redacted(url, url)}: no answer within {timeout:g} s (git was killed)"
         )
     if "couldn't find remote ref" in lowered:
         return MissingRemoteRef(message)
-    shown = f"{what} {redact(url, url)}: {_for_people(message)}"
+    shown = f"{what} {redacted(url, url)}: {_for_people(message)}"
     if any(marker in lowered for marker in _TEMPORARY_FIRST):
         return SourceUnavailable(shown)
     if any(marker in lowered for marker in _PERMANENT):

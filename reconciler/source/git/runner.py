@@ -3,7 +3,8 @@
 Every command of a sync goes through ``Git``, so the rules hold for all of them: the
 caller's ``GIT_DIR`` (a reconciler started from a git hook) cannot redirect it, the user's
 and the system's git configuration cannot add hooks or helpers, nothing waits for a
-password, and no process outlives the sync's time. ``failures`` says what a failure means.
+password, no process outlives the sync's time, and whatever git says reaches a message only
+through ``redacted``. ``failures`` says what a failure means.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from pathlib import Path
 import git
 
 from reconciler.core.errors import SourceError, SourceUnavailable
-from reconciler.source.git.failures import Broken, killed, network_failure, redact, stderr_of
+from reconciler.source.git.failures import Broken, killed, network_failure, stderr_of
+from reconciler.source.git.source import redacted
 
 #: The transports git may use, whatever the url says: no ``ext::`` (it runs programs).
 _ALLOWED_PROTOCOLS = "file:git:http:https:ssh"
@@ -97,7 +99,7 @@ class Git:
     @property
     def shown_url(self) -> str:
         """The url as messages show it: without its credentials."""
-        return redact(self.url, self.url)
+        return redacted(self.url, self.url)
 
     def local(self, *args: str) -> str:
         """A command that only touches the clone: any failure means the clone is damaged."""
@@ -110,7 +112,7 @@ class Git:
                     f"{what} in the cache of {self.shown_url} did not finish within "
                     f"{self.timeout:g} s"
                 ) from error
-            raise Broken(f"{what}: {stderr_of(error)}") from error
+            raise Broken(f"{what}: {redacted(stderr_of(error), self.url)}") from error
 
     def quiet(self, *args: str) -> str | None:
         """A local query whose failure is an answer (``rev-parse --verify``): None."""
@@ -145,4 +147,4 @@ class Git:
                 strip_newline_in_stdout=True,
             )
         except git.GitCommandNotFound as error:
-            raise SourceError(f"cannot run git: {error}") from error
+            raise SourceError(f"cannot run git: {redacted(str(error), self.url)}") from error

@@ -3,6 +3,11 @@
 Pure: no git runs here. A malformed url, ref or sub-directory is refused when the value is
 made, before any process starts, because git would read a url or ref beginning with ``-``
 as an option, and ``ext::`` remotes run programs.
+
+The url may carry a credential (``https://TOKEN@host/repo``, ``https://user:TOKEN@...``,
+``ssh://TOKEN@...``): git needs it whole, a person must never see it. ``redacted`` is how
+the whole package shows a url, or a text that may quote it (git's stderr), to anyone: the
+source's messages, its repr and the name of its clone's directory.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from reconciler.core.errors import SourceError
+from reconciler.core.redact import redact, url_secrets
 
 #: Url schemes git may use for a source. ``ext::`` and other remote helpers run programs,
 #: so they are refused here and, belt and braces, through ``GIT_ALLOW_PROTOCOL``
@@ -21,6 +27,17 @@ from reconciler.core.errors import SourceError
 _SCHEMES = frozenset({"https", "http", "ssh", "git+ssh", "ssh+git", "git", "file"})
 #: ``user@host:path``: git's scp-like ssh syntax (a colon before any slash).
 _SCP_LIKE = re.compile(r"^(?:[^@/:]+@)?[^/:]+:")
+
+
+#: The user information of a url (``TOKEN@``, ``user:TOKEN@``), once ``scheme://`` is cut
+#: off: up to the last ``@`` before the path, as ``core.redact`` reads it.
+_USERINFO = re.compile(r"^[^/?#]*@")
+
+
+def redacted(text: str, url: str) -> str:
+    """``text`` (a url, a message quoting one, git's stderr) as it may be shown: without the
+    credentials of ``url`` nor those of any url in it. Messages reach the log and /status."""
+    return redact(text, url_secrets(url))
 
 
 def default_cache_dir() -> Path:
@@ -31,17 +48,20 @@ def default_cache_dir() -> Path:
 
 def _check_url(url: str) -> None:
     """Refuse urls git would read as options or as a command-running remote helper."""
+    shown = redacted(url, url)
     if not url or url != url.strip() or any(ord(c) < 32 for c in url):
-        raise SourceError(f"invalid git url {url!r}: empty or contains blanks/control characters")
+        raise SourceError(f"invalid git url {shown!r}: empty or contains blanks/control characters")
     if url.startswith("-"):
-        raise SourceError(f"invalid git url {url!r}: starts with '-'")
+        raise SourceError(f"invalid git url {shown!r}: starts with '-'")
     if "::" in url.split("/", 1)[0]:
-        raise SourceError(f"invalid git url {url!r}: remote helpers ('transport::') are refused")
+        raise SourceError(f"invalid git url {shown!r}: remote helpers ('transport::') are refused")
     if "://" in url:
         scheme = url.split("://", 1)[0].lower()
         if scheme not in _SCHEMES:
             allowed = ", ".join(sorted(_SCHEMES))
-            raise SourceError(f"invalid git url {url!r}: scheme {scheme!r} is not one of {allowed}")
+            raise SourceError(
+                f"invalid git url {shown!r}: scheme {scheme!r} is not one of {allowed}"
+            )
 
 
 def _check_ref(ref: str) -> None:
@@ -102,6 +122,13 @@ class GitSource:
         object.__setattr__(self, "path", _normal_path(self.path))
         object.__setattr__(self, "cache_dir", Path(self.cache_dir))
 
+    def __repr__(self) -> str:
+        """The dataclass's repr, but with the url's credentials hidden: sources get logged."""
+        return (
+            f"GitSource(url={redacted(self.url, self.url)!r}, ref={self.ref!r}, "
+            f"path={self.path!r}, cache_dir={self.cache_dir!r})"
+        )
+
     @property
     def remote(self) -> str:
         """The url git is given: a plain path made absolute, anything else as written."""
@@ -115,11 +142,16 @@ class GitSource:
 
         The hash covers the url, the ref and the path, so two sources never share a work
         tree: syncing one can never rewrite files another is reading. The name in front is
-        only there to make the cache readable to a person.
+        only there to make the cache readable to a person (the repository's name, or the
+        host's when the url has no path).
         """
         identity = "\0".join((self.remote, self.ref, self.path))
         digest = hashlib.sha256(identity.encode()).hexdigest()[:20]
-        stem = re.sub(r"\.git$", "", self.remote.rstrip("/").rsplit("/", 1)[-1])
+        # The name leaves the user information out: a url with no path (``https://TOKEN@host``)
+        # would otherwise write the token into every cache path a message shows.
+        scheme, separator, rest = self.remote.partition("://")
+        named = scheme + separator + _USERINFO.sub("", rest) if separator else self.remote
+        stem = re.sub(r"\.git$", "", named.rstrip("/").rsplit("/", 1)[-1])
         stem = re.sub(r"[^A-Za-z0-9._-]", "_", stem.rsplit(":", 1)[-1])[:40].lstrip(".") or "repo"
         return self.cache_dir / f"{stem}-{digest}"
 

@@ -17,10 +17,10 @@ import git
 
 from reconciler.core.errors import SourceError, SourceFailure, SourceUnavailable
 from reconciler.source.git import cache
-from reconciler.source.git.failures import Broken, MissingRemoteRef, disk_error, redact
+from reconciler.source.git.failures import Broken, MissingRemoteRef, disk_error
 from reconciler.source.git.resolve import ALL_REFS, Target, fetch, resolve
 from reconciler.source.git.runner import Git
-from reconciler.source.git.source import Checkout, GitSource
+from reconciler.source.git.source import Checkout, GitSource, redacted
 
 
 def sync(source: GitSource, timeout: float = 60.0) -> Checkout:
@@ -43,7 +43,7 @@ def sync(source: GitSource, timeout: float = 60.0) -> Checkout:
     except OSError as error:
         raise disk_error(error, f"cannot create the git cache {cache_dir}") from error
     try:
-        with cache.locked(cache.lock_file(work_tree), deadline, redact(url, url)):
+        with cache.locked(cache.lock_file(work_tree), deadline, redacted(url, url)):
             cache.sweep(work_tree)
             return _sync_locked(source, Git(work_tree, url, deadline, timeout))
     except OSError as error:

@@ -17,7 +17,8 @@ token written into the source's url, as the password or as the user name, is nev
 May import: ``core`` and GitPython (``git``), which nothing else in the project imports
 (an import-linter contract); nothing of the stages above ``core``.
 
-The modules, in the order a sync uses them (only the names below are the package's API):
+The modules, in the order a sync uses them; callers import only the names re-exported here
+(``from reconciler.source.git import sync``), never from the modules themselves:
 
 - ``source``: the ``GitSource`` value, its pure url/ref/path checks, ``Checkout``.
 - ``runner``: running one git command, pinned to one clone, never prompting, under the

@@ -1,0 +1,35 @@
+"""``revision_of``: which commit a local source directory is checked out at.
+
+The reconciler labels what it applies with this, so that a container can be traced back to
+the commit it came from, whether the directory is a clone ``sync`` made or a developer's
+own work tree (``+dirty`` then says the files are not exactly that commit).
+"""
+
+from __future__ import annotations
+
+import os
+
+import git
+
+
+def revision_of(path: str) -> str:
+    """The commit that ``path`` is checked out at (``+dirty`` if it has local changes).
+
+    Empty when ``path`` is not inside a git work tree: a plain directory has no revision.
+    """
+    try:
+        repo = git.Repo(path, search_parent_directories=True)
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+        return ""
+    try:
+        try:
+            sha = repo.head.commit.hexsha[:12]
+        except ValueError:  # a repository with no commits yet
+            return ""
+        root = repo.working_tree_dir or path
+        relative = os.path.relpath(os.path.abspath(path), root)
+        scope = None if relative == "." else relative
+        dirty = repo.is_dirty(untracked_files=True, path=scope)
+        return f"{sha}+dirty" if dirty else sha
+    finally:
+        repo.close()  # reading the commit started a `git cat-file` that would outlive us

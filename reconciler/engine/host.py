@@ -23,7 +23,7 @@ import docker
 import docker.types
 
 from reconciler.core import labels as L
-from reconciler.core.errors import ApplyError, HostUnavailable, NotFound
+from reconciler.core.errors import ApplyError, HostUnavailable, NotFound, OwnershipError
 from reconciler.core.model import DesiredContainer, DesiredPod, HostState, LiveContainer
 from reconciler.engine import translate as T
 from reconciler.engine.client import call, open_client
@@ -117,14 +117,24 @@ class DockerHost:
 
     # -- the revision marker -------------------------------------------------------------------
     def remove_state_marker(self) -> None:
-        """Forget the recorded revision (``down`` of everything)."""
-        with contextlib.suppress(NotFound):
-            self._call(
-                "remove state marker",
-                self.api.remove_container,
-                T.marker_name(self.instance),
-                force=True,
+        """Forget the recorded revision (``down`` of everything).
+
+        The marker is found by name, and a name proves nothing: a container someone else
+        called ``<instance>_reconciler_state`` is refused (``OwnershipError``), never removed.
+        """
+        name = T.marker_name(self.instance)
+        try:
+            info = self._call("inspect state marker", self.api.inspect_container, name)
+        except NotFound:
+            return
+        labels = (info.get("Config") or {}).get("Labels") or {}
+        if not L.is_owned(labels, self.instance):
+            raise OwnershipError(
+                f"container {name} on host {self.host.name} does not carry this instance's "
+                "labels: left alone (remove or rename it to let the reconciler record revisions)"
             )
+        with contextlib.suppress(NotFound):
+            self._call("remove state marker", self.api.remove_container, info["Id"], force=True)
 
     def record_revision(self, revision: str, image: str) -> None:
         """Remember on the host which revision was applied last: a container that is never

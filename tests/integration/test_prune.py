@@ -198,3 +198,14 @@ def test_down_removes_what_matches_and_needs_yes_off_a_terminal(applied: Rig) ->
     assert rig.containers() == []
     assert rig.volumes() == []
     assert rig.api.containers(all=True, filters={"label": f"{L.INSTANCE}={rig.instance}"}) == []
+
+
+def test_down_leaves_a_foreign_container_named_like_the_state_marker(rig: Rig) -> None:
+    """The revision marker is removed by name; a foreign container with that name is not ours."""
+    marker = f"{rig.instance}_reconciler_state"
+    foreign = rig.client.containers.create("sample/db:1.0", FOREIGN_COMMAND, name=marker)
+    rig.track(foreign.id)
+    result = rig.down("--yes")
+    assert result.exit_code == 0, result.output
+    assert "does not carry this instance's labels" in result.output
+    assert rig.api.inspect_container(foreign.id)["Name"] == f"/{marker}"

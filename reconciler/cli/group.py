@@ -5,7 +5,7 @@ Exit codes follow ``kubectl diff``: 0 fine, 1 the input (or the plan) needs atte
 
 Start-up matters (``validate`` in CI runs on every push; its rate includes start-up), so
 this module holds only the group, ``validate`` and the entry point. The commands that talk
-to Docker live in ``cli_ops`` and ``reconciler run`` and friends in ``cli_run``; the group
+to Docker live in ``cli.ops`` and ``reconciler run`` and friends in ``cli.run``; the group
 imports them when one of their commands is used (or help lists them), so ``validate``
 never loads docker, requests, git or the HTTP server.
 """
@@ -17,22 +17,19 @@ import os
 import sys
 import traceback
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
 from reconciler import __version__
+from reconciler.cli.output import echo_diagnostics
 from reconciler.core.errors import InputError
 from reconciler.render.diagnostics import (
     OUTPUT_FORMATS,
-    diagnostic_line,
     github_annotation,
     validation_json,
     validation_summary,
 )
-
-if TYPE_CHECKING:
-    from reconciler.core.model import Diagnostic
 
 #: command name -> the module that defines it (on ``cli``) when imported
 LAZY_COMMANDS = {
@@ -63,26 +60,6 @@ class LazyGroup(click.Group):
 EXIT_OK = 0
 EXIT_INVALID = 1
 EXIT_ERROR = 2
-
-
-def _echo_diagnostics(diagnostics: Sequence[Diagnostic], summary: str) -> None:
-    """Plain lines when piped; coloured (rich) on a terminal."""
-    if sys.stdout.isatty() and not os.environ.get("NO_COLOR"):
-        from rich.console import Console
-        from rich.text import Text
-
-        console = Console(highlight=False, soft_wrap=True)
-        for d in diagnostics:
-            line = Text(f"{d.location}: ", style="bold")
-            line.append(d.severity.value, style="bold red" if d.is_error else "bold yellow")
-            rest = diagnostic_line(d).split(": ", 2)[2]
-            line.append(f": {rest}")
-            console.print(line)
-        console.print(Text(summary, style="bold red" if "invalid" in summary else "bold green"))
-        return
-    for d in diagnostics:
-        click.echo(diagnostic_line(d))
-    click.echo(summary)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -128,7 +105,7 @@ def validate_command(paths: tuple[str, ...], output: str) -> None:
         click.echo(validation_summary(result.diagnostics, objects, files))
     else:
         summary = validation_summary(result.diagnostics, objects, files)
-        _echo_diagnostics(result.diagnostics, summary)
+        echo_diagnostics(result.diagnostics, summary)
     sys.exit(EXIT_OK if result.valid else EXIT_INVALID)
 
 

@@ -1,13 +1,12 @@
-"""The ``reconciler`` command: verbs, flags and exit codes. No logic of its own.
+"""The ``reconciler`` group, its exit codes and the entry point ``main``.
 
 Exit codes follow ``kubectl diff``: 0 fine, 1 the input (or the plan) needs attention,
 2 the command could not do its job (usage error, unreadable input, internal error).
 
 Start-up matters (``validate`` in CI runs on every push; its rate includes start-up), so
-this module holds only the group, ``validate`` and the entry point. The commands that talk
-to Docker live in ``cli_ops`` and ``reconciler run`` and friends in ``cli_run``; the group
-imports them when one of their commands is used (or help lists them), so ``validate``
-never loads docker, requests, git or the HTTP server.
+this module defines no command: each verb lives in its own module, which the group imports
+when that verb is used (or help lists it) and which registers itself on ``cli``. So
+``validate`` never loads docker, requests, git or the HTTP server.
 """
 
 from __future__ import annotations
@@ -17,34 +16,24 @@ import os
 import sys
 import traceback
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
 from reconciler import __version__
-from reconciler.core.errors import InputError
-from reconciler.render.diagnostics import (
-    OUTPUT_FORMATS,
-    diagnostic_line,
-    github_annotation,
-    validation_json,
-    validation_summary,
-)
-
-if TYPE_CHECKING:
-    from reconciler.core.model import Diagnostic
 
 #: command name -> the module that defines it (on ``cli``) when imported
 LAZY_COMMANDS = {
-    "diff": "reconciler.cli.ops",
-    "apply": "reconciler.cli.ops",
-    "get": "reconciler.cli.ops",
-    "down": "reconciler.cli.ops",
-    "images": "reconciler.cli.ops",
+    "validate": "reconciler.cli.validate",
+    "diff": "reconciler.cli.diff_apply",
+    "apply": "reconciler.cli.diff_apply",
+    "get": "reconciler.cli.get",
+    "down": "reconciler.cli.down",
+    "images": "reconciler.cli.images",
     "run": "reconciler.cli.run",
-    "status": "reconciler.cli.run",
-    "suspend": "reconciler.cli.run",
-    "resume": "reconciler.cli.run",
+    "status": "reconciler.cli.remote",
+    "suspend": "reconciler.cli.remote",
+    "resume": "reconciler.cli.remote",
 }
 
 
@@ -65,26 +54,6 @@ EXIT_INVALID = 1
 EXIT_ERROR = 2
 
 
-def _echo_diagnostics(diagnostics: Sequence[Diagnostic], summary: str) -> None:
-    """Plain lines when piped; coloured (rich) on a terminal."""
-    if sys.stdout.isatty() and not os.environ.get("NO_COLOR"):
-        from rich.console import Console
-        from rich.text import Text
-
-        console = Console(highlight=False, soft_wrap=True)
-        for d in diagnostics:
-            line = Text(f"{d.location}: ", style="bold")
-            line.append(d.severity.value, style="bold red" if d.is_error else "bold yellow")
-            rest = diagnostic_line(d).split(": ", 2)[2]
-            line.append(f": {rest}")
-            console.print(line)
-        console.print(Text(summary, style="bold red" if "invalid" in summary else "bold green"))
-        return
-    for d in diagnostics:
-        click.echo(diagnostic_line(d))
-    click.echo(summary)
-
-
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="reconciler")
 def cli() -> None:
@@ -93,43 +62,6 @@ def cli() -> None:
     Reads Kubernetes-style manifests (Pod, ReplicationController, Service, apiVersion v1)
     and reconciles them onto Docker engines.
     """
-
-
-@cli.command("validate")
-@click.argument("paths", nargs=-1, type=str)
-@click.option(
-    "-o",
-    "--output",
-    type=click.Choice(OUTPUT_FORMATS),
-    default="text",
-    show_default=True,
-    help="text for people, json for tools, github for workflow annotations.",
-)
-def validate_command(paths: tuple[str, ...], output: str) -> None:
-    """Check manifests under PATHS (files, directories, or - for stdin; default: .).
-
-    Reports every error and warning at once, each with file:line:column and the field's
-    path. Exit 0 when valid (warnings allowed), 1 when invalid, 2 on a usage error or
-    unreadable input.
-    """
-    # load_paths + validate, with the files shared out among the CPUs when there are many
-    from reconciler.check.parallel import validate_paths
-
-    try:
-        result = validate_paths(paths or (".",), stdin=sys.stdin.buffer)
-    except InputError as exc:
-        raise click.UsageError(str(exc)) from exc
-    objects, files = result.objects, len(result.files)
-    if output == "json":
-        click.echo(validation_json(result.diagnostics, objects))
-    elif output == "github":
-        for d in result.diagnostics:
-            click.echo(github_annotation(d))
-        click.echo(validation_summary(result.diagnostics, objects, files))
-    else:
-        summary = validation_summary(result.diagnostics, objects, files)
-        _echo_diagnostics(result.diagnostics, summary)
-    sys.exit(EXIT_OK if result.valid else EXIT_INVALID)
 
 
 def main(argv: Sequence[str] | None = None) -> Any:

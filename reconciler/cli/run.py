@@ -1,20 +1,17 @@
-"""``reconciler run`` (the long-lived service) and the commands that talk to it:
-``status``, ``suspend``, ``resume``.
+"""``reconciler run``: the long-lived service, which keeps the hosts on a git revision.
 
 Settings come from, in this order of precedence: command-line flags, ``RECONCILER_*``
 environment variables (``--interval`` is ``RECONCILER_INTERVAL``...), a YAML config file
-(``--config FILE`` or ``RECONCILER_CONFIG``; keys are the flags' names, with ``-`` or
-``_``), then the defaults.
+(``--config FILE`` or ``RECONCILER_CONFIG``; keys are the settings' names, with ``-`` or
+``_``: those the command's parameters have, so ``--hosts`` is ``hosts_file`` and ``--path``
+``subpath``), then the defaults. This module reads them into a ``RunConfig`` and hands it
+to ``daemon.loop``.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import sys
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -22,15 +19,12 @@ import click
 import yaml
 
 from reconciler.apply.state import state_dir
-from reconciler.cli.group import EXIT_ERROR, EXIT_INVALID, EXIT_OK, cli
-from reconciler.cli.ops import _load_hosts, _settings
+from reconciler.cli import options as opt
+from reconciler.cli.common import hosts_from_flag, settings_from_flags
+from reconciler.cli.group import EXIT_OK, cli
 from reconciler.core.errors import SourceError
 from reconciler.daemon.loop import ReconcileService, RunConfig, setup_logging
-from reconciler.desire.settings import DEFAULT_INFRA_IMAGE
-from reconciler.forwarder.build import default_forwarder_image
 from reconciler.source.git import GitSource
-
-DEFAULT_LISTEN = "127.0.0.1:9477"
 
 
 def _load_config(ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
@@ -60,42 +54,32 @@ def _load_config(ctx: click.Context, _param: click.Parameter, value: str | None)
     return value
 
 
-def _env(name: str) -> str:
-    return f"RECONCILER_{name.upper().replace('-', '_')}"
-
-
 @cli.command("run")
 @click.option(
     "--config",
-    envvar="RECONCILER_CONFIG",
+    envvar=opt.env_var("config"),
     callback=_load_config,
     is_eager=True,
     expose_value=False,
     help="YAML file of settings (keys as the flags); flags and RECONCILER_* env vars win.",
 )
-@click.option(
-    "--source",
-    envvar=_env("source"),
-    required=True,
-    help="Git URL or path, or a "
-    "directory to watch. URLs and bare repositories are fetched with git.",
-)
+@opt.source_location()
 @click.option(
     "--branch",
-    envvar=_env("branch"),
+    envvar=opt.env_var("branch"),
     default="",
     help="Branch, tag or commit (default: the remote's default branch).",
 )
 @click.option(
     "--path",
     "subpath",
-    envvar=_env("path"),
+    envvar=opt.env_var("path"),
     default="",
     help="Sub-directory of the source holding the manifests.",
 )
 @click.option(
     "--interval",
-    envvar=_env("interval"),
+    envvar=opt.env_var("interval"),
     type=click.FloatRange(0.1),
     default=30.0,
     show_default=True,
@@ -103,7 +87,7 @@ def _env(name: str) -> str:
 )
 @click.option(
     "--resync",
-    envvar=_env("resync"),
+    envvar=opt.env_var("resync"),
     type=click.FloatRange(0.1),
     default=60.0,
     show_default=True,
@@ -111,85 +95,42 @@ def _env(name: str) -> str:
 )
 @click.option(
     "--listen",
-    envvar=_env("listen"),
-    default=DEFAULT_LISTEN,
+    envvar=opt.env_var("listen"),
+    default=opt.DEFAULT_LISTEN,
     show_default=True,
     help="HOST:PORT of /healthz /readyz /metrics /status /hooks/git.",
 )
-@click.option(
-    "--hosts",
-    "hosts_file",
-    envvar=_env("hosts"),
-    default=None,
-    help="Hosts file (default: $DOCKER_HOST or the local socket).",
+@opt.hosts()
+@opt.instance()
+@opt.host_grace()
+@opt.infra_image()
+@opt.forwarder_image()
+@opt.cluster_cidr()
+@opt.webhook_secret(
+    "HMAC-SHA256 secret of POST /hooks/git (GitHub signature or GitLab token); "
+    "without it the webhook is off."
 )
 @click.option(
-    "--instance",
-    envvar=_env("instance"),
-    default="default",
-    show_default=True,
-    help="Ownership scope.",
+    "--once", is_flag=True, envvar=opt.env_var("once"), help="One pass, then exit (0 ok)."
 )
-@click.option(
-    "--host-grace",
-    envvar=_env("host_grace"),
-    type=click.FloatRange(0),
-    default=60.0,
-    show_default=True,
-    help="Seconds an unreachable host keeps its pods.",
-)
-@click.option(
-    "--infra-image", envvar=_env("infra_image"), default=DEFAULT_INFRA_IMAGE, show_default=True
-)
-@click.option(
-    "--forwarder-image",
-    envvar=_env("forwarder_image"),
-    default=default_forwarder_image,
-    show_default="reconciler/forwarder:<source digest>",
-    help="Image of the Service forwarders; built when a host lacks it.",
-)
-@click.option("--cluster-cidr", envvar=_env("cluster_cidr"), default="")
-@click.option(
-    "--webhook-secret",
-    envvar=_env("webhook_secret"),
-    default="",
-    help="HMAC-SHA256 secret of POST /hooks/git (GitHub signature or GitLab token); "
-    "without it the webhook is off.",
-)
-@click.option("--once", is_flag=True, envvar=_env("once"), help="One pass, then exit (0 ok).")
 @click.option(
     "--cache-dir",
-    envvar=_env("cache_dir"),
+    envvar=opt.env_var("cache-dir"),
     default=None,
     help="Where git clones live (default: $XDG_CACHE_HOME/reconciler).",
 )
 @click.option(
     "--log-format",
-    envvar=_env("log_format"),
+    envvar=opt.env_var("log-format"),
     type=click.Choice(("text", "json")),
     default="text",
     show_default=True,
 )
-@click.option(
-    "--concurrency",
-    envvar=_env("concurrency"),
-    type=click.IntRange(1, 64),
-    default=8,
-    show_default=True,
-)
-@click.option("--prune/--no-prune", envvar=_env("prune"), default=True, show_default=True)
-@click.option(
-    "--max-prune", envvar=_env("max_prune"), type=click.IntRange(0), default=20, show_default=True
-)
-@click.option("--allow-mass-prune", envvar=_env("allow_mass_prune"), is_flag=True)
-@click.option(
-    "--grace-period",
-    envvar=_env("grace_period"),
-    type=click.IntRange(0),
-    default=10,
-    show_default=True,
-    help="Seconds between SIGTERM and SIGKILL.",
-)
+@opt.concurrency(from_env=True)
+@opt.prune(from_env=True)
+@opt.max_prune(from_env=True)
+@opt.allow_mass_prune(from_env=True)
+@opt.grace_period(from_env=True, most=None)
 @click.option(
     "--print-config",
     is_flag=True,
@@ -241,9 +182,11 @@ def run_command(
         interval=interval,
         resync=resync,
         listen=listen,
-        hosts=_load_hosts(hosts_file),
+        hosts=hosts_from_flag(hosts_file),
         instance=instance,
-        settings=_settings(instance, infra_image, forwarder_image, cluster_cidr, host_grace),
+        settings=settings_from_flags(
+            instance, infra_image, forwarder_image, cluster_cidr, host_grace
+        ),
         webhook_secret=webhook_secret,
         once=once,
         cache_dir=Path(cache_dir) if cache_dir else None,
@@ -264,80 +207,3 @@ def run_command(
             f"{source}: no such directory or repository", param_hint="--source"
         )
     sys.exit(ReconcileService(config).run())
-
-
-# -- talking to a running service -------------------------------------------------------------
-def _url_option(function: Any) -> Any:
-    return click.option(
-        "--url",
-        envvar="RECONCILER_URL",
-        default=f"http://{DEFAULT_LISTEN}",
-        show_default=True,
-        help="Where the service listens.",
-    )(function)
-
-
-def _request(url: str, path: str, method: str = "GET", secret: str = "") -> Any:
-    body = b""
-    headers = {}
-    if secret:
-        digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-        headers["X-Reconciler-Signature-256"] = f"sha256={digest}"
-    request = urllib.request.Request(
-        url.rstrip("/") + path,
-        data=body if method == "POST" else None,
-        method=method,
-        headers=headers,
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            text = response.read().decode()
-    except urllib.error.HTTPError as exc:
-        click.echo(f"{url}{path}: HTTP {exc.code}: {exc.read().decode(errors='replace')}", err=True)
-        sys.exit(EXIT_INVALID)
-    except (urllib.error.URLError, OSError) as exc:
-        click.echo(f"no reconciler service answers at {url}: {exc}", err=True)
-        sys.exit(EXIT_ERROR)
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
-
-
-@cli.command("status")
-@_url_option
-@click.option("-o", "--output", type=click.Choice(("text", "json")), default="text")
-def status_command(url: str, output: str) -> None:
-    """Show a running service's source, revision, last sync, hosts, pending changes and
-    last error (from its /status)."""
-    status = _request(url, "/status")
-    if output == "json" or not isinstance(status, dict):
-        click.echo(json.dumps(status, indent=2))
-        sys.exit(EXIT_OK)
-    for key, value in status.items():
-        if isinstance(value, dict | list):
-            click.echo(f"{key}:")
-            items = value.items() if isinstance(value, dict) else enumerate(value)
-            for sub, item in items:
-                click.echo(f"  {sub}: {json.dumps(item) if isinstance(item, dict) else item}")
-        else:
-            click.echo(f"{key}: {value}")
-    sys.exit(EXIT_OK)
-
-
-@cli.command("suspend")
-@_url_option
-@click.option("--webhook-secret", envvar="RECONCILER_WEBHOOK_SECRET", default="")
-def suspend_command(url: str, webhook_secret: str) -> None:
-    """Stop reconciling (the service keeps serving) until `reconciler resume`."""
-    _request(url, "/suspend", "POST", webhook_secret)
-    click.echo("suspended")
-
-
-@cli.command("resume")
-@_url_option
-@click.option("--webhook-secret", envvar="RECONCILER_WEBHOOK_SECRET", default="")
-def resume_command(url: str, webhook_secret: str) -> None:
-    """Resume reconciling after `reconciler suspend` (a pass starts at once)."""
-    _request(url, "/resume", "POST", webhook_secret)
-    click.echo("resumed")

@@ -1,21 +1,28 @@
-"""``reconciler validate``: exit codes, the three output formats, stdin, the default path.
+"""``reconciler validate``: exit codes, the three output formats, stdin, the default path;
+and the command's surface: every verb listed with its help, the shared options read alike
+by every verb, ``validate`` starting without docker.
 
-Driven through click's CliRunner (in process) and once through the installed command in a
+Driven through click's CliRunner (in process) and through the installed command in a
 subprocess; nothing is mocked.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import shutil
 import subprocess
 import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
+import click
 import pytest
 from click.testing import CliRunner, Result
 
 from reconciler.cli import cli
+from reconciler.cli.group import LAZY_COMMANDS
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 INVALID = FIXTURES / "invalid"
@@ -315,3 +322,157 @@ def test_the_installed_command_end_to_end(tmp_path: Path) -> None:
     assert run_missing.returncode == 2
     assert "no such file or directory" in run_missing.stderr
     assert "Traceback" not in run_missing.stdout + run_missing.stderr
+
+
+# -- the command's surface ----------------------------------------------------------------------
+VERBS = [*(v for v in LAZY_COMMANDS if v != "images"), "images busybox", "images forwarder"]
+#: RECONCILER_* variables that the tests below set, cleared first so the caller's do not leak in
+TEST_ENV = [
+    *("INSTANCE", "HOSTS", "INFRA_IMAGE", "FORWARDER_IMAGE", "CLUSTER_CIDR", "HOST_GRACE"),
+    *("PRUNE", "GRACE_PERIOD", "MAX_PRUNE", "ALLOW_MASS_PRUNE", "CONCURRENCY", "SOURCE", "CONFIG"),
+]
+SHARED_ENV = {
+    "RECONCILER_INSTANCE": "from-env",
+    "RECONCILER_HOSTS": "/etc/reconciler/hosts.yaml",
+    "RECONCILER_INFRA_IMAGE": "infra:env",
+    "RECONCILER_FORWARDER_IMAGE": "forwarder:env",
+    "RECONCILER_CLUSTER_CIDR": "10.99.0.0/20",
+    "RECONCILER_HOST_GRACE": "5",
+}
+SERVICE_ONLY_ENV = {
+    "RECONCILER_PRUNE": "false",
+    "RECONCILER_GRACE_PERIOD": "7",
+    "RECONCILER_MAX_PRUNE": "3",
+    "RECONCILER_ALLOW_MASS_PRUNE": "1",
+    "RECONCILER_CONCURRENCY": "2",
+}
+#: each verb with the arguments it cannot start without
+ARGS = {"get": ["pods"], "images busybox": ["sample/x:1"], "run": ["--source", "/srv/m"]}
+
+
+def command(verb: str) -> click.Command:
+    found: click.Command | None = cli
+    for name in verb.split():
+        assert isinstance(found, click.Group)
+        found = found.get_command(click.Context(cli), name)
+    assert found is not None, verb
+    return found
+
+
+def params(verb: str, env: Mapping[str, str], args: Sequence[str] = ()) -> dict[str, Any]:
+    """The values ``verb`` would run with (flags, env vars, defaults), without running it."""
+    clean: dict[str, str | None] = {f"RECONCILER_{name}": None for name in TEST_ENV}
+    with CliRunner(env={**clean, **env}).isolation():
+        parent = click.Context(cli, info_name="reconciler")
+        ctx = command(verb).make_context(verb, [*ARGS.get(verb, []), *args], parent=parent)
+        return dict(ctx.params)
+
+
+@pytest.mark.parametrize("verb", VERBS)
+def test_every_verb_has_help(verb: str) -> None:
+    result = CliRunner().invoke(cli, [*verb.split(), "--help"], prog_name="reconciler")
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(f"Usage: reconciler {verb} ")
+
+
+def test_the_group_lists_every_verb_and_each_module_defines_its_own() -> None:
+    listed = CliRunner().invoke(cli, ["--help"]).output
+    for verb, module in LAZY_COMMANDS.items():
+        assert f"\n  {verb} " in listed, verb
+        importlib.import_module(module)
+        callback = cli.commands[verb].callback
+        assert callback is not None and callback.__module__ == module, verb
+
+
+def test_validate_starts_without_docker_git_or_the_http_server() -> None:
+    code = (
+        "import sys\n"
+        "from reconciler.cli import main\n"
+        "try:\n"
+        f"    main(['validate', {str(VALID)!r}])\n"
+        "except SystemExit as exc:\n"
+        "    assert exc.code == 0, exc.code\n"
+        "heavy = ('docker', 'git', 'requests', 'urllib3', 'watchdog', 'prometheus_client',\n"
+        "         'http.server', 'reconciler.engine', 'reconciler.apply', 'reconciler.daemon')\n"
+        "print(sorted(m for m in sys.modules if m.startswith(heavy)))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "[]"
+
+
+@pytest.mark.parametrize("verb", ["diff", "apply", "get", "down", "run"])
+def test_the_shared_options_read_the_same_env_vars_in_every_verb(verb: str) -> None:
+    got = params(verb, SHARED_ENV)
+    assert (got["instance"], got["hosts_file"]) == ("from-env", "/etc/reconciler/hosts.yaml")
+    if verb in ("diff", "apply", "run"):
+        assert (got["infra_image"], got["forwarder_image"]) == ("infra:env", "forwarder:env")
+        assert (got["cluster_cidr"], got["host_grace"]) == ("10.99.0.0/20", 5.0)
+
+
+def test_images_read_the_hosts_and_forwarder_image_env_vars() -> None:
+    assert params("images busybox", SHARED_ENV)["hosts_file"] == "/etc/reconciler/hosts.yaml"
+    assert params("images forwarder", SHARED_ENV)["image"] == "forwarder:env"
+
+
+def test_the_service_only_env_vars_are_read_by_run_alone() -> None:
+    names = ("prune", "grace_period", "max_prune", "allow_mass_prune", "concurrency")
+    apply = params("apply", SERVICE_ONLY_ENV)
+    assert tuple(apply[n] for n in names) == (True, 10, 20, False, 8)
+    run_ = params("run", SERVICE_ONLY_ENV)
+    assert tuple(run_[n] for n in names) == (False, 7, 3, True, 2)
+
+
+def test_an_empty_env_var_counts_as_unset() -> None:
+    empty = dict.fromkeys(SHARED_ENV, "")
+    for verb in ("diff", "run"):
+        got = params(verb, empty)
+        assert (got["instance"], got["hosts_file"], got["host_grace"]) == ("default", None, 60.0)
+        assert got["infra_image"] == "reconciler/pause:1"
+        assert got["forwarder_image"].startswith("reconciler/forwarder:")
+
+
+@pytest.mark.parametrize(
+    ("env", "wanted"),
+    [
+        ({"RECONCILER_HOST_GRACE": "soon"}, "Invalid value for '--host-grace'"),
+        ({"RECONCILER_CLUSTER_CIDR": "10.1.2.3/99"}, "Invalid value for --cluster-cidr"),
+    ],
+)
+def test_a_bad_env_value_is_a_usage_error_before_any_host_is_asked(
+    env: dict[str, str], wanted: str
+) -> None:
+    result = CliRunner(env={"DOCKER_HOST": "tcp://192.0.2.1:1", **env}).invoke(cli, ["diff"])
+    assert result.exit_code == 2, result.output
+    assert wanted in result.output
+    assert "internal error" not in result.output
+
+
+def test_the_one_shot_verbs_cap_the_grace_period_at_an_hour_and_run_does_not() -> None:
+    with pytest.raises(click.BadParameter, match="0<=x<=3600"):
+        params("apply", {}, ["--grace-period", "5000"])
+    assert params("run", {}, ["--grace-period", "5000"])["grace_period"] == 5000
+
+
+def test_a_shared_option_has_one_help_text_in_every_verb() -> None:
+    """Declared once (``cli.options``), a flag reads the same in the ``--help`` of every verb
+    that takes it (diff's --prune, which removes nothing, and the range of --grace-period
+    excepted)."""
+    shared = (
+        *("--hosts TEXT", "--instance TEXT", "--infra-image TEXT", "--forwarder-image TEXT"),
+        *("--cluster-cidr TEXT", "--host-grace FLOAT RANGE", "--max-prune INTEGER RANGE"),
+        *("--allow-mass-prune", "--concurrency INTEGER RANGE", "--url TEXT"),
+    )
+    records: dict[str, set[tuple[str, str]]] = {flag: set() for flag in shared}
+    verbs: dict[str, int] = dict.fromkeys(shared, 0)
+    for verb in VERBS:
+        ctx = click.Context(command(verb), info_name=verb)
+        for param in command(verb).params:
+            record = param.get_help_record(ctx)
+            if record and record[0] in records:
+                records[record[0]].add(record)
+                verbs[record[0]] += 1
+    assert {flag: len(found) for flag, found in records.items()} == dict.fromkeys(shared, 1)
+    assert all(count >= 2 for count in verbs.values()), verbs

@@ -1,0 +1,133 @@
+"""What the verbs that talk to hosts read first: hosts, settings, validated manifests, a plan.
+
+Each helper turns the flags into what the stages below take, and a bad flag or unreadable
+input into the CLI's answer (a usage error, or the diagnostics and exit 2). ``diff`` and
+``apply`` go as far as a computed plan (:func:`compute_plan`); ``run`` needs only the
+hosts and settings.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import click
+
+from reconciler.apply.converge import (
+    connect,
+    load_source,
+    make_plan,
+    observe_and_remember,
+    source_revision,
+)
+from reconciler.apply.state import state_dir
+from reconciler.check.validate import ValidationResult
+from reconciler.cli.group import EXIT_ERROR
+from reconciler.cli.output import print_diagnostics
+from reconciler.core.errors import HostsFileError, InputError, SelectorError
+from reconciler.core.model import HostState
+from reconciler.core.selectors import Selector, parse_selector
+from reconciler.desire.hostmemory import HostRecord
+from reconciler.desire.settings import Settings
+from reconciler.engine.host import DockerHost
+from reconciler.plan.model import Plan
+from reconciler.render.diagnostics import validation_summary
+from reconciler.source.hosts import Host, load_hosts
+
+
+def hosts_from_flag(hosts_file: str | None) -> list[Host]:
+    """The hosts of ``--hosts`` (or the default one); a bad hosts file exits 2."""
+    try:
+        return load_hosts(hosts_file, os.environ)
+    except HostsFileError as exc:
+        print_diagnostics(exc.diagnostics)
+        raise SystemExit(EXIT_ERROR) from exc
+
+
+def settings_from_flags(
+    instance: str,
+    infra_image: str,
+    forwarder_image: str,
+    cluster_cidr: str,
+    host_grace: float = 60.0,
+) -> Settings:
+    """The desired-state settings; a malformed ``--cluster-cidr`` is a usage error now."""
+    settings = Settings(
+        instance=instance,
+        infra_image=infra_image,
+        forwarder_image=forwarder_image,
+        cluster_cidr=cluster_cidr,
+        host_grace=host_grace,
+    )
+    try:
+        settings.network  # noqa: B018 - validates the CIDR before anything runs
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--cluster-cidr") from exc
+    return settings
+
+
+def selector_from_flag(text: str | None) -> Selector:
+    """``-l`` parsed; a malformed selector is a usage error."""
+    try:
+        return parse_selector(text)
+    except SelectorError as exc:
+        raise click.UsageError(str(exc)) from exc
+
+
+def validated_source(sources: tuple[str, ...]) -> tuple[ValidationResult, str]:
+    """Load and validate; on any error print the validate messages and exit 2."""
+    paths = list(sources) or ["."]
+    try:
+        result, files = load_source(paths)
+    except InputError as exc:
+        raise click.UsageError(str(exc)) from exc
+    if not result.valid:
+        print_diagnostics(result.diagnostics)
+        click.echo(
+            f"{validation_summary(result.diagnostics, len(result.manifests), files)}: "
+            "nothing applied",
+            err=True,
+        )
+        raise SystemExit(EXIT_ERROR)
+    print_diagnostics(result.warnings)
+    return result, source_revision(paths)
+
+
+def warn_unreachable(states: dict[str, HostState]) -> None:
+    """A warning on stderr for each host that did not answer."""
+    for name, state in sorted(states.items()):
+        if not state.reachable:
+            click.echo(f"warning: host {name} unreachable: {state.error}", err=True)
+
+
+@dataclass
+class Computed:
+    """A plan and everything that went into it, for ``apply`` to carry out."""
+
+    validation: ValidationResult
+    plan: Plan
+    revision: str
+    runtimes: dict[str, DockerHost]
+    hosts: list[Host]
+    settings: Settings
+    prune: bool
+    host_memory: dict[str, HostRecord]
+    now: float
+
+
+def compute_plan(
+    sources: tuple[str, ...],
+    hosts_file: str | None,
+    settings: Settings,
+    prune: bool,
+    grace: int = 10,
+) -> Computed:
+    """Validated manifests, the hosts observed (and remembered), and the plan between them."""
+    validation, revision = validated_source(sources)
+    hosts = hosts_from_flag(hosts_file)
+    runtimes = connect(hosts, settings.instance, revision, grace_seconds=grace)
+    live, memory, now = observe_and_remember(runtimes, settings.instance, state_dir())
+    _, the_plan = make_plan(
+        validation.manifests, hosts, live, settings, prune=prune, host_memory=memory, now=now
+    )
+    return Computed(validation, the_plan, revision, runtimes, hosts, settings, prune, memory, now)

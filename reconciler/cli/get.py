@@ -1,0 +1,136 @@
+"""``reconciler get``: pods, replication controllers, services or hosts as kubectl lists
+them, read from the live hosts (and, for services and rc's DESIRED, the manifests).
+
+The rows come from ``render.views``; this module picks the resource, gathers what its
+rows need and prints them as a table or JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any
+
+import click
+
+from reconciler.apply.converge import connect, load_source, observe
+from reconciler.cli import options as opt
+from reconciler.cli.common import hosts_from_flag, selector_from_flag, warn_unreachable
+from reconciler.cli.group import EXIT_ERROR, EXIT_INVALID, EXIT_OK, cli
+from reconciler.cli.output import print_diagnostics
+from reconciler.core.errors import InputError
+from reconciler.core.model import Manifest
+from reconciler.render.diagnostics import validation_summary
+from reconciler.render.views import (
+    forwarder_views,
+    host_rows,
+    live_pods,
+    pod_rows,
+    rc_rows,
+    service_rows,
+    table_lines,
+)
+
+#: the names kubectl accepts for each resource -> the one this command knows it by
+RESOURCES = {
+    "pods": "pods",
+    "pod": "pods",
+    "po": "pods",
+    "rc": "rc",
+    "replicationcontroller": "rc",
+    "replicationcontrollers": "rc",
+    "services": "services",
+    "service": "services",
+    "svc": "services",
+    "hosts": "hosts",
+    "host": "hosts",
+    "nodes": "hosts",
+}
+
+
+@cli.command("get")
+@click.argument("resource", type=click.Choice(sorted(RESOURCES)), metavar="pods|rc|services|hosts")
+@opt.hosts()
+@opt.instance()
+@opt.source_paths()
+@opt.selector("Label selector, e.g. app=web,tier!=db.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Choice(("table", "wide", "json")),
+    default="table",
+    show_default=True,
+)
+def get_command(
+    resource: str,
+    hosts_file: str | None,
+    instance: str,
+    sources: tuple[str, ...],
+    selector: str | None,
+    output: str,
+) -> None:
+    """List pods, replication controllers, services or hosts, read from the live hosts.
+
+    Services and the DESIRED column of rc come from the manifests (--source, default .).
+    """
+    parsed = selector_from_flag(selector)
+    kind = RESOURCES[resource]
+    hosts = hosts_from_flag(hosts_file)
+    runtimes = connect(hosts, instance)
+    states = observe(runtimes)
+    warn_unreachable(states)
+    pods = live_pods(states, parsed)
+    wide = output == "wide"
+    now = time.time()
+    if kind == "pods":
+        restarts: dict[str, int] = {}
+        for pod in pods:
+            restarts.update(runtimes[pod.host].restart_counts(pod.apps))
+        rows = pod_rows(pods, now, restarts, wide)
+    elif kind == "hosts":
+        versions = {}
+        for name, runtime in runtimes.items():
+            if states[name].reachable:
+                try:
+                    versions[name] = runtime.engine_version()
+                except Exception:  # reported through REACHABLE/ERROR already
+                    versions[name] = ""
+        rows = host_rows(states, hosts, versions, wide)
+    else:
+        manifests = _manifests(sources) if sources or kind == "services" else []
+        if kind == "rc":
+            rows = rc_rows(pods, manifests, now, wide)
+        else:
+            rows = service_rows(
+                [m for m in manifests if parsed.matches(m.labels)],
+                pods,
+                wide,
+                forwarder_views(states),
+            )
+    if output == "json":
+        click.echo(json.dumps(rows, indent=2))
+    else:
+        _print_table(rows)
+    sys.exit(EXIT_OK if all(s.reachable for s in states.values()) else EXIT_INVALID)
+
+
+def _manifests(sources: tuple[str, ...]) -> list[Manifest]:
+    """The manifests of ``--source`` (default .); invalid ones exit 2, as rows built from
+    broken manifests would be guesses."""
+    try:
+        validation, files = load_source(list(sources) or ["."])
+    except InputError as exc:
+        raise click.UsageError(str(exc)) from exc
+    if not validation.valid:
+        print_diagnostics(validation.errors)
+        objects = len(validation.manifests)
+        summary = validation_summary(validation.diagnostics, objects, files)
+        click.echo(f"{summary}: fix them, or name the manifests with --source", err=True)
+        sys.exit(EXIT_ERROR)
+    return validation.manifests
+
+
+def _print_table(rows: list[dict[str, Any]]) -> None:
+    for line in table_lines(rows):
+        click.echo(line)

@@ -49,7 +49,9 @@ from reconciler.apply.execute import ActionResult
 from reconciler.core import labels as L
 from reconciler.core.errors import InputError, SourceError, SourceUnavailable
 from reconciler.core.model import Manifest
-from reconciler.daemon.http.server import Metrics, Server, StatusBoard, serve
+from reconciler.daemon.http.metrics import Metrics
+from reconciler.daemon.http.server import Server, serve
+from reconciler.daemon.http.status import StatusBoard
 from reconciler.desire.hostmemory import HostRecord
 from reconciler.desire.settings import Settings
 from reconciler.engine.host import DockerHost

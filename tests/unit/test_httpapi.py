@@ -23,15 +23,14 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from reconciler.core.redact import redact
+from reconciler.daemon.http import metrics as httpmetrics
 from reconciler.daemon.http import server as httpapi
-from reconciler.daemon.http.server import (
-    Metrics,
-    Server,
-    StatusBoard,
-    pushed_branch,
-    pushed_ref,
-    sign,
-)
+from reconciler.daemon.http import status as httpstatus
+from reconciler.daemon.http.metrics import Metrics
+from reconciler.daemon.http.server import Server
+from reconciler.daemon.http.status import StatusBoard
+from reconciler.daemon.http.webhook import pushed_branch, pushed_ref, sign
 
 SECRET = "s3cret-for-tests"
 PUSH = {"ref": "refs/heads/main", "after": "0" * 40, "repository": {"name": "manifests"}}
@@ -198,7 +197,7 @@ def test_metrics_exposes_every_series_with_zeroes_first(api: Start) -> None:
     a = api()
     resp = request(a.server, "GET", "/metrics")
     assert resp.status == 200
-    assert resp.headers["Content-Type"] == httpapi.METRICS_CONTENT_TYPE
+    assert resp.headers["Content-Type"] == httpmetrics.METRICS_CONTENT_TYPE
     text = resp.text
     for name in (
         "reconciler_reconcile_duration_seconds",
@@ -212,11 +211,11 @@ def test_metrics_exposes_every_series_with_zeroes_first(api: Start) -> None:
         "reconciler_webhook_requests_total",
     ):
         assert f"\n{name}" in text, name
-    for action in httpapi.ACTIONS:
+    for action in httpmetrics.ACTIONS:
         assert metric(text, "reconciler_actions_total", action=action, result="failed") == 0
-    for kind in httpapi.SYNC_ERROR_KINDS:
+    for kind in httpmetrics.SYNC_ERROR_KINDS:
         assert metric(text, "reconciler_sync_errors_total", kind=kind) == 0
-    for result in httpapi.WEBHOOK_RESULTS:
+    for result in httpmetrics.WEBHOOK_RESULTS:
         assert metric(text, "reconciler_webhook_requests_total", result=result) == 0
 
 
@@ -375,7 +374,7 @@ def test_status_keeps_the_first_validation_errors_and_the_total() -> None:
     lines = [f"a.yaml:{i}:1: error: bad" for i in range(1, 1001)]
     board.set_error("validation", "invalid", lines)
     error = board.snapshot()["last_error"]
-    assert len(error["validation_errors"]) == httpapi.MAX_KEPT_VALIDATION_ERRORS
+    assert len(error["validation_errors"]) == httpstatus.MAX_KEPT_VALIDATION_ERRORS
     assert error["validation_error_count"] == 1000
 
 
@@ -856,7 +855,7 @@ def test_ipv6_loopback() -> None:
 
 
 def test_redact() -> None:
-    assert httpapi.redact("git clone https://u:p@h/x and ssh://git@h/y") == (
+    assert redact("git clone https://u:p@h/x and ssh://git@h/y") == (
         "git clone https://***@h/x and ssh://***@h/y"
     )
-    assert httpapi.redact("no urls here, user@example.com") == "no urls here, user@example.com"
+    assert redact("no urls here, user@example.com") == "no urls here, user@example.com"

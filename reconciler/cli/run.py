@@ -25,7 +25,9 @@ from reconciler.apply.state import state_dir
 from reconciler.cli.group import EXIT_ERROR, EXIT_INVALID, EXIT_OK, cli
 from reconciler.cli.ops import _load_hosts, _settings
 from reconciler.core.errors import SourceError
-from reconciler.daemon.loop import ReconcileService, RunConfig, setup_logging
+from reconciler.daemon.config import RunConfig
+from reconciler.daemon.logs import setup_logging
+from reconciler.daemon.loop import ReconcileService
 from reconciler.desire.settings import DEFAULT_INFRA_IMAGE
 from reconciler.forwarder.build import default_forwarder_image
 from reconciler.source.git import GitSource

@@ -1,4 +1,5 @@
-"""The service's pure parts: source kinds, backoff, JSON logs, config precedence. No mocks."""
+"""The service's parts that need no Docker: source kinds, backoff, own removals, the last
+valid revision, JSON logs, config precedence. No mocks."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ import pytest
 from click.testing import CliRunner
 
 from reconciler.cli import cli
-from reconciler.daemon.loop import Backoff, JsonFormatter, RunConfig
+from reconciler.daemon.config import RunConfig
+from reconciler.daemon.logs import JsonFormatter
+from reconciler.daemon.triggers import Backoff
 
 
 def test_git_sources_and_watched_directories(tmp_path: Path) -> None:

@@ -13,14 +13,15 @@ interval. What wakes a pass:
   :class:`~.triggers.OwnRemovals`), so that a pass that removes pods is not followed by a
   second, no-op pass. A container killed or removed by anyone else still wakes a pass.
 
-This module decides *when* a pass runs, and runs it (fetch, observe, plan, apply, report).
-The edges that wake it are in ``daemon.triggers``; what it shows goes to the board and
-metrics of ``daemon.http``. An invalid revision is never applied: the last valid manifests
-stay in force (and keep self-healing drift) until a valid revision arrives. Git or host
-failures are retried with exponential backoff and jitter. SIGTERM/SIGINT stop taking work;
-the pass in progress finishes its current actions (each bounded by Docker's timeouts) and
-the process exits. Pods are created all-or-nothing and always labelled, so even ``kill -9``
-mid-apply leaves nothing a restart would not find and converge.
+This module decides *when* a pass runs, and runs it (observe, plan, apply, report). The
+edges that wake it are in ``daemon.triggers``; what it enforces comes from ``daemon.fetch``
+(an invalid revision is never applied: the last valid manifests stay in force, and keep
+self-healing drift, until a valid revision arrives); what it shows goes to the board and
+metrics of ``daemon.http``. Git or host failures are retried with exponential backoff and
+jitter. SIGTERM/SIGINT stop taking work; the pass in progress finishes its current actions
+(each bounded by Docker's timeouts) and the process exits. Pods are created all-or-nothing
+and always labelled, so even ``kill -9`` mid-apply leaves nothing a restart would not find
+and converge.
 """
 
 from __future__ import annotations
@@ -31,31 +32,20 @@ import signal
 import threading
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
-from reconciler.apply.converge import (
-    connect,
-    converge,
-    load_source,
-    make_plan,
-    observe_and_remember,
-    source_revision,
-)
+from reconciler.apply.converge import connect, converge, make_plan, observe_and_remember
 from reconciler.apply.execute import ActionResult
-from reconciler.core.errors import InputError, SourceError, SourceUnavailable
-from reconciler.core.model import Manifest
 from reconciler.daemon.config import PassOutcome, RunConfig
+from reconciler.daemon.fetch import DesiredSource
 from reconciler.daemon.http.metrics import Metrics
 from reconciler.daemon.http.server import Server, serve
 from reconciler.daemon.http.status import StatusBoard
-from reconciler.daemon.triggers import Backoff, DockerEvents, OwnRemovals, _Trigger, watch_directory
+from reconciler.daemon.triggers import DockerEvents, OwnRemovals, _Trigger, watch_directory
 from reconciler.desire.hostmemory import HostRecord
 from reconciler.engine.host import DockerHost
 from reconciler.plan.guards import Limits, refusals
 from reconciler.plan.model import Verb
-from reconciler.render.diagnostics import diagnostic_line
-from reconciler.source.git import Checkout, GitSource, sync
 
 log = logging.getLogger(__name__)
 
@@ -82,10 +72,7 @@ class ReconcileService:
         self._stopping = threading.Event()
         self._suspended = False
         self._memory: dict[str, HostRecord] = {}  # host memory when no state dir is set
-        self._last_good: tuple[list[Manifest], str] | None = None
-        self._desired_invalid = False  # the newest revision failed validation
-        self._git_backoff = Backoff(cap=max(config.interval, 1.0))
-        self._next_fetch = 0.0
+        self._source = DesiredSource(config, self.board, self.metrics, self._record_error)
         self._server: Server | None = None
         self._observer: Any = None
         self._events = DockerEvents(
@@ -124,7 +111,7 @@ class ReconcileService:
         return reasons
 
     def _on_webhook(self, reason: str) -> None:
-        self._next_fetch = 0.0  # fetch at once, whatever the poll interval says
+        self._source.fetch_now()
         self.trigger(reason)
 
     def _on_suspend(self, suspended: bool) -> None:
@@ -181,12 +168,12 @@ class ReconcileService:
             while not self._stopping.is_set():
                 timeout = next_resync - time.monotonic()
                 if self.config.is_git:
-                    timeout = min(timeout, self._next_fetch - time.monotonic())
+                    timeout = min(timeout, self._source.next_fetch - time.monotonic())
                 reasons = self._wait(timeout)
                 if self._stopping.is_set():
                     break
                 now = time.monotonic()
-                due_fetch = self.config.is_git and now >= self._next_fetch
+                due_fetch = self.config.is_git and now >= self._source.next_fetch
                 if not reasons and now < next_resync and not due_fetch:
                     continue
                 if self._suspended:
@@ -194,8 +181,9 @@ class ReconcileService:
                     continue
                 if not reasons and now < next_resync:
                     # only the poll is due: a full pass only when the commit moved
-                    before = self._last_good[1] if self._last_good else None
-                    fetched = self._fetch()
+                    last_good = self._source.last_good
+                    before = last_good[1] if last_good else None
+                    fetched = self._source.fetch()
                     if fetched is not None and fetched[1] == before:
                         continue
                     reasons = ["poll: new revision"]
@@ -233,70 +221,13 @@ class ReconcileService:
         signal.signal(signal.SIGINT, handler)
 
     # -- one pass ----------------------------------------------------------------------------
-    def _fetch(self) -> tuple[list[Manifest], str] | None:
-        """The manifests to enforce now and their revision; None when there are none yet."""
-        config = self.config
-        now = time.monotonic()
-        if config.is_git and now < self._next_fetch and self._last_good is not None:
-            return self._last_good  # between polls: enforce what we have
-        directory: Path
-        revision: str
-        if config.is_git:
-            try:
-                source = GitSource(
-                    config.source,
-                    ref=config.branch,
-                    path=config.path,
-                    **({"cache_dir": config.cache_dir} if config.cache_dir else {}),
-                )
-                checkout: Checkout = sync(source, timeout=config.git_timeout)
-            except SourceUnavailable as exc:
-                delay = self._git_backoff.failed()
-                self._next_fetch = time.monotonic() + delay
-                self._record_error("git", f"{exc} (retry in {delay:.1f}s)")
-                return self._last_good
-            except SourceError as exc:
-                self._next_fetch = time.monotonic() + config.interval
-                self._record_error("git", str(exc))
-                return self._last_good
-            self._git_backoff.succeeded()
-            self._next_fetch = time.monotonic() + config.interval
-            directory, revision = checkout.manifests, checkout.revision[:12]
-        else:
-            directory = Path(config.source) / config.path
-            revision = source_revision([str(directory)])
-        same = self._last_good is not None and revision == self._last_good[1]
-        if config.is_git and revision and same:
-            return self._last_good  # same commit: nothing to reload
-        try:
-            validation, _ = load_source([str(directory)])
-        except InputError as exc:
-            self._record_error("validation", str(exc))
-            return self._last_good
-        self.board.set_desired_revision(revision)
-        self.metrics.set_validation_errors(len(validation.errors))
-        self._desired_invalid = not validation.valid
-        if not validation.valid:
-            lines = [diagnostic_line(d) for d in validation.errors]
-            self._record_error(
-                "validation",
-                f"revision {revision or '(working tree)'} is invalid: {len(lines)} error(s); "
-                f"still enforcing {self._last_good[1] if self._last_good else 'nothing'}",
-                details=lines,
-            )
-            for line in lines[:20]:
-                log.error("%s", line, extra={"revision": revision})
-            return self._last_good
-        self._last_good = (validation.manifests, revision)
-        return self._last_good
-
     def run_pass(self, reason: str) -> PassOutcome:
         """One level-triggered pass: fetch → validate → observe → plan → apply."""
         started = time.monotonic()
         self.passes += 1
         self.board.sync_started()
         log.info("pass: %s", reason)
-        desired = self._fetch()
+        desired = self._source.fetch()
         if desired is None:
             self.board.sync_finished(ok=False, duration=time.monotonic() - started)
             return PassOutcome(ok=False, error="no valid manifests yet")
@@ -358,7 +289,7 @@ class ReconcileService:
         self.board.sync_finished(
             ok=ok, duration=duration, applied_revision=revision if failed == 0 else None
         )
-        if ok and not self._desired_invalid:  # an invalid revision stays reported
+        if ok and not self._source.invalid:  # an invalid revision stays reported
             self.board.clear_error()
             self.metrics.set_last_successful_sync()
         elif failed:

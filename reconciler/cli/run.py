@@ -23,7 +23,9 @@ from reconciler.cli import options as opt
 from reconciler.cli.common import hosts_from_flag, settings_from_flags
 from reconciler.cli.group import EXIT_OK, cli
 from reconciler.core.errors import SourceError
-from reconciler.daemon.loop import ReconcileService, RunConfig, setup_logging
+from reconciler.daemon.config import RunConfig
+from reconciler.daemon.logs import setup_logging
+from reconciler.daemon.loop import ReconcileService
 from reconciler.source.git import GitSource
 
 

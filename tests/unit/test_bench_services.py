@@ -35,7 +35,7 @@ from bench.services import (
     target,
 )
 from reconciler.check.validate import ValidationResult, validate
-from reconciler.daemon.http import server as httpapi
+from reconciler.daemon.http import webhook as httpapi
 from reconciler.desire.compute import compute_desired
 from reconciler.desire.settings import Settings
 from reconciler.source.hosts import Host

@@ -1,17 +1,25 @@
-"""The service's pure parts: source kinds, backoff, JSON logs, config precedence. No mocks."""
+"""The service's parts that need no Docker: source kinds, backoff, own removals, the last
+valid revision, JSON logs, config precedence. No mocks."""
 
 from __future__ import annotations
 
 import json
 import logging
 import subprocess
+import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from reconciler.cli import cli
-from reconciler.daemon.loop import Backoff, JsonFormatter, RunConfig
+from reconciler.daemon.config import RunConfig
+from reconciler.daemon.fetch import DesiredSource
+from reconciler.daemon.http.metrics import Metrics
+from reconciler.daemon.http.status import StatusBoard
+from reconciler.daemon.logs import JsonFormatter
+from reconciler.daemon.triggers import Backoff, OwnRemovals, _Trigger
 
 
 def test_git_sources_and_watched_directories(tmp_path: Path) -> None:
@@ -80,3 +88,55 @@ def test_unknown_config_key_is_a_clear_error(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "unknown setting 'intervall'" in result.output
     assert "interval" in result.output
+
+
+# -- what wakes a pass, what a pass enforces ---------------------------------------------------
+POD = """\
+apiVersion: v1
+kind: Pod
+metadata: {name: web}
+spec:
+  containers: [{name: web, image: "sample/frontend:1.0"}]
+"""
+
+
+def test_own_removals_are_echoes_until_the_ttl_after_the_pass() -> None:
+    own = OwnRemovals(ttl=60.0)
+    own.add(["c1", ""])
+    assert len(own) == 1  # an empty id is never recorded
+    assert own.echoes(_Trigger("event die web", "c1"))
+    assert not own.echoes(_Trigger("event die db", "c2"))
+    assert not own.echoes(_Trigger("start"))
+    own.settle()  # the pass ended: c1 stays its own for the ttl
+    assert own.echoes(_Trigger("event destroy web", "c1"))
+    own.add(["c3"])
+    own.settle(now=time.monotonic() - 61.0)  # a pass that ended more than a ttl ago
+    assert not own.echoes(_Trigger("event destroy db", "c3"))
+    assert own.echoes(_Trigger("event destroy web", "c1"))
+    own.settle()  # expired ids go
+    assert len(own) == 1
+
+
+def test_an_invalid_revision_keeps_the_last_valid_one_in_force(tmp_path: Path) -> None:
+    (tmp_path / "web.yaml").write_text(POD)
+    board, metrics = StatusBoard(), Metrics()
+    errors: list[tuple[str, str, list[str]]] = []
+
+    def record(kind: str, message: str, details: Sequence[str] = ()) -> None:
+        errors.append((kind, message, list(details)))
+
+    source = DesiredSource(RunConfig(source=str(tmp_path)), board, metrics, record)
+    first = source.fetch()
+    assert first is not None
+    manifests, _ = first
+    assert [m.name for m in manifests] == ["web"]
+    assert (source.invalid, errors) == (False, [])
+
+    (tmp_path / "web.yaml").write_text(POD.replace("name: web}", "name: Web_}"))
+    assert source.fetch() == first  # still enforcing the last valid manifests
+    assert source.invalid
+    ((kind, message, details),) = errors
+    assert kind == "validation"
+    assert "is invalid: 1 error(s); still enforcing" in message
+    assert details[0].startswith(f"{tmp_path / 'web.yaml'}:3:")
+    assert b"\nreconciler_validation_errors 1.0\n" in metrics.render()

@@ -1,0 +1,64 @@
+"""What ``reconciler run`` was told, and what one pass reports back.
+
+:class:`RunConfig` is the whole configuration of the service, already merged by the CLI
+(flags > ``RECONCILER_*`` env > config file > defaults); :class:`PassOutcome` is the result
+of one pass, for ``--once`` and for tests. Plain data in a module of its own, so that the
+CLI and the tests can build and read them without importing the loop and its edges.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from reconciler.core import labels as L
+from reconciler.desire.settings import Settings
+from reconciler.source.hosts import Host
+
+
+@dataclass
+class RunConfig:
+    """Everything ``reconciler run`` was told (flags > RECONCILER_* env > config file)."""
+
+    source: str
+    branch: str = ""
+    path: str = ""
+    interval: float = 30.0
+    resync: float = 60.0
+    listen: str = "127.0.0.1:9477"
+    hosts: Sequence[Host] = ()
+    instance: str = L.DEFAULT_INSTANCE
+    settings: Settings = field(default_factory=Settings)
+    webhook_secret: str = ""
+    once: bool = False
+    cache_dir: Path | None = None
+    state_dir: Path | None = None
+    concurrency: int = 8
+    prune: bool = True
+    max_prune: int = 20
+    allow_mass_prune: bool = False
+    grace_seconds: int = 10
+    git_timeout: float = 60.0
+    stop_timeout: float = 30.0
+
+    @property
+    def is_git(self) -> bool:
+        """A URL, or a path to a bare repository, is fetched with git; a plain directory
+        is read (and watched) in place."""
+        if re.match(r"^[a-z+]+://", self.source) or re.match(r"^[\w.-]+@[\w.-]+:", self.source):
+            return True
+        directory = Path(self.source)
+        return (directory / "HEAD").is_file() and (directory / "objects").is_dir()
+
+
+@dataclass
+class PassOutcome:
+    """What one pass did, for ``--once`` and for tests."""
+
+    ok: bool
+    revision: str = ""
+    applied: int = 0
+    failed: int = 0
+    error: str = ""

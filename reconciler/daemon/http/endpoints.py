@@ -1,0 +1,171 @@
+"""What each route answers: the endpoints' logic, apart from the sockets in :mod:`.server`.
+
+Every endpoint takes the request's headers and body and returns a :class:`_Reply`; none
+touches a socket, so the rules of the API read in one place:
+
+- ``/healthz`` is always 200; ``/readyz`` is 200 once a sync succeeded, 503 before
+  (:meth:`.status.StatusBoard.readiness`); ``/metrics`` and ``/status`` render what the loop
+  wrote into :class:`.metrics.Metrics` and :class:`.status.StatusBoard`.
+- ``POST /hooks/git`` exists only when a webhook secret is configured. Without one it is
+  404, not 403: an unauthenticated trigger would let anyone make us hammer the git remote,
+  and a feature that is switched off should not be advertised as present-but-forbidden.
+  An authentic event that does not trigger (a ping) is 2xx, else the git host marks the
+  delivery failed and may disable the hook.
+- ``/suspend`` and ``/resume`` require the generic ``X-Reconciler-Signature-256`` header over
+  the raw body (usually empty) when a secret is configured. The signature of an empty body is
+  a fixed value, so it works like a bearer token derived from the secret: anyone who sees
+  one such request can replay it. Keep the listener on a private network or behind TLS.
+  Without a secret they are open, like ``/status``.
+
+``on_trigger(reason)`` and ``on_suspend(flag)`` are the loop's callbacks. They run on a
+request thread, so they must only hand the request over (set an event, put on a queue) and
+return. The names here have a leading underscore because only :mod:`.server` uses them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from email.message import Message
+from http import HTTPStatus
+from typing import Any
+
+from reconciler.daemon.http.metrics import METRICS_CONTENT_TYPE, Metrics
+from reconciler.daemon.http.status import StatusBoard
+from reconciler.daemon.http.webhook import (
+    GENERIC_SIGNATURE,
+    _authenticate,
+    _delivery,
+    _digest_matches,
+    _parse_payload,
+    _push_event,
+    pushed_ref,
+    sign,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class _Reply:
+    """One answer: status, body, content type and any extra headers."""
+
+    status: int
+    body: bytes = b""
+    content_type: str = "text/plain; charset=utf-8"
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+def _text(status: int, message: str) -> _Reply:
+    return _Reply(status, (message + "\n").encode("utf-8"))
+
+
+_Endpoint = Callable[[Message, bytes], _Reply]
+
+
+@dataclass
+class _API:
+    """The endpoints' logic, apart from the socket handling in :class:`.server._Handler`."""
+
+    board: StatusBoard
+    metrics: Metrics
+    webhook_secret: str | None
+    on_trigger: Callable[[str], None]
+    on_suspend: Callable[[bool], None]
+    branch: str | None
+    max_body_bytes: int
+
+    routes: dict[str, dict[str, _Endpoint]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        """Path -> method -> endpoint. The webhook is absent, hence 404, without a secret."""
+        table: dict[str, dict[str, _Endpoint]] = {
+            "/healthz": {"GET": self.healthz},
+            "/readyz": {"GET": self.readyz},
+            "/metrics": {"GET": self.metrics_text},
+            "/status": {"GET": self.status},
+            "/suspend": {"POST": self.suspend},
+            "/resume": {"POST": self.resume},
+        }
+        if self.webhook_secret:
+            table["/hooks/git"] = {"POST": self.git_hook}
+        self.routes = table
+
+    def healthz(self, headers: Message, body: bytes) -> _Reply:
+        return _text(HTTPStatus.OK, "ok")
+
+    def readyz(self, headers: Message, body: bytes) -> _Reply:
+        ready, reason = self.board.readiness()
+        return _text(HTTPStatus.OK if ready else HTTPStatus.SERVICE_UNAVAILABLE, reason)
+
+    def metrics_text(self, headers: Message, body: bytes) -> _Reply:
+        return _Reply(HTTPStatus.OK, self.metrics.render(), METRICS_CONTENT_TYPE)
+
+    def status(self, headers: Message, body: bytes) -> _Reply:
+        data = json.dumps(self.board.snapshot(), indent=2, sort_keys=True) + "\n"
+        return _Reply(HTTPStatus.OK, data.encode("utf-8"), "application/json")
+
+    def suspend(self, headers: Message, body: bytes) -> _Reply:
+        return self._set_suspended(headers, body, True)
+
+    def resume(self, headers: Message, body: bytes) -> _Reply:
+        return self._set_suspended(headers, body, False)
+
+    def _set_suspended(self, headers: Message, body: bytes, suspended: bool) -> _Reply:
+        if self.webhook_secret:
+            value = headers.get(GENERIC_SIGNATURE)
+            if value is None or not _digest_matches(value, sign(self.webhook_secret, body)):
+                log.warning("refused %s: bad or missing %s", _verb(suspended), GENERIC_SIGNATURE)
+                return _unauthorized(f"{GENERIC_SIGNATURE} missing or wrong")
+        self.on_suspend(suspended)
+        log.info("%s requested over HTTP", _verb(suspended))
+        return _text(HTTPStatus.OK, "suspended" if suspended else "resumed")
+
+    def git_hook(self, headers: Message, body: bytes) -> _Reply:
+        if not self.webhook_secret:  # not routed without one; never accept unsigned anyway
+            return _text(HTTPStatus.NOT_FOUND, "not found")
+        provider, why = _authenticate(headers, body, self.webhook_secret)
+        if provider is None:
+            self.metrics.webhook_request("unauthorized")
+            log.warning("refused webhook: %s", why)
+            return _unauthorized(why)
+        event = _push_event(provider, headers)
+        if event is None:
+            # A ping, or an event we do not act on: authentic, so 2xx, else the git host
+            # marks the delivery failed and may disable the hook.
+            self.metrics.webhook_request("ignored")
+            name = headers.get("X-GitHub-Event") or headers.get("X-Gitlab-Event") or "?"
+            return _text(HTTPStatus.OK, f"ignored: {provider} event {name!r} does not trigger")
+        payload: dict[str, Any] = {}
+        if body.strip() or provider != "generic":
+            parsed = _parse_payload(headers, body)
+            if isinstance(parsed, str):
+                self.metrics.webhook_request("bad_request")
+                return _text(HTTPStatus.BAD_REQUEST, parsed)
+            payload = parsed
+        ref = pushed_ref(payload)
+        if self.branch is not None and ref is not None and ref != f"refs/heads/{self.branch}":
+            self.metrics.webhook_request("ignored")
+            return _text(HTTPStatus.OK, f"ignored: push to {ref}, watching {self.branch}")
+        reason = f"webhook: {provider} {event}" + (f" to {ref}" if ref else "")
+        log.info("%s (delivery %s)", reason, _delivery(headers))
+        self.on_trigger(reason)
+        self.metrics.webhook_request("accepted")
+        self.board.count("triggers")
+        suspended = self.board.suspended
+        note = " (reconciling is suspended: nothing will be applied)" if suspended else ""
+        return _text(HTTPStatus.ACCEPTED, f"triggered: {reason}{note}")
+
+
+def _verb(suspended: bool) -> str:
+    return "suspend" if suspended else "resume"
+
+
+def _unauthorized(message: str) -> _Reply:
+    return _Reply(
+        HTTPStatus.UNAUTHORIZED,
+        (message + "\n").encode("utf-8"),
+        headers=(("WWW-Authenticate", 'HMAC-SHA256 header="' + GENERIC_SIGNATURE + '"'),),
+    )

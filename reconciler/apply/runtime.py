@@ -15,7 +15,7 @@ Three sizes, so that each caller asks for no more than it uses:
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from reconciler.core.model import DesiredPod, HostState, LiveContainer
 
@@ -49,7 +49,7 @@ class HostRuntime(Runtime, Protocol):
 class EventStream(Protocol):
     """A blocking stream of Docker event dicts that another thread can close."""
 
-    def __iter__(self) -> Iterator[dict[str, object]]: ...
+    def __iter__(self) -> Iterator[dict[str, Any]]: ...
 
     def close(self) -> None: ...
 

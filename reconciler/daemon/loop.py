@@ -31,11 +31,12 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from reconciler.apply.converge import connect, converge, make_plan, observe_and_remember
 from reconciler.apply.execute import ActionResult
+from reconciler.apply.runtime import ServiceRuntime
 from reconciler.daemon.config import PassOutcome, RunConfig
 from reconciler.daemon.fetch import DesiredSource
 from reconciler.daemon.http.metrics import Metrics
@@ -43,7 +44,6 @@ from reconciler.daemon.http.server import Server, serve
 from reconciler.daemon.http.status import StatusBoard
 from reconciler.daemon.triggers import DockerEvents, OwnRemovals, _Trigger, watch_directory
 from reconciler.desire.hostmemory import HostRecord
-from reconciler.engine.host import DockerHost
 from reconciler.plan.guards import Limits, refusals
 from reconciler.plan.model import Verb
 
@@ -59,12 +59,20 @@ _MAX_REASONS = 5  # distinct trigger reasons named in the "pass:" log line
 class ReconcileService:
     """The loop, its triggers, and the HTTP side (status, metrics, webhook)."""
 
-    def __init__(self, config: RunConfig) -> None:
+    def __init__(
+        self, config: RunConfig, runtimes: Mapping[str, ServiceRuntime] | None = None
+    ) -> None:
+        """``runtimes``: one per configured host; by default a Docker connection to each
+        (tests pass in-memory hosts, which implement the same protocol)."""
         self.config = config
         self.board = StatusBoard()
         self.metrics = Metrics()
-        self.runtimes: dict[str, DockerHost] = connect(
-            list(config.hosts), config.instance, "", grace_seconds=config.grace_seconds
+        self.runtimes: dict[str, ServiceRuntime] = (
+            dict(runtimes)
+            if runtimes is not None
+            else dict(
+                connect(list(config.hosts), config.instance, "", grace_seconds=config.grace_seconds)
+            )
         )
         self._wake = threading.Condition()
         self._reasons: list[_Trigger] = []
@@ -280,6 +288,7 @@ class ReconcileService:
             self._own.settle()  # what this pass removed stays its own a while longer
         failed = len(done.report.failed)
         applied = len(done.report.results) - failed
+        self.board.record_actions(ok=applied, failed=failed)
         ok = failed == 0 and not the_plan.unreachable
         if failed == 0:
             self._record_revision(live, revision)

@@ -31,8 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from reconciler.apply.runtime import ServiceRuntime
 from reconciler.core import labels as L
-from reconciler.engine.host import DockerHost
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +162,7 @@ class DockerEvents:
 
     def __init__(
         self,
-        runtimes: Mapping[str, DockerHost],
+        runtimes: Mapping[str, ServiceRuntime],
         own: OwnRemovals,
         deliver: Callable[[Sequence[_Trigger]], None],
         ignored: Callable[[], None],
@@ -192,7 +192,7 @@ class DockerEvents:
             with contextlib.suppress(Exception):
                 stream.close()
 
-    def _follow(self, host: str, runtime: DockerHost) -> None:
+    def _follow(self, host: str, runtime: ServiceRuntime) -> None:
         backoff = Backoff(cap=30.0)
         last = [0.0]
         deferred: list[threading.Timer] = []

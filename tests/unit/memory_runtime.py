@@ -38,7 +38,7 @@ class MemoryEvents:
     def put(self, event: dict[str, Any]) -> None:
         self._queue.put(event)
 
-    def __iter__(self) -> Iterator[dict[str, object]]:
+    def __iter__(self) -> Iterator[dict[str, Any]]:
         while True:
             item = self._queue.get()
             if item is None:

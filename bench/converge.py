@@ -1029,7 +1029,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     bench = Bench(args.docker_host, verbose=args.verbose)
 
-    def terminate(signum: int, frame: Any) -> None:
+    def terminate(signum: int, _frame: Any) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, terminate)

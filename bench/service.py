@@ -266,9 +266,6 @@ class Service:
     def status(self) -> dict[str, Any]:
         return dict(json.loads(self.get("/status")))
 
-    def passes_done(self) -> int:
-        return int(self.status()["counters"].get("syncs_succeeded", 0))
-
     def idle_after(self, passes: int) -> bool:
         """At least ``passes`` passes succeeded and none is running."""
         status = self.status()
@@ -760,7 +757,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     bench = Bench(verbose=args.verbose)
     processes = Processes()
 
-    def terminate(signum: int, frame: Any) -> None:
+    def terminate(signum: int, _frame: Any) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, terminate)

@@ -932,7 +932,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     bench = Bench(verbose=args.verbose)
 
-    def terminate(signum: int, frame: Any) -> None:
+    def terminate(signum: int, _frame: Any) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, terminate)

@@ -37,6 +37,8 @@ from reconciler.core import labels as L
 from reconciler.desire.settings import DEFAULT_INFRA_IMAGE, Settings
 from reconciler.forwarder.build import default_forwarder_image
 
+from .gitremotes import processes_under
+
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "sample-repo"
 RECONCILER_BIN = REPO / ".venv" / "bin" / "reconciler"
@@ -404,3 +406,14 @@ def black_hole() -> Iterator[int]:
                 return
             stack.enter_context(probe)  # it got in: one more in the queue
         pytest.skip("cannot make a black hole here: a full accept queue still answers SYNs")
+
+
+@pytest.fixture
+def no_leftover_processes(tmp_path: Path) -> Iterator[None]:
+    """The test must leave no process (git, a daemon, http-backend) behind in its directory:
+    the git tests use it (``pytestmark``)."""
+    yield
+    deadline = time.monotonic() + 5
+    while (left := processes_under(tmp_path)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not left, f"processes left behind: {left}"

@@ -16,7 +16,6 @@ from __future__ import annotations
 import fcntl
 import secrets
 import shutil
-import time
 import traceback
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +24,7 @@ import pytest
 
 from reconciler.core.errors import SourceError, SourceUnavailable
 from reconciler.source.git import GitSource, sync
-from tests.integration.gitremotes import HttpsRemote, Upstream, free_port, processes_under
+from tests.integration.gitremotes import HttpsRemote, Upstream, free_port
 
 #: Long and random: found only where it really leaked, and long enough that the redactor
 #: treats it as a secret when it is the user name (``core.redact.url_secrets``).
@@ -40,6 +39,9 @@ FORMS = {
 HTTPS_FORMS = [form for form in FORMS if form.startswith("https")]
 
 
+pytestmark = pytest.mark.usefixtures("no_leftover_processes")
+
+
 def url_of(form: str, port: int | None = None, path: str = "/r.git", token: str = TOKEN) -> str:
     return FORMS[form].format(token=token, port=f":{port}" if port else "", path=path)
 
@@ -48,16 +50,6 @@ def assert_hidden(error: BaseException, token: str = TOKEN) -> None:
     """``token`` is in nothing a log line or ``/status`` could show of ``error``."""
     shown = "".join(traceback.format_exception(error))  # the message and the whole chain
     assert token not in shown, shown
-
-
-@pytest.fixture(autouse=True)
-def no_leftover_processes(tmp_path: Path) -> Iterator[None]:
-    """Every test must leave no git process (nor http-backend) behind in its directory."""
-    yield
-    deadline = time.monotonic() + 5
-    while (left := processes_under(tmp_path)) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not left, f"processes left behind: {left}"
 
 
 @pytest.fixture

@@ -31,22 +31,14 @@ import pytest
 
 from reconciler.core.errors import SourceError, SourceFailure, SourceUnavailable
 from reconciler.source.git import Checkout, GitSource, revision_of, sync
-from tests.integration.gitremotes import Daemon, Upstream, free_port, processes_under, run_git
+from tests.integration.gitremotes import Daemon, Upstream, free_port, run_git
 
 REPO = Path(__file__).resolve().parents[2]
 
 
+pytestmark = pytest.mark.usefixtures("no_leftover_processes")
+
 # -- fixtures ------------------------------------------------------------------------------
-
-
-@pytest.fixture(autouse=True)
-def no_leftover_processes(tmp_path: Path) -> Iterator[None]:
-    """Every test must leave no git (or daemon) process behind in its directory."""
-    yield
-    deadline = time.monotonic() + 5
-    while (left := processes_under(tmp_path)) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not left, f"processes left behind: {left}"
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ Through ``parse_text`` and ``parse_bytes``, the composer's callers; real text, n
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -18,21 +17,7 @@ from reconciler.core.model import FieldPath, Location, Manifest
 from reconciler.source.composer import MAX_DEPTH
 from reconciler.source.load import LoadResult, parse_bytes, parse_text
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
-POD = """\
-apiVersion: v1
-kind: Pod
-metadata:
-  name: {name}
-spec:
-  containers:
-    - name: web
-      image: nginx
-"""
-
-
-def pod(name: str = "web") -> str:
-    return POD.format(name=name)
+from .texts import FIXTURES, pod
 
 
 def messages(result: LoadResult) -> list[tuple[str, int, int, str]]:

@@ -28,21 +28,7 @@ from reconciler.source.load import (
     parse_text,
 )
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
-POD = """\
-apiVersion: v1
-kind: Pod
-metadata:
-  name: {name}
-spec:
-  containers:
-    - name: web
-      image: nginx
-"""
-
-
-def pod(name: str = "web") -> str:
-    return POD.format(name=name)
+from .texts import pod
 
 
 def write(path: Path, text: str) -> Path:

@@ -65,6 +65,7 @@ from reconciler.core.model import DesiredPod
 from reconciler.desire.compute import compute_desired
 from reconciler.desire.settings import Settings
 from reconciler.engine.host import DockerHost
+from reconciler.engine.translate import container_labels
 from reconciler.source.hosts import DEFAULT_SOCKET, Host
 
 API_VERSION = "1.41"
@@ -479,7 +480,6 @@ def desired_pods(bench: Bench, manifest: str, instance: str) -> list[DesiredPod]
 
 def floor_create(bench: Bench, manifest: str, instance: str, concurrency: int) -> float:
     """The same containers as reconciler's, made straight with the SDK; seconds."""
-    labeller = DockerHost(bench.host, instance=instance)
     jobs = []
     for pod in desired_pods(bench, manifest, instance):  # all computed before timing
         infra, app = pod.containers[0], pod.containers[1]
@@ -489,7 +489,7 @@ def floor_create(bench: Bench, manifest: str, instance: str, concurrency: int) -
                     "image": infra.image,
                     "name": infra.docker_name,
                     "hostname": infra.hostname,
-                    "labels": labeller._labels(pod, infra),
+                    "labels": container_labels(pod, infra, instance, ""),
                     "host_config": bench.api.create_host_config(
                         init=True, ipc_mode="shareable", restart_policy={"Name": "always"}
                     ),
@@ -498,7 +498,7 @@ def floor_create(bench: Bench, manifest: str, instance: str, concurrency: int) -
                     "image": app.image,
                     "name": app.docker_name,
                     "command": list(app.cmd or ()),
-                    "labels": labeller._labels(pod, app),
+                    "labels": container_labels(pod, app, instance, ""),
                 },
             )
         )

@@ -17,9 +17,11 @@ from pathlib import Path
 from reconciler.apply import state as memory_file
 from reconciler.apply.execute import ActionResult, ApplyReport, execute
 from reconciler.apply.runtime import HostRuntime
-from reconciler.check.validate import ValidationResult, validate
-from reconciler.core.model import HostState, Manifest
+from reconciler.check.policy import Policy
+from reconciler.check.validate import DEFAULT_POLICY, ValidationResult, validate
+from reconciler.core.model import Diagnostic, HostState, Manifest
 from reconciler.desire import hostmemory
+from reconciler.desire.budget import pod_budget
 from reconciler.desire.compute import compute_desired
 from reconciler.desire.hostmemory import HostRecord
 from reconciler.desire.settings import DesiredState, Settings
@@ -29,13 +31,29 @@ from reconciler.plan.model import Plan
 from reconciler.plan.planner import plan
 from reconciler.source.git import revision_of
 from reconciler.source.hosts import Host
-from reconciler.source.load import load_paths
+from reconciler.source.load import SourceLimits, load_paths
 
 
-def load_source(paths: Sequence[str]) -> tuple[ValidationResult, int]:
-    """Validated manifests of a source tree, and how many files it had."""
-    loaded = load_paths(paths)
-    return validate(loaded), len(loaded.files)
+def load_source(
+    paths: Sequence[str],
+    *,
+    policy: Policy = DEFAULT_POLICY,
+    limits: SourceLimits | None = None,
+    root: str | None = None,
+    max_pods: int | None = None,
+) -> tuple[ValidationResult, int]:
+    """Validated manifests of a source tree, and how many files it had.
+
+    What the operator allows is checked here, for ``diff``, ``apply`` and ``run`` alike:
+    the ``policy``, the source's ``limits`` (``root`` is the tree symbolic links must stay
+    in: a git checkout) and, when given, ``max_pods``.
+    """
+    loaded = load_paths(paths, limits=limits, root=root)
+    result = validate(loaded, policy)
+    if max_pods is not None and result.valid:
+        over: list[Diagnostic] = pod_budget(result.manifests, max_pods)
+        result.diagnostics = sorted([*result.diagnostics, *over], key=Diagnostic.sort_key)
+    return result, len(loaded.files)
 
 
 def source_revision(paths: Sequence[str]) -> str:

@@ -23,6 +23,7 @@ from reconciler.core.model import (
     format_path,
     locate_path,
 )
+from reconciler.core.text import bounded, shown
 
 
 class TreeFacts(NamedTuple):
@@ -198,7 +199,7 @@ def check_facts(facts: Iterable[TreeFacts | None], out: list[Diagnostic]) -> Non
             matches = found if matches is None else matches & found
         selected = [templates[i] for i in sorted(matches or ())]
         if not selected:
-            wanted = ",".join(f"{k}={v}" for k, v in selector.items())
+            wanted = bounded(",".join(f"{k}={v}" for k, v in selector.items()), 200)
             service.report(
                 out,
                 Severity.WARNING,
@@ -214,7 +215,7 @@ def check_facts(facts: Iterable[TreeFacts | None], out: list[Diagnostic]) -> Non
                     out,
                     Severity.WARNING,
                     ("spec", "ports", index, "targetPort"),
-                    f"no selected pod defines a container port named {target!r}",
+                    f"no selected pod defines a container port named {shown(target)}",
                 )
 
 

@@ -22,6 +22,7 @@ from reconciler.apply.converge import (
 )
 from reconciler.apply.state import state_dir
 from reconciler.check.validate import ValidationResult
+from reconciler.cli.admission import Admission
 from reconciler.cli.group import EXIT_ERROR
 from reconciler.cli.output import print_diagnostics
 from reconciler.core.errors import HostsFileError, InputError, SelectorError
@@ -74,11 +75,20 @@ def selector_from_flag(text: str | None) -> Selector:
         raise click.UsageError(str(exc)) from exc
 
 
-def validated_source(sources: tuple[str, ...]) -> tuple[ValidationResult, str]:
-    """Load and validate; on any error print the validate messages and exit 2."""
+def validated_source(
+    sources: tuple[str, ...], admission: Admission | None = None
+) -> tuple[ValidationResult, str]:
+    """Load and validate (against the operator's ``admission``); on any error print the
+    validate messages and exit 2."""
     paths = list(sources) or ["."]
+    admitted = admission or Admission()
     try:
-        result, files = load_source(paths)
+        result, files = load_source(
+            paths,
+            policy=admitted.policy,
+            limits=admitted.limits,
+            max_pods=admitted.max_pods,
+        )
     except InputError as exc:
         raise click.UsageError(str(exc)) from exc
     if not result.valid:
@@ -121,9 +131,10 @@ def compute_plan(
     settings: Settings,
     prune: bool,
     grace: int = 10,
+    admission: Admission | None = None,
 ) -> Computed:
     """Validated manifests, the hosts observed (and remembered), and the plan between them."""
-    validation, revision = validated_source(sources)
+    validation, revision = validated_source(sources, admission)
     hosts = hosts_from_flag(hosts_file)
     runtimes = connect(hosts, settings.instance, revision, grace_seconds=grace)
     live, memory, now = observe_and_remember(runtimes, settings.instance, state_dir())

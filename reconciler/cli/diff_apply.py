@@ -17,6 +17,7 @@ from reconciler.apply.converge import converge
 from reconciler.apply.execute import ActionResult, ApplyReport
 from reconciler.apply.state import state_dir
 from reconciler.cli import options as opt
+from reconciler.cli.admission import admission_from_flags
 from reconciler.cli.common import Computed, compute_plan, settings_from_flags
 from reconciler.cli.group import EXIT_ERROR, EXIT_INVALID, EXIT_OK, cli
 from reconciler.cli.output import echo_results, echo_styled
@@ -41,6 +42,9 @@ from reconciler.render.plans import plan_json, plan_markdown, plan_text_lines
     help="text for people, json for tools, markdown for a PR comment.",
 )
 @opt.prune(help_text="Count owned objects no longer in the manifests as removals.")
+@opt.policy()
+@opt.max_pods()
+@opt.source_limits()
 def diff_command(
     sources: tuple[str, ...],
     hosts_file: str | None,
@@ -51,6 +55,11 @@ def diff_command(
     host_grace: float,
     output: str,
     prune: bool,
+    policy: str,
+    allow_host_path: tuple[str, ...],
+    max_pods: int,
+    max_source_files: int,
+    max_source_bytes: int,
 ) -> None:
     """Show what apply would change, without changing anything.
 
@@ -62,6 +71,9 @@ def diff_command(
         hosts_file,
         settings_from_flags(instance, infra_image, forwarder_image, cluster_cidr, host_grace),
         prune,
+        admission=admission_from_flags(
+            policy, allow_host_path, max_source_files, max_source_bytes, max_pods
+        ),
     )
     the_plan, revision = computed.plan, computed.revision
     if output == "json":
@@ -88,7 +100,12 @@ def diff_command(
 @opt.prune()
 @opt.allow_mass_prune()
 @opt.max_prune()
+@opt.allow_mass_create()
+@opt.max_create()
 @opt.concurrency()
+@opt.policy()
+@opt.max_pods()
+@opt.source_limits()
 def apply_command(
     sources: tuple[str, ...],
     hosts_file: str | None,
@@ -102,7 +119,14 @@ def apply_command(
     prune: bool,
     allow_mass_prune: bool,
     max_prune: int,
+    allow_mass_create: bool,
+    max_create: int,
     concurrency: int,
+    policy: str,
+    allow_host_path: tuple[str, ...],
+    max_pods: int,
+    max_source_files: int,
+    max_source_bytes: int,
 ) -> None:
     """Make the hosts run what the manifests say.
 
@@ -115,17 +139,18 @@ def apply_command(
         settings_from_flags(instance, infra_image, forwarder_image, cluster_cidr, host_grace),
         prune,
         grace_period,
+        admission=admission_from_flags(
+            policy, allow_host_path, max_source_files, max_source_bytes, max_pods
+        ),
     )
     the_plan, revision = computed.plan, computed.revision
     echo_styled(plan_text_lines(the_plan, revision))
     if dry_run:
         sys.exit(EXIT_OK if the_plan.in_sync else EXIT_INVALID)
-    refused = refusals(the_plan, Limits(max_prune, allow_mass_prune))
+    refused = refusals(the_plan, Limits(max_prune, allow_mass_prune, max_create, allow_mass_create))
     if refused:
-        for reason in refused.values():
-            click.echo(
-                f"refused: this plan {reason} (pass --allow-mass-prune if you mean it)", err=True
-            )
+        for reason in refused:
+            click.echo(f"refused: {reason}", err=True)
         sys.exit(EXIT_ERROR)
     report = _apply_with_progress(computed, concurrency)
     echo_results(report)

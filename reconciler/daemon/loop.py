@@ -263,9 +263,12 @@ class ReconcileService:
             host_memory=memory,
             now=now,
         )
-        refused = refusals(the_plan, Limits(config.max_prune, config.allow_mass_prune))
+        limits = Limits(
+            config.max_prune, config.allow_mass_prune, config.max_create, config.allow_mass_create
+        )
+        refused = refusals(the_plan, limits)
         if refused:
-            message = "; ".join(refused.values()) + " (refused: --allow-mass-prune to force)"
+            message = "refused: " + "; ".join(refused)
             self._record_error("apply", message)
             self.board.sync_finished(ok=False, duration=time.monotonic() - started)
             return PassOutcome(ok=False, revision=revision, error=message)

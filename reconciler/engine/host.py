@@ -198,6 +198,15 @@ class DockerHost:
             mem_reservation=args.mem_reservation,
             binds={k: dict(v) for k, v in args.binds.items()} or None,
             mounts=mounts or None,
+            privileged=args.privileged,
+            cap_add=list(args.cap_add) or None,
+            cap_drop=list(args.cap_drop) or None,
+            group_add=list(args.group_add) or None,
+            read_only=args.read_only or None,
+            security_opt=list(args.security_opt) or None,
+            pid_mode=args.pid_mode,
+            uts_mode=args.uts_mode,
+            sysctls=dict(args.sysctls) or None,
         )
         created = self._call(
             f"create {args.name}",
@@ -209,6 +218,7 @@ class DockerHost:
             command=list(args.command) if args.command is not None else None,
             environment=list(args.environment) or None,
             working_dir=args.working_dir,
+            user=args.user,
             labels=dict(args.labels),
             ports=list(args.exposed) or None,
             host_config=host_config,
@@ -247,10 +257,26 @@ class DockerHost:
             raise ApplyError(f"infra container of pod {pod.name} is gone") from exc
         return str(info["Id"])
 
+    def _check_non_root(self, container: DesiredContainer) -> None:
+        """``runAsNonRoot`` without a ``runAsUser``: the image's own user must be a non-zero
+        number, as Kubernetes checks before it starts a container."""
+        security = container.security
+        if security is None or not security.run_as_non_root or security.user:
+            return
+        info = self._call("inspect image", self.api.inspect_image, container.image)
+        user = str((info.get("Config") or {}).get("User") or "")
+        if T.runs_as_root(user):
+            shown = repr(user) if user else "root (no USER)"
+            raise ApplyError(
+                f"CreateContainerConfigError: container {container.container} has "
+                f"runAsNonRoot and image {container.image} runs as {shown}: set runAsUser"
+            )
+
     def create_pod(self, pod: DesiredPod) -> None:
         """Volumes, infra container, then every app container; all or nothing."""
         for container in pod.app_containers:
             self.ensure_image(container.image, container.pull_policy)
+            self._check_non_root(container)
         infra = pod.containers[0]
         self.ensure_infra_image(infra.image, with_forwarder=infra.role == L.ROLE_FORWARDER)
         created: list[str] = []
@@ -267,6 +293,7 @@ class DockerHost:
     def create_container(self, pod: DesiredPod, name: str) -> None:
         container = next(c for c in pod.app_containers if c.container == name)
         self.ensure_image(container.image, container.pull_policy)
+        self._check_non_root(container)
         self._create_app(pod, container, self._infra_id(pod))
 
     def _discard(self, container_ids: Sequence[str], pod: DesiredPod) -> None:

@@ -2,8 +2,8 @@
 shown, or carried out.
 
 Both read the same flags and compute the same plan (``cli.common.compute_plan``); ``apply``
-then refuses a mass prune, runs the plan with a progress bar on a terminal and reports
-every action.
+then refuses a mass prune or a mass creation, runs the plan with a progress bar on a terminal
+and reports every action.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from reconciler.cli.admission import admission_from_flags
 from reconciler.cli.common import Computed, compute_plan, settings_from_flags
 from reconciler.cli.group import EXIT_ERROR, EXIT_INVALID, EXIT_OK, cli
 from reconciler.cli.output import echo_results, echo_styled
-from reconciler.plan.guards import Limits, refusals
+from reconciler.plan.guards import Limits, refused
 from reconciler.render.plans import plan_json, plan_markdown, plan_text_lines
 
 
@@ -147,9 +147,9 @@ def apply_command(
     echo_styled(plan_text_lines(the_plan, revision))
     if dry_run:
         sys.exit(EXIT_OK if the_plan.in_sync else EXIT_INVALID)
-    refused = refusals(the_plan, Limits(max_prune, allow_mass_prune, max_create, allow_mass_create))
-    if refused:
-        for reason in refused:
+    reasons = refused(the_plan, Limits(max_prune, allow_mass_prune, max_create, allow_mass_create))
+    if reasons:
+        for reason in reasons:
             click.echo(f"refused: {reason}", err=True)
         sys.exit(EXIT_ERROR)
     report = _apply_with_progress(computed, concurrency)

@@ -44,7 +44,7 @@ from reconciler.daemon.http.server import Server, serve
 from reconciler.daemon.http.status import StatusBoard
 from reconciler.daemon.triggers import DockerEvents, OwnRemovals, _Trigger, watch_directory
 from reconciler.desire.hostmemory import HostRecord
-from reconciler.plan.guards import Limits, refusals
+from reconciler.plan.guards import Limits, refused
 from reconciler.plan.model import Verb
 
 log = logging.getLogger(__name__)
@@ -266,9 +266,9 @@ class ReconcileService:
         limits = Limits(
             config.max_prune, config.allow_mass_prune, config.max_create, config.allow_mass_create
         )
-        refused = refusals(the_plan, limits)
-        if refused:
-            message = "refused: " + "; ".join(refused)
+        reasons = refused(the_plan, limits)
+        if reasons:
+            message = "refused: " + "; ".join(reasons)
             self._record_error("apply", message)
             self.board.sync_finished(ok=False, duration=time.monotonic() - started)
             return PassOutcome(ok=False, revision=revision, error=message)

@@ -57,13 +57,18 @@ def mass_create_hosts(plan: Plan, max_create: int) -> dict[str, str]:
     }
 
 
-def refusals(plan: Plan, limits: Limits) -> list[str]:
+def refusals(plan: Plan, limits: Limits) -> dict[str, str]:
+    """Why ``plan`` must not prune, per host (empty: it may). :func:`refused` says it all."""
+    return {} if limits.allow_mass_prune else mass_prune_hosts(plan, limits.max_prune)
+
+
+def refused(plan: Plan, limits: Limits) -> list[str]:
     """Why ``plan`` must not run, one sentence per host and guard, each naming the flag that
-    overrides it (empty: it may run)."""
-    reasons = []
-    if not limits.allow_mass_prune:
-        for why in mass_prune_hosts(plan, limits.max_prune).values():
-            reasons.append(f"this plan {why} (pass --allow-mass-prune if you mean it)")
+    overrides it (empty: it may run): what ``apply`` and ``run`` ask before they act."""
+    reasons = [
+        f"this plan {why} (pass --allow-mass-prune if you mean it)"
+        for why in refusals(plan, limits).values()
+    ]
     if not limits.allow_mass_create:
         for why in mass_create_hosts(plan, limits.max_create).values():
             reasons.append(f"this plan {why} (pass --allow-mass-create if you mean it)")

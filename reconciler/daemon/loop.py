@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import signal
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -42,6 +41,7 @@ from reconciler.daemon.fetch import DesiredSource
 from reconciler.daemon.http.metrics import Metrics
 from reconciler.daemon.http.server import Server, serve
 from reconciler.daemon.http.status import StatusBoard
+from reconciler.daemon.signals import StopSignals
 from reconciler.daemon.triggers import DockerEvents, OwnRemovals, _Trigger, watch_directory
 from reconciler.desire.hostmemory import HostRecord
 from reconciler.plan.guards import Limits, refused
@@ -91,6 +91,7 @@ class ReconcileService:
             self._stopping,
         )
         self.passes = 0
+        self._signals = StopSignals(self.stop, config.stop_timeout)
         self.board.set_source(config.source, config.branch, config.path)
 
     # -- triggers --------------------------------------------------------------------------
@@ -211,22 +212,12 @@ class ReconcileService:
         self._events.close()
         for runtime in self.runtimes.values():
             runtime.close()
+        self._signals.close()
 
     def _install_signals(self) -> None:
-        if threading.current_thread() is not threading.main_thread():
-            return
-
-        def handler(signum: int, _frame: Any) -> None:
-            log.info("signal %s: finishing the current pass, then exiting", signum)
-            self.stop()
-            # a second signal, or a pass that overruns the bound, ends the process
-            signal.signal(signum, signal.SIG_DFL)
-            timer = threading.Timer(self.config.stop_timeout, _exit_now)
-            timer.daemon = True
-            timer.start()
-
-        signal.signal(signal.SIGTERM, handler)
-        signal.signal(signal.SIGINT, handler)
+        """SIGTERM/SIGINT stop the loop after the pass in progress; a second one, or a pass
+        that overruns ``stop_timeout``, ends the process (``daemon.signals``)."""
+        self._signals.install()
 
     # -- one pass ----------------------------------------------------------------------------
     def run_pass(self, reason: str) -> PassOutcome:
@@ -368,10 +359,3 @@ def _summary(reasons: Sequence[str]) -> str:
     more = len(distinct) - _MAX_REASONS
     text = ", ".join(distinct[:_MAX_REASONS])
     return f"{text} and {more} more" if more > 0 else text
-
-
-def _exit_now() -> None:
-    import os
-
-    log.error("did not stop in time: exiting")
-    os._exit(1)

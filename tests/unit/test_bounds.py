@@ -21,6 +21,7 @@ from reconciler.daemon.loop import ReconcileService
 from reconciler.desire.budget import pod_budget
 from reconciler.desire.settings import Settings
 from reconciler.plan.guards import Limits, mass_create_hosts, refused
+from reconciler.plan.model import Plan
 from reconciler.render.diagnostics import diagnostic_line
 from reconciler.source.hosts import Host
 from reconciler.source.load import parse_text
@@ -89,7 +90,7 @@ def test_load_source_leaves_max_pods_to_the_caller(tmp_path: Path) -> None:
 
 
 # -- pods created in one pass ----------------------------------------------------------------
-def _plan_for(text: str, hosts: list[Host]) -> object:
+def _plan_for(text: str, hosts: list[Host]) -> Plan:
     manifests = validate(parse_text(text, "m.yaml")).manifests
     return make_plan(
         manifests, hosts, {h.name: MemoryHost(h.name).observe() for h in hosts}, Settings()

@@ -167,6 +167,7 @@ class ReconcileService:
         if self.config.once:
             return 0 if self.run_pass("once").ok else 1
         self._install_signals()
+        log.info("policy: %s, at most %d pods", self.config.policy.describe(), self.config.max_pods)
         self._start_http()
         if not self.config.is_git:
             self._start_watch()

@@ -234,3 +234,13 @@ def test_a_generic_delivery_may_be_signed_with_a_timestamp_and_is_accepted_once(
     wrong = signed_headers("nope", b"", "/hooks/git")
     assert request(a.server, "POST", "/hooks/git", b"", wrong).status == 401
     assert a.triggers == ["webhook: generic push"]
+
+
+def test_a_generic_delivery_id_is_accepted_once(api: Start) -> None:
+    a = api()
+    headers = {"X-Reconciler-Signature-256": sign(SECRET, b""), "X-Reconciler-Delivery": "d-1"}
+    assert request(a.server, "POST", "/hooks/git", b"", headers).status == 202
+    assert request(a.server, "POST", "/hooks/git", b"", headers).status == 200
+    other = {**headers, "X-Reconciler-Delivery": "d-2"}
+    assert request(a.server, "POST", "/hooks/git", b"", other).status == 202
+    assert len(a.triggers) == 2

@@ -114,6 +114,7 @@ def test_host_namespaces_are_honoured_when_the_policy_allows_them(rig: Rig) -> N
         pod(
             "agent",
             """\
+  hostNetwork: true
   hostPID: true
   hostIPC: true
   containers:
@@ -127,12 +128,13 @@ def test_host_namespaces_are_honoured_when_the_policy_allows_them(rig: Rig) -> N
     )
     refused = rig.apply()
     assert refused.exit_code == 2
-    assert refused.output.count("rule host-namespaces") == 2
+    assert refused.output.count("rule host-namespaces") == 3
     assert "rule capabilities" in refused.output
     rig.applied("--policy", "privileged")
     app = rig.inspect("agent", "agent")["HostConfig"]
     assert (app["PidMode"], app["IpcMode"], app["CapAdd"]) == ("host", "host", ["SYS_PTRACE"])
-    assert rig.inspect("agent", "POD")["HostConfig"]["IpcMode"] == "host"
+    infra = rig.inspect("agent", "POD")["HostConfig"]
+    assert (infra["NetworkMode"], infra["IpcMode"], infra["UTSMode"]) == ("host", "host", "host")
 
 
 # -- names taken by objects that are not ours -------------------------------------------------

@@ -141,7 +141,7 @@ class Policy:
         return any(path == p or path.startswith(p.rstrip("/") + "/") for p in self.host_paths)
 
     def describe(self) -> str:
-        """For messages and ``--print-config``: ``baseline (host paths: /srv)``."""
+        """For the service's start-up line: ``baseline (host paths: /srv)``."""
         if not self.host_paths:
             return self.level.value
         return f"{self.level.value} (host paths: {', '.join(self.host_paths)})"

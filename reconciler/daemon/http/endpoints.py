@@ -89,16 +89,11 @@ class _API:
 
     routes: dict[str, dict[str, _Endpoint]] = field(init=False)
     #: signed control requests already used (a replay is refused)
-    control_replays: Replays = field(init=False)
+    control_replays: Replays = field(init=False, default_factory=lambda: Replays(2 * REPLAY_WINDOW))
     #: webhook deliveries (ids, signed bodies) already accepted: each one triggers once
-    deliveries: Replays = field(init=False)
+    deliveries: Replays = field(init=False, default_factory=lambda: Replays(DELIVERY_MEMORY))
 
     def __post_init__(self) -> None:
-        self.control_replays = Replays(2 * REPLAY_WINDOW)
-        self.deliveries = Replays(DELIVERY_MEMORY)
-        self._build_routes()
-
-    def _build_routes(self) -> None:
         """Path -> method -> endpoint. The webhook is absent, hence 404, without a secret."""
         table: dict[str, dict[str, _Endpoint]] = {
             "/healthz": {"GET": self.healthz},

@@ -162,10 +162,12 @@ class PassReport:
             for r in done:
                 counts[r.action.verb.value] = counts.get(r.action.verb.value, 0) + 1
             verb = "healed drift at" if already else "applied"
+            pods = sorted({r.action.pod for r in done})
+            named = ", ".join(pods[:3]) + (f" and {len(pods) - 3} more" if len(pods) > 3 else "")
             self.announcer.announce(
                 E.event(
                     kind,
-                    f"{verb} {revision or '(working tree)'}: {summary_text(counts)}",
+                    f"{verb} {revision or '(working tree)'}: {summary_text(counts)} ({named})",
                     self.instance,
                     revision,
                     [action_line(r.action) for r in done],

@@ -64,6 +64,8 @@ class _HTTPServer(ThreadingHTTPServer):
     reaper: Reaper
     #: connections served at once (one thread each); past it a connection gets a 503 at once
     max_connections = MAX_CONNECTIONS
+    #: seconds from accepting a connection to the end of its answer (``limits``)
+    request_deadline = REQUEST_DEADLINE
     _active = 0
     _active_lock = threading.Lock()
 
@@ -131,8 +133,8 @@ class _Handler(BaseHTTPRequestHandler):
         """The socket's per-read timeout (``timeout``) and, over the whole exchange, the
         reaper's deadline; the request line and headers read through a byte budget."""
         super().setup()
-        reaper = cast(_HTTPServer, self.server).reaper
-        self._watch = reaper.watch(self.connection, REQUEST_DEADLINE)
+        server = cast(_HTTPServer, self.server)
+        self._watch = server.reaper.watch(self.connection, server.request_deadline)
         self.rfile = BoundedReader(self.rfile, MAX_HEADER_BYTES)  # type: ignore[assignment]
 
     def parse_request(self) -> bool:
@@ -352,6 +354,8 @@ def serve(
     on_suspend: Callable[[bool], None],
     branch: str | None = None,
     max_body_bytes: int = MAX_BODY_BYTES,
+    max_connections: int = MAX_CONNECTIONS,
+    request_deadline: float = REQUEST_DEADLINE,
 ) -> Server:
     """Listen on ``address:port`` (0: any free port) and serve on a background thread.
 
@@ -359,7 +363,8 @@ def serve(
     ``/resume``; an empty string counts as none. ``branch``, when given, makes pushes to any
     other ref (other branches, tags) answer "ignored" without calling ``on_trigger``; pushes
     whose payload names no ref always trigger, since a needless fetch is cheap and a missed
-    one is not. Raises ``OSError`` when the address cannot be bound.
+    one is not. ``max_connections`` and ``request_deadline`` bound slow and numerous
+    clients (:mod:`.limits`). Raises ``OSError`` when the address cannot be bound.
     """
     secret = webhook_secret or None
     if address.startswith("[") and address.endswith("]"):
@@ -369,6 +374,8 @@ def serve(
     httpd = server_class((address, port), _Handler, bind_and_activate=False)
     httpd.api = api
     httpd.reaper = Reaper()
+    httpd.max_connections = max_connections
+    httpd.request_deadline = request_deadline
     try:
         httpd.server_bind()
         httpd.server_activate()

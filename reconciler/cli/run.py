@@ -101,7 +101,7 @@ def _load_config(ctx: click.Context, _param: click.Parameter, value: str | None)
     envvar=opt.env_var("listen"),
     default=opt.DEFAULT_LISTEN,
     show_default=True,
-    help="HOST:PORT of /healthz /readyz /metrics /status /hooks/git.",
+    help="HOST:PORT of the status page (/) and /healthz /readyz /metrics /status /hooks/git.",
 )
 @opt.hosts()
 @opt.instance()

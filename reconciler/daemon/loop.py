@@ -179,7 +179,7 @@ class ReconcileService:
             on_suspend=self._on_suspend,
             branch=self.config.branch or None,
         )
-        log.info("serving /healthz /readyz /metrics /status /hooks/git on %s", self._server.url)
+        log.info("status page at %s/ (and /healthz /readyz /metrics /status)", self._server.url)
 
     def _start_watch(self) -> None:
         """Watch a directory source: a change wakes the loop (see :func:`watch_directory`)."""

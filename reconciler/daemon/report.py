@@ -32,6 +32,7 @@ from reconciler.desire.settings import DesiredState
 from reconciler.plan.model import Action, Plan
 from reconciler.render.overview import world_rows
 from reconciler.render.plans import plan_actions, summary_text
+from reconciler.render.statuspage import HELD_WORDS
 from reconciler.source.hosts import Host
 
 log = logging.getLogger(__name__)
@@ -84,7 +85,7 @@ class PassReport:
 
     def held(self, revision: str, kind: str, message: str, lines: Sequence[str]) -> None:
         """A revision is not applied (``daemon.fetch``): invalid, or not signed."""
-        what = "invalid" if kind == "invalid" else "not signed by an allowed key"
+        what = HELD_WORDS.get(kind, f"is held ({kind})")[3:]
         self.announcer.announce(
             E.event(
                 E.REVISION_HELD,

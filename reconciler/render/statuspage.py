@@ -33,6 +33,12 @@ _STATUS_TONE: Final = {"Running": "ok", "Completed": "idle", "ContainerCreating"
 _ROLLOUT_TONE: Final = {"complete": "ok", "progressing": "warn", "failed": "error"}
 _VERB_TONE: Final = {"create": "ok", "start": "ok", "recreate": "warn", "remove": "error"}
 _SEVERITY_TONE: Final = {"info": "ok", "warning": "warn", "error": "error"}
+#: Why a revision is held, by the kind the service records (``daemon.fetch``), in words
+HELD_WORDS: Final = {
+    "invalid": "is invalid",
+    "signature": "is not signed by an allowed key",
+    "undecryptable": "cannot be decrypted",
+}
 
 Cell = dict[str, Any]
 
@@ -174,7 +180,7 @@ def banners(status: Mapping[str, Any]) -> list[dict[str, Any]]:
     found = []
     held = status.get("held")
     if held:
-        what = "is invalid" if held.get("kind") == "invalid" else "is not signed by an allowed key"
+        what = HELD_WORDS.get(str(held.get("kind")), f"is held ({held.get('kind')})")
         more = int(held.get("error_count") or 0) - len(held.get("errors") or [])
         found.append(
             {

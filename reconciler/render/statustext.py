@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final
 
-from reconciler.render.statuspage import strip_root
+from reconciler.render.statuspage import HELD_WORDS, strip_root
 from reconciler.render.views import table_lines
 
 _WIDTH: Final = 13  # "Last error:" and friends, then the value
@@ -103,7 +103,7 @@ def _lines(status: Mapping[str, Any], now: float) -> list[str]:
 def _held(held: Mapping[str, Any] | None, now: float) -> list[str]:
     if not held:
         return []
-    what = "invalid" if held.get("kind") == "invalid" else "not signed by an allowed key"
+    what = HELD_WORDS.get(str(held.get("kind")), f"is held ({held.get('kind')})")[3:]
     lines = [
         _fact(
             "Held",

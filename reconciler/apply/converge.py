@@ -18,7 +18,9 @@ from reconciler.apply import state as memory_file
 from reconciler.apply.execute import ActionResult, ApplyReport, execute
 from reconciler.apply.runtime import HostRuntime
 from reconciler.check.validate import ValidationResult, validate
-from reconciler.core.model import HostState, Manifest
+from reconciler.core.errors import ReconcilerError
+from reconciler.core.model import HostState, LiveVolume, Manifest
+from reconciler.desire.claims import orphaned_volumes
 from reconciler.desire import hostmemory
 from reconciler.desire.compute import compute_desired
 from reconciler.desire.hostmemory import HostRecord
@@ -29,12 +31,23 @@ from reconciler.plan.model import Plan
 from reconciler.plan.planner import plan
 from reconciler.source.git import revision_of
 from reconciler.source.hosts import Host
+from reconciler.source.keys import Keyring
 from reconciler.source.load import load_paths
+from reconciler.source.sops import open_secrets
 
 
-def load_source(paths: Sequence[str]) -> tuple[ValidationResult, int]:
-    """Validated manifests of a source tree, and how many files it had."""
+def load_source(
+    paths: Sequence[str], keyring: Keyring | None = None
+) -> tuple[ValidationResult, int]:
+    """Validated manifests of a source tree, and how many files it had.
+
+    With a ``keyring`` (``diff``, ``apply``, ``run``), SOPS-encrypted Secrets are decrypted
+    in memory first and checked in full; one that cannot be opened is an error, so nothing
+    is applied. Without one (``get``), they are checked as ``validate`` checks them.
+    """
     loaded = load_paths(paths)
+    if keyring is not None:
+        loaded = open_secrets(loaded, keyring)
     return validate(loaded), len(loaded.files)
 
 
@@ -77,9 +90,33 @@ def make_plan(
     prune: bool = True,
     host_memory: Mapping[str, HostRecord] | None = None,
     now: float = 0.0,
+    prune_volumes: bool = False,
 ) -> tuple[DesiredState, Plan]:
     desired = compute_desired(manifests, hosts, live, settings, host_memory, now)
-    return desired, plan(desired, live, prune=prune)
+    the_plan = plan(desired, live, prune=prune)
+    the_plan.orphaned_volumes = orphaned_volumes(desired.claims, live)
+    the_plan.prune_volumes = prune_volumes
+    return desired, the_plan
+
+
+def remove_volumes(
+    volumes: Sequence[LiveVolume], runtimes: Mapping[str, HostRuntime]
+) -> list[tuple[LiveVolume, str]]:
+    """Remove claims' volumes (``--prune-volumes``, ``down --volumes``): each with "" when
+    it went, else why not (in use, not ours, host away). Never implicit."""
+    results = []
+    for volume in volumes:
+        runtime = runtimes.get(volume.host)
+        if runtime is None:
+            results.append((volume, f"host {volume.host} is not configured"))
+            continue
+        try:
+            runtime.remove_volume(volume)
+        except ReconcilerError as exc:
+            results.append((volume, str(exc)))
+            continue
+        results.append((volume, ""))
+    return results
 
 
 def observe_and_remember(

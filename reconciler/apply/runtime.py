@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any, Protocol
 
-from reconciler.core.model import DesiredPod, HostState, LiveContainer
+from reconciler.core.model import DesiredPod, HostState, LiveContainer, LiveVolume
 
 
 class Runtime(Protocol):
@@ -42,6 +42,8 @@ class HostRuntime(Runtime, Protocol):
     revision: str
 
     def observe(self) -> HostState: ...
+
+    def remove_volume(self, volume: LiveVolume) -> None: ...
 
     def close(self) -> None: ...
 

@@ -33,6 +33,7 @@ from reconciler.engine.host import DockerHost
 from reconciler.plan.model import Plan
 from reconciler.render.diagnostics import validation_summary
 from reconciler.source.hosts import Host, load_hosts
+from reconciler.source.keys import Keyring, load_keyring
 
 
 def hosts_from_flag(hosts_file: str | None) -> list[Host]:
@@ -74,11 +75,23 @@ def selector_from_flag(text: str | None) -> Selector:
         raise click.UsageError(str(exc)) from exc
 
 
-def validated_source(sources: tuple[str, ...]) -> tuple[ValidationResult, str]:
-    """Load and validate; on any error print the validate messages and exit 2."""
+def keyring_from_flags(key_file: str | None) -> Keyring:
+    """The age identities of ``SOPS_AGE_KEY``, ``SOPS_AGE_KEY_FILE`` and
+    ``--sops-age-key-file``; an unreadable or malformed key file is a usage error."""
+    try:
+        return load_keyring(os.environ, [key_file] if key_file else [])
+    except InputError as exc:
+        raise click.UsageError(str(exc)) from exc
+
+
+def validated_source(
+    sources: tuple[str, ...], keyring: Keyring | None = None
+) -> tuple[ValidationResult, str]:
+    """Load, decrypt and validate; on any error print the messages and exit 2 (a Secret
+    that cannot be decrypted is one: nothing is applied)."""
     paths = list(sources) or ["."]
     try:
-        result, files = load_source(paths)
+        result, files = load_source(paths, keyring if keyring is not None else Keyring())
     except InputError as exc:
         raise click.UsageError(str(exc)) from exc
     if not result.valid:
@@ -121,13 +134,22 @@ def compute_plan(
     settings: Settings,
     prune: bool,
     grace: int = 10,
+    key_file: str | None = None,
+    prune_volumes: bool = False,
 ) -> Computed:
     """Validated manifests, the hosts observed (and remembered), and the plan between them."""
-    validation, revision = validated_source(sources)
+    validation, revision = validated_source(sources, keyring_from_flags(key_file))
     hosts = hosts_from_flag(hosts_file)
     runtimes = connect(hosts, settings.instance, revision, grace_seconds=grace)
     live, memory, now = observe_and_remember(runtimes, settings.instance, state_dir())
     _, the_plan = make_plan(
-        validation.manifests, hosts, live, settings, prune=prune, host_memory=memory, now=now
+        validation.manifests,
+        hosts,
+        live,
+        settings,
+        prune=prune,
+        host_memory=memory,
+        now=now,
+        prune_volumes=prune_volumes,
     )
     return Computed(validation, the_plan, revision, runtimes, hosts, settings, prune, memory, now)

@@ -13,13 +13,13 @@ from collections.abc import Callable
 
 import click
 
-from reconciler.apply.converge import converge
+from reconciler.apply.converge import converge, remove_volumes
 from reconciler.apply.execute import ActionResult, ApplyReport
 from reconciler.apply.state import state_dir
 from reconciler.cli import options as opt
 from reconciler.cli.common import Computed, compute_plan, settings_from_flags
 from reconciler.cli.group import EXIT_ERROR, EXIT_INVALID, EXIT_OK, cli
-from reconciler.cli.output import echo_results, echo_styled
+from reconciler.cli.output import echo_results, echo_styled, echo_volume_removals
 from reconciler.plan.guards import Limits, refusals
 from reconciler.render.plans import plan_json, plan_markdown, plan_text_lines
 
@@ -41,6 +41,8 @@ from reconciler.render.plans import plan_json, plan_markdown, plan_text_lines
     help="text for people, json for tools, markdown for a PR comment.",
 )
 @opt.prune(help_text="Count owned objects no longer in the manifests as removals.")
+@opt.prune_volumes()
+@opt.sops_age_key_file()
 def diff_command(
     sources: tuple[str, ...],
     hosts_file: str | None,
@@ -51,6 +53,8 @@ def diff_command(
     host_grace: float,
     output: str,
     prune: bool,
+    prune_volumes: bool,
+    sops_age_key_file: str | None,
 ) -> None:
     """Show what apply would change, without changing anything.
 
@@ -62,6 +66,8 @@ def diff_command(
         hosts_file,
         settings_from_flags(instance, infra_image, forwarder_image, cluster_cidr, host_grace),
         prune,
+        key_file=sops_age_key_file,
+        prune_volumes=prune_volumes,
     )
     the_plan, revision = computed.plan, computed.revision
     if output == "json":
@@ -89,6 +95,8 @@ def diff_command(
 @opt.allow_mass_prune()
 @opt.max_prune()
 @opt.concurrency()
+@opt.prune_volumes()
+@opt.sops_age_key_file()
 def apply_command(
     sources: tuple[str, ...],
     hosts_file: str | None,
@@ -103,6 +111,8 @@ def apply_command(
     allow_mass_prune: bool,
     max_prune: int,
     concurrency: int,
+    prune_volumes: bool,
+    sops_age_key_file: str | None,
 ) -> None:
     """Make the hosts run what the manifests say.
 
@@ -115,6 +125,8 @@ def apply_command(
         settings_from_flags(instance, infra_image, forwarder_image, cluster_cidr, host_grace),
         prune,
         grace_period,
+        key_file=sops_age_key_file,
+        prune_volumes=prune_volumes,
     )
     the_plan, revision = computed.plan, computed.revision
     echo_styled(plan_text_lines(the_plan, revision))
@@ -130,6 +142,10 @@ def apply_command(
     report = _apply_with_progress(computed, concurrency)
     echo_results(report)
     failed = len(report.failed)
+    if the_plan.prune_volumes and the_plan.orphaned_volumes:
+        failed += echo_volume_removals(
+            remove_volumes(the_plan.orphaned_volumes, computed.runtimes)
+        )
     click.echo(
         f"applied {len(report.results) - failed} of {len(report.results)} action(s)"
         + (f", {failed} failed" if failed else "")

@@ -20,7 +20,7 @@ import yaml
 
 from reconciler.apply.state import state_dir
 from reconciler.cli import options as opt
-from reconciler.cli.common import hosts_from_flag, settings_from_flags
+from reconciler.cli.common import hosts_from_flag, keyring_from_flags, settings_from_flags
 from reconciler.cli.group import EXIT_OK, cli
 from reconciler.core.errors import SourceError
 from reconciler.daemon.config import RunConfig
@@ -133,6 +133,7 @@ def _load_config(ctx: click.Context, _param: click.Parameter, value: str | None)
 @opt.max_prune(from_env=True)
 @opt.allow_mass_prune(from_env=True)
 @opt.grace_period(from_env=True, most=None)
+@opt.sops_age_key_file(from_env=True)
 @click.option(
     "--print-config",
     is_flag=True,
@@ -160,6 +161,7 @@ def run_command(
     max_prune: int,
     allow_mass_prune: bool,
     grace_period: int,
+    sops_age_key_file: str | None,
     print_config: bool,
 ) -> None:
     """Reconcile continuously: commit to git and the hosts follow; a container dies and
@@ -198,6 +200,7 @@ def run_command(
         max_prune=max_prune,
         allow_mass_prune=allow_mass_prune,
         grace_seconds=grace_period,
+        keyring=keyring_from_flags(sops_age_key_file),
     )
     if config.is_git:
         try:  # malformed url, ref or path: a usage error now, not a failing service later

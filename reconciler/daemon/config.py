@@ -16,6 +16,7 @@ from pathlib import Path
 from reconciler.core import labels as L
 from reconciler.desire.settings import Settings
 from reconciler.source.hosts import Host
+from reconciler.source.keys import Keyring
 
 
 @dataclass
@@ -42,6 +43,8 @@ class RunConfig:
     grace_seconds: int = 10
     git_timeout: float = 60.0
     stop_timeout: float = 30.0
+    #: age identities for SOPS-encrypted Secrets, read once at start (kept in memory only)
+    keyring: Keyring = field(default_factory=Keyring)
 
     @property
     def is_git(self) -> bool:

@@ -329,7 +329,8 @@ def identity_problems(body: Mapping[str, Any]) -> list[tuple[FieldPath, str]]:
 
 def open_secrets(loaded: LoadResult, keyring: Keyring) -> LoadResult:
     """``loaded`` with every SOPS-encrypted Secret decrypted in memory; a file that cannot
-    be opened is an error at its ``sops`` field, and its object is left out."""
+    be opened is an error at its ``sops`` field (its object stays, encrypted, so that what
+    refers to it is not reported as well)."""
     result = LoadResult(diagnostics=list(loaded.diagnostics), files=list(loaded.files))
     per_file: dict[str, int] = {}
     for manifest in loaded.manifests:
@@ -357,14 +358,17 @@ def open_secrets(loaded: LoadResult, keyring: Keyring) -> LoadResult:
         for path, message in problems:
             error(path, message)
         if problems:
+            result.manifests.append(manifest)  # still defined: what refers to it is not wrong
             continue
         try:
             plain = decrypt_document(manifest.body, keyring)
         except SopsError as exc:
             error(exc.path, f"SOPS: {exc}")
+            result.manifests.append(manifest)
             continue
         except (UnicodeDecodeError, ValueError) as exc:
             error((SOPS_KEY,), f"SOPS: a decrypted value does not read as its type ({exc})")
+            result.manifests.append(manifest)
             continue
         result.manifests.append(
             Manifest(plain, manifest.file, manifest.position, manifest.positions)

@@ -20,8 +20,8 @@ from reconciler.apply.runtime import HostRuntime
 from reconciler.check.validate import ValidationResult, validate
 from reconciler.core.errors import ReconcilerError
 from reconciler.core.model import HostState, LiveVolume, Manifest
-from reconciler.desire.claims import orphaned_volumes
 from reconciler.desire import hostmemory
+from reconciler.desire.claims import orphaned_volumes
 from reconciler.desire.compute import compute_desired
 from reconciler.desire.hostmemory import HostRecord
 from reconciler.desire.settings import DesiredState, Settings

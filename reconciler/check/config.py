@@ -149,9 +149,7 @@ def _check_sops(report: Reporter, body: Mapping[str, Any]) -> None:
 
 def check_configmap(report: Reporter, body: Mapping[str, Any]) -> None:
     _check_keys(report, ("data", "binaryData"), body)
-    size = sum(
-        len(v.encode()) for v in as_map(body.get("data")).values() if isinstance(v, str)
-    )
+    size = sum(len(v.encode()) for v in as_map(body.get("data")).values() if isinstance(v, str))
     for key, value in as_map(body.get("binaryData")).items():
         decoded = _decoded(report, ("binaryData", key), value)
         size += len(decoded or b"")

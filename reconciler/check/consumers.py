@@ -131,7 +131,9 @@ def check_uses(report: Reporter, path: FieldPath, spec: Mapping[str, Any]) -> No
             _check_items(report, vpath + (kind, "items"), as_map(volume.get(kind)).get("items"))
         downward = as_map(volume.get("downwardAPI"))
         if downward:
-            _check_downward(report, vpath + ("downwardAPI", "items"), downward.get("items"), containers)
+            _check_downward(
+                report, vpath + ("downwardAPI", "items"), downward.get("items"), containers
+            )
         for sindex, source in enumerate(as_list(as_map(volume.get("projected")).get("sources"))):
             source = as_map(source)
             spath = vpath + ("projected", "sources", sindex)
@@ -148,7 +150,9 @@ def check_uses(report: Reporter, path: FieldPath, spec: Mapping[str, Any]) -> No
                 )
 
 
-def _ref(kind: str, source: Mapping[str, Any], name_field: str, path: FieldPath) -> Iterator[Reference]:
+def _ref(
+    kind: str, source: Mapping[str, Any], name_field: str, path: FieldPath
+) -> Iterator[Reference]:
     name = source.get(name_field)
     if isinstance(name, str):
         optional = bool(source.get("optional", False))
@@ -180,7 +184,9 @@ def references(path: FieldPath, spec: Mapping[str, Any]) -> Iterator[Reference]:
         volume = as_map(volume)
         vpath = path + ("volumes", vindex)
         yield from _ref("Secret", as_map(volume.get("secret")), "secretName", vpath + ("secret",))
-        yield from _ref("ConfigMap", as_map(volume.get("configMap")), "name", vpath + ("configMap",))
+        yield from _ref(
+            "ConfigMap", as_map(volume.get("configMap")), "name", vpath + ("configMap",)
+        )
         for sindex, source in enumerate(as_list(as_map(volume.get("projected")).get("sources"))):
             spath = vpath + ("projected", "sources", sindex)
             source = as_map(source)

@@ -143,9 +143,7 @@ def apply_command(
     echo_results(report)
     failed = len(report.failed)
     if the_plan.prune_volumes and the_plan.orphaned_volumes:
-        failed += echo_volume_removals(
-            remove_volumes(the_plan.orphaned_volumes, computed.runtimes)
-        )
+        failed += echo_volume_removals(remove_volumes(the_plan.orphaned_volumes, computed.runtimes))
     click.echo(
         f"applied {len(report.results) - failed} of {len(report.results)} action(s)"
         + (f", {failed} failed" if failed else "")

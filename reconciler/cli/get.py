@@ -23,7 +23,6 @@ from reconciler.cli.output import print_diagnostics
 from reconciler.core.errors import InputError
 from reconciler.core.model import Manifest
 from reconciler.render.diagnostics import validation_summary
-from reconciler.render.volumes import volume_rows
 from reconciler.render.views import (
     forwarder_views,
     host_rows,
@@ -33,6 +32,7 @@ from reconciler.render.views import (
     service_rows,
     table_lines,
 )
+from reconciler.render.volumes import volume_rows
 
 #: the names kubectl accepts for each resource -> the one this command knows it by
 RESOURCES = {
@@ -55,7 +55,9 @@ RESOURCES = {
 
 
 @cli.command("get")
-@click.argument("resource", type=click.Choice(sorted(RESOURCES)), metavar="pods|rc|services|hosts|volumes")
+@click.argument(
+    "resource", type=click.Choice(sorted(RESOURCES)), metavar="pods|rc|services|hosts|volumes"
+)
 @opt.hosts()
 @opt.instance()
 @opt.source_paths()
@@ -105,9 +107,7 @@ def get_command(
         rows = host_rows(states, hosts, versions, wide)
     elif kind == "volumes":
         claims = {
-            (m.namespace, m.name)
-            for m in _manifests(sources)
-            if m.kind == "PersistentVolumeClaim"
+            (m.namespace, m.name) for m in _manifests(sources) if m.kind == "PersistentVolumeClaim"
         }
         rows = volume_rows(states, claims, wide)
     else:

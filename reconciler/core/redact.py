@@ -157,9 +157,7 @@ def redact_args(args: Any) -> Any:
     """``command`` or ``args`` with every secret-looking word replaced by its marker."""
     if not isinstance(args, list):
         return args
-    return [
-        secret_marker(a) if isinstance(a, str) and looks_secret(a) else a for a in args
-    ]
+    return [secret_marker(a) if isinstance(a, str) and looks_secret(a) else a for a in args]
 
 
 def redact_spec(spec: Mapping[str, Any]) -> dict[str, Any]:

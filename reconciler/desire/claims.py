@@ -116,7 +116,8 @@ def driver_for(claim: Claim, host: Host) -> tuple[str, tuple[tuple[str, str], ..
 
 
 def storage_warnings(
-    claims: Mapping[tuple[str, str], Claim], placed: Mapping[tuple[str, str], str],
+    claims: Mapping[tuple[str, str], Claim],
+    placed: Mapping[tuple[str, str], str],
     hosts: Sequence[Host],
 ) -> list[Diagnostic]:
     """A storage request Docker cannot enforce: the ``local`` driver has no size limit."""
@@ -130,7 +131,9 @@ def storage_warnings(
             driver, options = driver_for(claim, host)
         except ValueError:
             continue
-        if driver == DEFAULT_VOLUME_DRIVER and not any(k == "o" and "size=" in v for k, v in options):
+        if driver == DEFAULT_VOLUME_DRIVER and not any(
+            k == "o" and "size=" in v for k, v in options
+        ):
             problems.append(
                 Diagnostic(
                     Severity.WARNING,
@@ -156,6 +159,5 @@ def orphaned_volumes(
         if live[host].reachable
         for volume in live[host].volumes
         if is_claim_volume(volume)
-        and (volume.labels.get(L.CLAIM_NAMESPACE, ""), volume.labels.get(L.CLAIM, ""))
-        not in wanted
+        and (volume.labels.get(L.CLAIM_NAMESPACE, ""), volume.labels.get(L.CLAIM, "")) not in wanted
     ]

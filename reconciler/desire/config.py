@@ -242,7 +242,9 @@ class _Resolver:
         for item in listed:
             key = str(item.get("key"))
             if key in found.data:
-                files.append(FileSpec(str(item.get("path")), found.data[key], int(item.get("mode", mode))))
+                files.append(
+                    FileSpec(str(item.get("path")), found.data[key], int(item.get("mode", mode)))
+                )
         return files
 
     def downward(self, items: Any, mode: int) -> list[FileSpec]:
@@ -258,7 +260,9 @@ class _Resolver:
                 except ValueError as exc:
                     self.problems.append((("volumes",), str(exc)))
                     continue
-            files.append(FileSpec(str(item.get("path")), text.encode(), int(item.get("mode", mode))))
+            files.append(
+                FileSpec(str(item.get("path")), text.encode(), int(item.get("mode", mode)))
+            )
         return files
 
     def volume(self, volume: Mapping[str, Any]) -> tuple[dict[str, Any], list[FileSpec], bool]:

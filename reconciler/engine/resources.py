@@ -62,9 +62,7 @@ class HostImages:
         except NotFound:
             return False
 
-    def ensure(
-        self, image: str, policy: str, auth: Sequence[tuple[str, str, str]] = ()
-    ) -> None:
+    def ensure(self, image: str, policy: str, auth: Sequence[tuple[str, str, str]] = ()) -> None:
         """Make ``image`` present per Kubernetes' imagePullPolicy, or raise ImagePullError.
         ``auth``: (registry, username, password) from the pod's imagePullSecrets."""
         present = self._once.present

@@ -47,8 +47,9 @@ def pull_credentials(
     (the first part of its name when it has a dot or a port, else Docker Hub)."""
     first, _, rest = repository.partition("/")
     registry = first if rest and ("." in first or ":" in first or first == "localhost") else ""
-    names = {registry} if registry else {"docker.io", "index.docker.io",
-                                          "https://index.docker.io/v1/"}
+    names = (
+        {registry} if registry else {"docker.io", "index.docker.io", "https://index.docker.io/v1/"}
+    )
     for server, username, password in auth:
         bare = server.removeprefix("https://").removeprefix("http://").rstrip("/")
         if server in names or bare in names or bare.split("/")[0] in names:
@@ -342,7 +343,9 @@ def live_container(host: str, item: Mapping[str, Any]) -> LiveContainer:
     )
 
 
-def live_volumes(host: str, instance: str, listed: Iterable[Mapping[str, Any]]) -> tuple[LiveVolume, ...]:
+def live_volumes(
+    host: str, instance: str, listed: Iterable[Mapping[str, Any]]
+) -> tuple[LiveVolume, ...]:
     """Our volumes from one ``GET /volumes`` (never anyone else's, whatever the filter let
     through), sorted by name."""
     return tuple(

@@ -87,7 +87,7 @@ def _rule(meta: Mapping[str, Any]) -> Callable[[tuple[str, ...]], bool]:
         raise SopsError(f"more than one encryption rule ({', '.join(sorted(rules))})")
     if not rules:
         rules = {"unencrypted_suffix": DEFAULT_UNENCRYPTED_SUFFIX}
-    (kind, value), = rules.items()
+    ((kind, value),) = rules.items()
     if not isinstance(value, str):
         raise SopsError(f"sops.{kind} must be a string", (SOPS_KEY, kind))
     if kind.endswith("comment_regex"):
@@ -211,8 +211,11 @@ def data_key(meta: Mapping[str, Any], keyring: Keyring) -> bytes:
         kinds = [k for k in ("pgp", "kms", "gcp_kms", "azure_kv", "hc_vault") if meta.get(k)]
         raise SopsError(
             "no age recipient in this file"
-            + (f" (it has {', '.join(kinds)} keys, which the reconciler does not read)"
-               if kinds else ""),
+            + (
+                f" (it has {', '.join(kinds)} keys, which the reconciler does not read)"
+                if kinds
+                else ""
+            ),
             (SOPS_KEY,),
         )
     wanted = [str(s.get("recipient", "?")) for _, s in stanzas]

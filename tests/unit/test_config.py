@@ -140,7 +140,9 @@ def test_a_changed_secret_rolls_exactly_its_consumers() -> None:
 
 def test_pods_without_config_keep_their_spec_hash() -> None:
     """The hashes main computed for these pods: an upgrade must not recreate them."""
-    text = BYSTANDER + """
+    text = (
+        BYSTANDER
+        + """
 apiVersion: v1
 kind: ReplicationController
 metadata: {name: web}
@@ -158,6 +160,7 @@ spec:
           volumeMounts: [{name: data, mountPath: /data}]
       volumes: [{name: data, emptyDir: {}}]
 """
+    )
     desired = compute_desired(manifests(text), cluster()[0], {}, Settings())
     hashes = {p.name: p.spec_hash for p in desired.pods}
     assert hashes == {"other": "36458fdabe0f6c1f", "web-0": "e9223bc9bcf05fbe"}
@@ -169,8 +172,12 @@ spec:
 
 def test_the_markdown_report_cannot_be_broken_out_of() -> None:
     hosts, runtimes = cluster()
-    apply("apiVersion: v1\nkind: Pod\nmetadata: {name: web}\nspec:\n  containers:\n"
-          "    - {name: app, image: web:1, env: [{name: MODE, value: a}]}\n", hosts, runtimes)
+    apply(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: web}\nspec:\n  containers:\n"
+        "    - {name: app, image: web:1, env: [{name: MODE, value: a}]}\n",
+        hosts,
+        runtimes,
+    )
     evil = "x`` </details><img src=x onerror=alert(1)> | ``"
     changed = (
         "apiVersion: v1\nkind: Pod\nmetadata: {name: web}\nspec:\n  containers:\n"
@@ -182,7 +189,9 @@ def test_the_markdown_report_cannot_be_broken_out_of() -> None:
     fence = "```"  # one more backtick than the longest run in the value
     assert line.startswith(f"  - {fence}") and line.endswith(fence)
     assert line[len("  - ") + 3 : -3].count(fence) == 0
-    assert [x for x in markdown.splitlines() if "</details>" in x and "```" not in x] == ["</details>"]
+    assert [x for x in markdown.splitlines() if "</details>" in x and "```" not in x] == [
+        "</details>"
+    ]
     assert "### reconciler diff for ``r`1``" in markdown
 
 
@@ -204,8 +213,12 @@ spec:
     volume = LiveVolume(
         "mem_default_data_PVC",
         "h2",
-        {L.MANAGED_BY: L.MANAGED_BY_VALUE, L.INSTANCE: "mem", L.CLAIM: "data",
-         L.CLAIM_NAMESPACE: "default"},
+        {
+            L.MANAGED_BY: L.MANAGED_BY_VALUE,
+            L.INSTANCE: "mem",
+            L.CLAIM: "data",
+            L.CLAIM_NAMESPACE: "default",
+        },
     )
     live = {"h1": HostState("h1", True), "h2": HostState("h2", True, volumes=(volume,))}
     desired = compute_desired(manifests(text), hosts, live, SETTINGS)

@@ -72,13 +72,24 @@ def connect(
     }
 
 
-def observe(runtimes: Mapping[str, HostRuntime]) -> dict[str, HostState]:
-    """Every host at once: a slow or dead host never delays the others' answers."""
+def observe(
+    runtimes: Mapping[str, HostRuntime], volumes: bool | None = None
+) -> dict[str, HostState]:
+    """Every host at once: a slow or dead host never delays the others' answers.
+    ``volumes``: list the claims' volumes too (None: where a container mounts one)."""
     if not runtimes:
         return {}
     with ThreadPoolExecutor(max_workers=len(runtimes), thread_name_prefix="observe") as pool:
-        futures = {name: pool.submit(runtime.observe) for name, runtime in runtimes.items()}
+        futures = {
+            name: pool.submit(runtime.observe, volumes) for name, runtime in runtimes.items()
+        }
         return {name: future.result() for name, future in futures.items()}
+
+
+def wants_volumes(manifests: Sequence[Manifest]) -> bool | None:
+    """List the claims' volumes when the manifests define claims (placement follows them);
+    otherwise only where a container mounts one (``observe``'s default)."""
+    return True if any(m.kind == "PersistentVolumeClaim" for m in manifests) else None
 
 
 def make_plan(
@@ -124,11 +135,12 @@ def observe_and_remember(
     instance: str,
     state_dir: Path | None,
     previous: Mapping[str, HostRecord] | None = None,
+    volumes: bool | None = None,
 ) -> tuple[dict[str, HostState], dict[str, HostRecord], float]:
     """Observe every host and update the instance's host memory (kept on disk when
     ``state_dir`` is given, else carried in ``previous``): what placement needs to give an
     unreachable host its grace period."""
-    live = observe(runtimes)
+    live = observe(runtimes, volumes)
     now = time.time()
     if state_dir is None:
         return live, hostmemory.remember(previous or {}, live, now), now
@@ -186,7 +198,7 @@ def converge(
     # what runs now: the forwarders' endpoints, and the host memory (which pods each host
     # runs, so that a host lost before the next pass keeps them for its grace period)
     live, host_memory, now = observe_and_remember(
-        runtimes, settings.instance, state_dir, host_memory
+        runtimes, settings.instance, state_dir, host_memory, wants_volumes(manifests)
     )
     _, fresh = make_plan(
         manifests, hosts, live, settings, prune=prune, host_memory=host_memory, now=now

@@ -19,6 +19,7 @@ from reconciler.apply.converge import (
     make_plan,
     observe_and_remember,
     source_revision,
+    wants_volumes,
 )
 from reconciler.apply.state import state_dir
 from reconciler.check.validate import ValidationResult
@@ -136,12 +137,16 @@ def compute_plan(
     grace: int = 10,
     key_file: str | None = None,
     prune_volumes: bool = False,
+    list_volumes: bool = False,
 ) -> Computed:
     """Validated manifests, the hosts observed (and remembered), and the plan between them."""
     validation, revision = validated_source(sources, keyring_from_flags(key_file))
     hosts = hosts_from_flag(hosts_file)
     runtimes = connect(hosts, settings.instance, revision, grace_seconds=grace)
-    live, memory, now = observe_and_remember(runtimes, settings.instance, state_dir())
+    wanted = True if list_volumes or prune_volumes else wants_volumes(validation.manifests)
+    live, memory, now = observe_and_remember(
+        runtimes, settings.instance, state_dir(), volumes=wanted
+    )
     _, the_plan = make_plan(
         validation.manifests,
         hosts,

@@ -68,6 +68,7 @@ def diff_command(
         prune,
         key_file=sops_age_key_file,
         prune_volumes=prune_volumes,
+        list_volumes=True,  # a diff reports orphaned claims' volumes, whatever else
     )
     the_plan, revision = computed.plan, computed.revision
     if output == "json":

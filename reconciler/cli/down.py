@@ -53,7 +53,7 @@ def down_command(
     parsed = selector_from_flag(selector)
     hosts = hosts_from_flag(hosts_file)
     runtimes = connect(hosts, instance, grace_seconds=grace_period)
-    states = observe(runtimes)
+    states = observe(runtimes, volumes=with_volumes)
     pods = live_pods(states, parsed, forwarders=True)
     the_plan = removal_plan(pods)
     volumes = claim_volumes(states, pods if selector else None) if with_volumes else []

@@ -86,7 +86,7 @@ def get_command(
     kind = RESOURCES[resource]
     hosts = hosts_from_flag(hosts_file)
     runtimes = connect(hosts, instance)
-    states = observe(runtimes)
+    states = observe(runtimes, volumes=kind == "volumes")
     warn_unreachable(states)
     pods = live_pods(states, parsed)
     wide = output == "wide"

@@ -34,7 +34,13 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from reconciler.apply.converge import connect, converge, make_plan, observe_and_remember
+from reconciler.apply.converge import (
+    connect,
+    converge,
+    make_plan,
+    observe_and_remember,
+    wants_volumes,
+)
 from reconciler.apply.execute import ActionResult
 from reconciler.apply.runtime import ServiceRuntime
 from reconciler.daemon.config import PassOutcome, RunConfig
@@ -244,7 +250,11 @@ class ReconcileService:
         for runtime in self.runtimes.values():
             runtime.revision = revision
         live, memory, now = observe_and_remember(
-            self.runtimes, config.instance, config.state_dir, self._memory
+            self.runtimes,
+            config.instance,
+            config.state_dir,
+            self._memory,
+            wants_volumes(manifests),
         )
         self._memory = memory
         for host, state in sorted(live.items()):

@@ -90,8 +90,11 @@ class DockerHost:
             self._api.close()
 
     # -- observe -----------------------------------------------------------------------------
-    def observe(self) -> HostState:
-        """Our containers on this host, from a single list call."""
+    def observe(self, volumes: bool | None = None) -> HostState:
+        """Our containers on this host, from a single list call; and our volumes, from a
+        second one, when ``volumes`` says so (claims in the manifests, ``get volumes``,
+        ``--prune-volumes``) or, by default, when a container mounts a claim's volume: a
+        pass with no claims stays one list call."""
         try:
             raw = self._call(
                 "list containers",
@@ -99,15 +102,17 @@ class DockerHost:
                 all=True,
                 filters={"label": L.ownership_filters(self.instance)},
             )
-            volumes = self._call(
-                "list volumes",
-                self.api.volumes,
-                filters={"label": L.ownership_filters(self.instance)},
-            )
+            listed: Any = {}
+            if volumes or (volumes is None and T.mounts_claims(self.instance, raw)):
+                listed = self._call(
+                    "list volumes",
+                    self.api.volumes,
+                    filters={"label": L.ownership_filters(self.instance)},
+                )
         except (HostUnavailable, ApplyError) as exc:
             return HostState(self.host.name, reachable=False, error=str(exc))
         return T.host_state(
-            self.host.name, self.instance, raw, (volumes or {}).get("Volumes") or []
+            self.host.name, self.instance, raw, (listed or {}).get("Volumes") or []
         )
 
     def container_events(self, actions: Sequence[str]) -> Any:

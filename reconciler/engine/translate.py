@@ -365,6 +365,17 @@ def live_volumes(
     )
 
 
+def mounts_claims(instance: str, listed: Iterable[Mapping[str, Any]]) -> bool:
+    """Whether a listed container mounts one of the instance's claim volumes: then its
+    volumes are worth a list call too (``Mounts`` comes with the container list)."""
+    prefix = f"{instance}_"
+    return any(
+        str(m.get("Name", "")).startswith(prefix) and str(m.get("Name", "")).endswith("_PVC")
+        for item in listed
+        for m in item.get("Mounts") or []
+    )
+
+
 def host_state(
     host: str,
     instance: str,

@@ -187,6 +187,10 @@ class MemoryHost:
                 )
         container_id = self._add(args.name, args.image, dict(args.labels), ports)
         self.environments[args.name] = dict(e.split("=", 1) for e in args.environment)
+        self.containers[container_id]["Mounts"] = [
+            {"Type": "volume", "Name": m.source, "Destination": m.target}
+            for m in args.volume_mounts
+        ]
         if args.endpoint is not None:
             address = args.endpoint.ipv4_address or f"10.99.0.{next(self._ips)}"
             self.containers[container_id]["NetworkSettings"] = {
@@ -241,19 +245,20 @@ class MemoryHost:
                 raise ApplyError(f"pod {pod.name} is not running after {timeout:.0f}s")
 
     # -- HostRuntime / ServiceRuntime ------------------------------------------------------
-    def observe(self) -> HostState:
+    def observe(self, volumes: bool | None = None) -> HostState:
         if not self.reachable:
             return HostState(self.name, reachable=False, error=f"host {self.name}: unreachable")
         with self._lock:  # the engine's label filter: only this instance's objects
             listed = [
                 dict(i) for i in self.containers.values() if L.is_owned(i["Labels"], self.instance)
             ]
-            volumes = [
+            wanted = volumes or (volumes is None and T.mounts_claims(self.instance, listed))
+            found = [
                 {"Name": name, "Labels": dict(labels), "Driver": "local"}
                 for name, labels in self.volumes.items()
-                if L.is_owned(labels, self.instance)
+                if L.is_owned(labels, self.instance) and wanted
             ]
-        return T.host_state(self.name, self.instance, listed, volumes)
+        return T.host_state(self.name, self.instance, listed, found)
 
     def close(self) -> None:
         self.closed = True

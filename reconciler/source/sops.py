@@ -369,8 +369,8 @@ def open_secrets(loaded: LoadResult, keyring: Keyring) -> LoadResult:
             error(exc.path, f"SOPS: {exc}")
             result.manifests.append(manifest)
             continue
-        except (UnicodeDecodeError, ValueError) as exc:
-            error((SOPS_KEY,), f"SOPS: a decrypted value does not read as its type ({exc})")
+        except (UnicodeDecodeError, ValueError):  # their text would quote the value
+            error((SOPS_KEY,), "SOPS: a decrypted value does not read as the type it was given")
             result.manifests.append(manifest)
             continue
         result.manifests.append(

@@ -272,3 +272,44 @@ spec:
     result = validate(parse_text(text, "p.yaml"))
     (error,) = result.errors
     assert error.location.line == 10 and "Secret 'nope' is not defined" in error.message
+
+
+def test_no_diagnostic_quotes_a_secrets_value() -> None:
+    text = (
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\ntype: kubernetes.io/dockerconfigjson\n"
+        "data: {.dockerconfigjson: bm90LWpzb24tOTg3NjU0, bad: 'not base64 987654!'}\n"
+        "stringData: {pin: 987654}\n"
+    )
+    result = validate(parse_text(text, "s.yaml"))
+    assert len(result.errors) == 3
+    for d in result.diagnostics:
+        assert "987654" not in d.message and "bm90" not in d.message
+
+
+def test_image_pull_secrets_give_the_registry_its_credentials() -> None:
+    config = json.dumps({"auths": {"registry.example:5000": {"auth": "dTpwdy05ODc="}}})
+    text = f"""
+apiVersion: v1
+kind: Secret
+metadata: {{name: pull}}
+type: kubernetes.io/dockerconfigjson
+stringData: {{.dockerconfigjson: '{config}'}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: web}}
+spec:
+  imagePullSecrets: [{{name: pull}}]
+  containers: [{{name: app, image: "registry.example:5000/team/web:1"}}]
+"""
+    (pod,) = compute_desired(manifests(text), cluster()[0], {}, SETTINGS).pods
+    (auth,) = pod.app_containers[0].pull_auth
+    assert auth == ("registry.example:5000", "u", "pw-987")
+    assert "pw-987" not in repr(pod)
+    credentials = T.pull_credentials("registry.example:5000/team/web", (auth,))
+    assert credentials == {
+        "username": "u",
+        "password": "pw-987",
+        "serveraddress": "registry.example:5000",
+    }
+    assert T.pull_credentials("busybox", (auth,)) is None

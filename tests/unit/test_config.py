@@ -313,3 +313,28 @@ spec:
         "serveraddress": "registry.example:5000",
     }
     assert T.pull_credentials("busybox", (auth,)) is None
+
+
+def test_a_label_from_an_older_version_with_secrets_in_clear_shows_no_false_change() -> None:
+    """Pods made before digests keep their clear label: an unrelated change must not list
+    the unchanged password as changed (nor print it)."""
+    text = (
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: web}\nspec:\n  containers:\n"
+        "    - {name: app, image: IMAGE, env: [{name: DB_PASSWORD, value: pw-3141}]}\n"
+    )
+    hosts, runtimes = cluster()
+    apply(text.replace("IMAGE", "web:1"), hosts, runtimes)
+    for item in runtimes["h1"].containers.values():  # as an older version labelled it
+        if L.SPEC in item["Labels"]:
+            item["Labels"][L.SPEC] = item["Labels"][L.SPEC].replace(
+                json.dumps(
+                    json.loads(item["Labels"][L.SPEC])["spec"]["containers"][0]["env"][0]["value"]
+                ),
+                '"pw-3141"',
+            )
+            assert "pw-3141" in item["Labels"][L.SPEC]
+    runtimes["h1"].images.add("web:2")
+    changed = manifests(text.replace("IMAGE", "web:2"))
+    _, the_plan = make_plan(changed, hosts, observe(runtimes), SETTINGS)
+    (action,) = the_plan.actions
+    assert [c.path for c in action.changes] == ["containers[app].image"]

@@ -9,7 +9,8 @@ hosts and settings.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import click
 
@@ -19,6 +20,7 @@ from reconciler.apply.converge import (
     make_plan,
     observe_and_remember,
     source_revision,
+    wants_volumes,
 )
 from reconciler.apply.state import state_dir
 from reconciler.check.validate import ValidationResult
@@ -28,12 +30,13 @@ from reconciler.cli.output import print_diagnostics
 from reconciler.core.errors import HostsFileError, InputError, SelectorError
 from reconciler.core.model import HostState
 from reconciler.core.selectors import Selector, parse_selector
-from reconciler.desire.hostmemory import HostRecord
-from reconciler.desire.settings import Settings
+from reconciler.desire.hostmemory import HostRecord, assume_lost
+from reconciler.desire.settings import DesiredState, Settings
 from reconciler.engine.host import DockerHost
 from reconciler.plan.model import Plan
 from reconciler.render.diagnostics import validation_summary
 from reconciler.source.hosts import Host, load_hosts
+from reconciler.source.keys import Keyring, load_keyring
 
 
 def hosts_from_flag(hosts_file: str | None) -> list[Host]:
@@ -75,16 +78,29 @@ def selector_from_flag(text: str | None) -> Selector:
         raise click.UsageError(str(exc)) from exc
 
 
+def keyring_from_flags(key_file: str | None) -> Keyring:
+    """The age identities of ``SOPS_AGE_KEY``, ``SOPS_AGE_KEY_FILE`` and
+    ``--sops-age-key-file``; an unreadable or malformed key file is a usage error."""
+    try:
+        return load_keyring(os.environ, [key_file] if key_file else [])
+    except InputError as exc:
+        raise click.UsageError(str(exc)) from exc
+
+
 def validated_source(
-    sources: tuple[str, ...], admission: Admission | None = None
+    sources: tuple[str, ...],
+    keyring: Keyring | None = None,
+    admission: Admission | None = None,
 ) -> tuple[ValidationResult, str]:
-    """Load and validate (against the operator's ``admission``); on any error print the
-    validate messages and exit 2."""
+    """Load, decrypt and validate against the operator's ``admission`` (policy, limits,
+    ``--max-pods``); on any error print the messages and exit 2 (a Secret that cannot be
+    decrypted is one: nothing is applied)."""
     paths = list(sources) or ["."]
     admitted = admission or Admission()
     try:
         result, files = load_source(
             paths,
+            keyring if keyring is not None else Keyring(),
             policy=admitted.policy,
             limits=admitted.limits,
             max_pods=admitted.max_pods,
@@ -123,6 +139,8 @@ class Computed:
     prune: bool
     host_memory: dict[str, HostRecord]
     now: float
+    desired: DesiredState | None = None
+    live: dict[str, HostState] = field(default_factory=dict)  # as observed, no assumption
 
 
 def compute_plan(
@@ -131,14 +149,54 @@ def compute_plan(
     settings: Settings,
     prune: bool,
     grace: int = 10,
+    assume_down: Sequence[str] = (),
+    key_file: str | None = None,
+    prune_volumes: bool = False,
+    list_volumes: bool = False,
     admission: Admission | None = None,
 ) -> Computed:
-    """Validated manifests, the hosts observed (and remembered), and the plan between them."""
-    validation, revision = validated_source(sources, admission)
+    """Validated manifests, the hosts observed (and remembered), and the plan between them.
+
+    ``assume_down``: hosts to plan as lost past their grace period (``diff --assume-down``);
+    the memory file keeps what was really observed. ``admission``: what the operator lets
+    the source ask of the hosts (``cli.admission``).
+    """
+    validation, revision = validated_source(sources, keyring_from_flags(key_file), admission)
     hosts = hosts_from_flag(hosts_file)
+    unknown = sorted(set(assume_down) - {h.name for h in hosts})
+    if unknown:
+        raise click.UsageError(
+            f"--assume-down {', '.join(unknown)}: no such host "
+            f"(hosts: {', '.join(h.name for h in hosts)})"
+        )
     runtimes = connect(hosts, settings.instance, revision, grace_seconds=grace)
-    live, memory, now = observe_and_remember(runtimes, settings.instance, state_dir())
-    _, the_plan = make_plan(
-        validation.manifests, hosts, live, settings, prune=prune, host_memory=memory, now=now
+    wanted = True if list_volumes or prune_volumes else wants_volumes(validation.manifests)
+    live, memory, now = observe_and_remember(
+        runtimes, settings.instance, state_dir(), volumes=wanted
     )
-    return Computed(validation, the_plan, revision, runtimes, hosts, settings, prune, memory, now)
+    planned, remembered = live, memory
+    if assume_down:
+        planned, remembered = assume_lost(live, memory, assume_down, now, settings.host_grace)
+    desired, the_plan = make_plan(
+        validation.manifests,
+        hosts,
+        planned,
+        settings,
+        prune=prune,
+        host_memory=remembered,
+        now=now,
+        prune_volumes=prune_volumes,
+    )
+    return Computed(
+        validation,
+        the_plan,
+        revision,
+        runtimes,
+        hosts,
+        settings,
+        prune,
+        memory,
+        now,
+        desired,
+        live,
+    )

@@ -18,6 +18,7 @@ from reconciler.core import labels as L
 from reconciler.desire.budget import DEFAULT_MAX_PODS
 from reconciler.desire.settings import Settings
 from reconciler.source.hosts import Host
+from reconciler.source.keys import Keyring
 from reconciler.source.load import SourceLimits
 
 
@@ -52,6 +53,15 @@ class RunConfig:
     grace_seconds: int = 10
     git_timeout: float = 60.0
     stop_timeout: float = 30.0
+    #: apply only commits signed by a key of ``allowed_signers`` (SSH) or ``gpg_keyring``
+    verify_signatures: bool = False
+    allowed_signers: Path | None = None
+    gpg_keyring: Path | None = None
+    #: receivers of the events (``--notify``), and their body: ``json`` or ``slack``
+    notify: Sequence[str] = ()
+    notify_format: str = "json"
+    #: age identities for SOPS-encrypted Secrets, read once at start (kept in memory only)
+    keyring: Keyring = field(default_factory=Keyring)
 
     @property
     def is_git(self) -> bool:

@@ -174,3 +174,16 @@ def compute_plan(
         now=now,
         prune_volumes=prune_volumes,
     )
+    return Computed(
+        validation,
+        the_plan,
+        revision,
+        runtimes,
+        hosts,
+        settings,
+        prune,
+        memory,
+        now,
+        desired,
+        live,
+    )

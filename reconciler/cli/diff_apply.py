@@ -19,13 +19,13 @@ from reconciler.apply.state import state_dir
 from reconciler.cli import options as opt
 from reconciler.cli.common import Computed, compute_plan, settings_from_flags
 from reconciler.cli.group import EXIT_ERROR, EXIT_INVALID, EXIT_OK, cli
+from reconciler.cli.output import echo_results, echo_styled, echo_volume_removals
 from reconciler.cli.whatif import (
     checkout_revision,
     what_if_json,
     what_if_lines,
     what_if_markdown,
 )
-from reconciler.cli.output import echo_results, echo_styled, echo_volume_removals
 from reconciler.plan.guards import Limits, refusals
 from reconciler.render.plans import plan_json, plan_markdown, plan_text_lines
 

@@ -171,7 +171,8 @@ def test_a_huge_file_is_refused_from_its_size_without_being_read(tmp_path: Path)
         "from reconciler.source.load import load_paths\n"
         f"result = load_paths([{str(tree)!r}])\n"
         "print(result.diagnostics[0].message)\n"
-        "print(next(int(line.split()[1]) for line in open('/proc/self/status') if line.startswith('VmHWM:')) // 1024)\n"
+        "status = open('/proc/self/status').read().splitlines()\n"
+        "print(next(int(row.split()[1]) for row in status if row.startswith('VmHWM:')) // 1024)\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True

@@ -156,6 +156,7 @@ def test_valid_fixtures_together_have_no_diagnostics() -> None:
         "Pod/log-agent",
         "Pod/staging/cache-probe",
         "ReplicationController/keystone-rc",
+        "ReplicationController/probed",
         "ReplicationController/staging/cache",
         "ReplicationController/web",
         "Service/db",

@@ -79,7 +79,8 @@ def make_plan(
     now: float = 0.0,
 ) -> tuple[DesiredState, Plan]:
     desired = compute_desired(manifests, hosts, live, settings, host_memory, now)
-    return desired, plan(desired, live, prune=prune)
+    # restarts held back by their back-off need the time of day: the caller's, else now
+    return desired, plan(desired, live, prune=prune, now=now or time.time())
 
 
 def observe_and_remember(

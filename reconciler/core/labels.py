@@ -48,6 +48,7 @@ ROLE_FORWARDER = "forwarder"  # a Service's forwarder on one host (a pod of its 
 ROLE_STATE = "state"  # a never-started marker container: the last applied revision
 ROLE_INIT = "init"  # an init container: runs to completion before the app containers
 ROLE_ENDPOINTS = "endpoints"  # a never-started record: the endpoints a forwarder was given
+ROLE_TOOLS = "tools"  # a never-started helper that fills the probe tools volume (a moment)
 DEFAULT_INSTANCE = "default"
 
 

@@ -23,15 +23,21 @@ import docker
 import docker.types
 
 from reconciler.core import labels as L
-from reconciler.core.errors import ApplyError, HostUnavailable, NotFound, OwnershipError
-from reconciler.core.model import DesiredContainer, DesiredPod, HostState, LiveContainer
+from reconciler.core.errors import ApplyError, HostUnavailable, InitError, NotFound, OwnershipError
+from reconciler.core.model import DesiredContainer, DesiredPod, HostState, LiveContainer, Restart
+from reconciler.engine import probes as P
 from reconciler.engine import translate as T
 from reconciler.engine.client import call, open_client
+from reconciler.engine.probetools import HostProbeTools
+from reconciler.engine.reload import ForwarderReload
 from reconciler.engine.resources import HostImages, HostNetworks
 from reconciler.source.hosts import Host
 
 #: What the forwarder image holds besides busybox (path -> program), made on first use.
 Programs = Callable[[], Mapping[str, bytes]]
+#: Seconds ``create_pod`` waits for each init container to complete before it leaves the pod
+#: initializing (a later pass, woken by the container's exit, carries on).
+INIT_WAIT = 30.0
 
 
 class DockerHost:
@@ -62,6 +68,8 @@ class DockerHost:
         self._lock = threading.Lock()
         self.images = HostImages(self._call, lambda: self.api, host.name, programs)
         self.networks = HostNetworks(self._call, lambda: self.api, instance)
+        self.probe_tools = HostProbeTools(self._call, lambda: self.api, instance)
+        self.forwarder_records = ForwarderReload(self._call, lambda: self.api, instance)
 
     # -- connection ------------------------------------------------------------------------
     @property
@@ -169,8 +177,9 @@ class DockerHost:
         return self.networks.remove(network)
 
     # -- create ------------------------------------------------------------------------------
-    def _create(self, args: T.ContainerArgs) -> str:
-        """Create and start one container from its translated arguments; its id."""
+    def _create(self, args: T.ContainerArgs, start: bool = True) -> str:
+        """Create and (unless ``start`` is false) start one container from its translated
+        arguments; its id."""
         api = self.api
         networking = None
         if args.endpoint is not None:
@@ -213,9 +222,11 @@ class DockerHost:
             ports=list(args.exposed) or None,
             host_config=host_config,
             networking_config=networking,
+            healthcheck=args.healthcheck.as_docker() if args.healthcheck else None,
         )
         container_id = str(created["Id"])
-        self._call(f"start {args.name}", api.start, container_id)
+        if start:
+            self._call(f"start {args.name}", api.start, container_id)
         return container_id
 
     def _create_volumes(self, pod: DesiredPod) -> None:
@@ -248,26 +259,81 @@ class DockerHost:
         return str(info["Id"])
 
     def create_pod(self, pod: DesiredPod) -> None:
-        """Volumes, infra container, then every app container; all or nothing."""
-        for container in pod.app_containers:
+        """Volumes, infra container, the init containers one after the other, each to
+        completion, then every app container; all or nothing, but for init containers:
+        one that fails leaves the pod as it is (``InitError``, status ``Init:Error``) and one
+        still running after ``INIT_WAIT`` leaves it initializing, for later passes."""
+        for container in pod.containers[1:]:
             self.ensure_image(container.image, container.pull_policy)
         infra = pod.containers[0]
         self.ensure_infra_image(infra.image, with_forwarder=infra.role == L.ROLE_FORWARDER)
+        if P.needs_tools(pod):
+            self.probe_tools.ensure()
         created: list[str] = []
         try:
             self._create_volumes(pod)
             infra_id = self._create_infra(pod)
             created.append(infra_id)
+            for container in pod.init_containers:
+                created.append(self._create_app(pod, container, infra_id))
+                if not self._completed(container, INIT_WAIT):
+                    return  # still running, or failed: the pod stays (InitError said which)
             for container in pod.app_containers:
                 created.append(self._create_app(pod, container, infra_id))
+        except InitError:
+            raise
         except Exception:
             self._discard(created, pod)  # no half-made pod stays behind
             raise
 
+    def _completed(self, container: DesiredContainer, timeout: float) -> bool:
+        """Wait for an init container to exit: True when it exited 0, False when it still
+        runs after ``timeout``; ``InitError`` when it failed."""
+        deadline = time.monotonic() + timeout
+        while True:
+            info = self._call("inspect", self.api.inspect_container, container.docker_name)
+            state = info.get("State") or {}
+            if not state.get("Running") and state.get("FinishedAt", "").startswith(("1", "2")):
+                code = int(state.get("ExitCode", 0))
+                if code == 0:
+                    return True
+                raise InitError(f"init container {container.container} exited {code}")
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.1)
+
     def create_container(self, pod: DesiredPod, name: str) -> None:
-        container = next(c for c in pod.app_containers if c.container == name)
+        """A container missing from a running pod; an init container is waited for."""
+        container = next(c for c in pod.containers[1:] if c.container == name)
         self.ensure_image(container.image, container.pull_policy)
+        if P.needs_tools(pod):
+            self.probe_tools.ensure()
         self._create_app(pod, container, self._infra_id(pod))
+        if container.role == L.ROLE_INIT:
+            self._completed(container, INIT_WAIT)
+
+    def restart_container(
+        self, pod: DesiredPod, name: str, live: Sequence[LiveContainer], restart: Restart
+    ) -> None:
+        """Replace a failed container by a new instance carrying ``restart`` in its labels;
+        started now, or left created until ``restart.start_after`` (a later pass starts it:
+        Kubernetes' CrashLoopBackOff, kept on the host where any reconciler sees it)."""
+        container = next(c for c in pod.containers[1:] if c.container == name)
+        self.ensure_image(container.image, container.pull_policy)
+        infra_id = self._infra_id(pod)
+        self.remove(live)
+        args = T.app_args(pod, container, infra_id, self.instance, self.revision, restart)
+        self._create(args, start=restart.start_after <= time.time())
+
+    def stop(self, container: LiveContainer) -> None:
+        """Stop a container and leave it stopped (restartPolicy Never after a failed probe)."""
+        self._call(
+            f"stop {container.name}", self.api.stop, container.id, timeout=self.grace_seconds
+        )
+
+    def reload_forwarder(self, pod: DesiredPod, live: Sequence[LiveContainer]) -> None:
+        """New endpoints for a running forwarder, without restarting it (engine.reload)."""
+        self.forwarder_records.reload(pod, live, self.revision)
 
     def _discard(self, container_ids: Sequence[str], pod: DesiredPod) -> None:
         for container_id in reversed(container_ids):
@@ -299,6 +365,9 @@ class DockerHost:
                 )
 
     def remove_pod(self, containers: Sequence[LiveContainer]) -> None:
+        for container in containers:  # first: a forwarder never outlives its record
+            if container.labels.get(L.ROLE) == L.ROLE_FORWARDER:
+                self.forwarder_records.remove_of(container)
         self.remove(containers)
         for container in containers:  # every container of a pod carries its pod labels
             if container.labels.get(L.POD):
@@ -322,9 +391,10 @@ class DockerHost:
                     self._call("remove volume", self.api.remove_volume, volume["Name"], force=True)
 
     def wait_running(self, pod: DesiredPod, timeout: float = 30.0, settle: float = 0.5) -> None:
-        """Block until every container of ``pod`` runs (and still runs after ``settle``)."""
+        """Block until every container of ``pod`` runs (and still runs after ``settle``);
+        init containers have completed by then, and are not waited for."""
         deadline = time.monotonic() + timeout
-        names = [c.docker_name for c in pod.containers]
+        names = [c.docker_name for c in pod.containers if c.role != L.ROLE_INIT]
         stable_since: float | None = None
         while True:
             states = []

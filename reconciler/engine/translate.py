@@ -21,7 +21,11 @@ from reconciler.core.model import (
     HostState,
     LiveContainer,
     NetworkSpec,
+    Restart,
 )
+from reconciler.desire.forwarders import forwarder_endpoints
+from reconciler.desire.services import FORWARDER_ENDPOINTS
+from reconciler.engine import probes as P
 
 DOCKER_RESTART_POLICY = {"Always": "always", "OnFailure": "on-failure", "Never": "no"}
 
@@ -51,11 +55,17 @@ def marker_labels(instance: str, revision: str) -> dict[str, str]:
 
 
 def container_labels(
-    pod: DesiredPod, container: DesiredContainer, instance: str, revision: str
+    pod: DesiredPod,
+    container: DesiredContainer,
+    instance: str,
+    revision: str,
+    restart: Restart | None = None,
 ) -> dict[str, str]:
     """Every label of one container of a pod: ownership, identity, the spec hash (drift), the
     revision and source line (for people), and on the pod's first container the spec itself
-    (field-level diffs when it changes)."""
+    (field-level diffs when it changes). A probed container also says what its health check
+    carries; a container the reconciler restarted, how often and with which back-off (labels
+    survive a restart of the reconciler; Docker keeps its own restart count only in inspect)."""
     result = {
         **ownership_labels(instance),
         L.OWNER_KIND: pod.owner.kind,
@@ -76,6 +86,18 @@ def container_labels(
         result[L.SPEC] = L.canonical_json({"spec": pod.spec})
     if container.ipv4_address:
         result[L.CLUSTER_IP] = container.ipv4_address
+    if container.probes:
+        result[L.PROBES] = ",".join(p.kind for p in container.probes)
+    health = P.app_health_kinds(container)
+    if container.role == L.ROLE_INFRA and P.pod_checked(pod):
+        health = ("readiness",)
+    if health:
+        result[L.HEALTH] = ",".join(health)
+    if restart is not None:
+        result[L.RESTARTS] = str(restart.count)
+        result[L.BACKOFF] = str(restart.backoff)
+        if restart.start_after:
+            result[L.START_AFTER] = f"{restart.start_after:.3f}"
     return result
 
 
@@ -132,6 +154,7 @@ class ContainerArgs:
     binds: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # host path -> bind
     volume_mounts: tuple[VolumeMount, ...] = ()
     endpoint: EndpointArgs | None = None
+    healthcheck: P.HealthcheckArgs | None = None  # probes (engine.probes)
 
 
 def volume_args(pod: DesiredPod, instance: str) -> list[VolumeArgs]:
@@ -166,6 +189,7 @@ def infra_args(pod: DesiredPod, instance: str, revision: str) -> ContainerArgs:
     endpoint = None
     if pod.network is not None:
         endpoint = EndpointArgs(pod.network.name, infra.ipv4_address or None, infra.aliases)
+    healthcheck = P.pod_healthcheck(pod) if infra.role == L.ROLE_INFRA else None
     return ContainerArgs(
         image=infra.image,
         name=infra.docker_name,
@@ -179,13 +203,27 @@ def infra_args(pod: DesiredPod, instance: str, revision: str) -> ContainerArgs:
         network_mode=pod.network.name if pod.network is not None else None,
         restart_policy="always",
         endpoint=endpoint,
+        healthcheck=healthcheck,
+        volume_mounts=_tools_mount(instance) if healthcheck else (),
     )
 
 
+def _tools_mount(instance: str) -> tuple[VolumeMount, ...]:
+    """The probe tools volume (a static busybox), read-only, for a container with checks."""
+    return (VolumeMount(P.TOOLS_MOUNT, P.tools_volume(instance), read_only=True),)
+
+
 def app_args(
-    pod: DesiredPod, container: DesiredContainer, infra_id: str, instance: str, revision: str
+    pod: DesiredPod,
+    container: DesiredContainer,
+    infra_id: str,
+    instance: str,
+    revision: str,
+    restart: Restart | None = None,
 ) -> ContainerArgs:
-    """An app container joined to its pod's infra container (network and IPC namespaces)."""
+    """An app (or init) container joined to its pod's infra container (network and IPC
+    namespaces). An init container runs once: Docker never restarts it, the reconciler
+    does when ``restartPolicy`` says so (``restart``: the labels of that new instance)."""
     binds: dict[str, dict[str, str]] = {}
     mounts: list[VolumeMount] = []
     volumes = {v.name: v for v in pod.volumes}
@@ -198,23 +236,28 @@ def app_args(
             }
         else:
             mounts.append(VolumeMount(mount.path, volume.docker_name, mount.read_only))
+    healthcheck = P.app_healthcheck(container)
+    if healthcheck is not None:
+        mounts.extend(_tools_mount(instance))
+    init = container.role == L.ROLE_INIT
     return ContainerArgs(
         image=container.image,
         name=container.docker_name,
-        labels=container_labels(pod, container, instance, revision),
+        labels=container_labels(pod, container, instance, revision, restart),
         entrypoint=container.entrypoint,
         command=container.cmd,
         environment=tuple(f"{k}={v}" for k, v in container.env),
         working_dir=container.working_dir or None,
         ipc_mode=f"container:{infra_id}",
         network_mode=f"container:{infra_id}",
-        restart_policy=DOCKER_RESTART_POLICY[container.restart_policy],
+        restart_policy="no" if init else DOCKER_RESTART_POLICY[container.restart_policy],
         nano_cpus=container.nano_cpus,
         cpu_shares=container.cpu_shares,
         mem_limit=container.memory_bytes,
         mem_reservation=container.memory_reservation,
         binds=binds,
         volume_mounts=tuple(mounts),
+        healthcheck=healthcheck,
     )
 
 
@@ -269,11 +312,65 @@ def host_state(host: str, instance: str, listed: Iterable[Mapping[str, Any]]) ->
     if the engine's filter let one through), and the revision its newest marker records."""
     owned = [item for item in listed if L.is_owned(item.get("Labels"), instance)]
     markers = [i for i in owned if (i.get("Labels") or {}).get(L.ROLE) == L.ROLE_STATE]
-    containers = tuple(live_container(host, item) for item in owned if item not in markers)
+    records = [i for i in owned if (i.get("Labels") or {}).get(L.ROLE) == L.ROLE_ENDPOINTS]
+    helpers = [i for i in owned if (i.get("Labels") or {}).get(L.ROLE) == L.ROLE_TOOLS]
+    skipped = markers + records + helpers
+    containers = tuple(live_container(host, item) for item in owned if item not in skipped)
     applied = max(markers, key=lambda i: int(i.get("Created", 0)), default=None)
     return HostState(
         host,
         reachable=True,
         containers=containers,
         applied_revision=(applied.get("Labels") or {}).get(L.REVISION, "") if applied else "",
+        markers=tuple(live_container(host, item) for item in records),
+    )
+
+
+# -- a forwarder's endpoints, reloaded in place ------------------------------------------------
+#: where a forwarder reads its endpoints when it gets SIGHUP (``forwarder -e``)
+ENDPOINTS_FILE = FORWARDER_ENDPOINTS
+
+
+def endpoints_file(pod: DesiredPod) -> bytes:
+    """The forwarder's endpoints file: ``proto:port=ip:port,ip:port`` per listener."""
+    lines = [
+        f"{protocol.lower()}:{port}={','.join(endpoints)}"
+        for protocol, port, endpoints in forwarder_endpoints(pod.spec)
+    ]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def endpoints_record_name(pod: DesiredPod) -> str:
+    """The never-started container recording what a forwarder was last given."""
+    return pod.containers[0].docker_name.removesuffix(L.INFRA_CONTAINER) + "endpoints"
+
+
+def endpoints_record_args(
+    pod: DesiredPod, forwarder_id: str, instance: str, revision: str
+) -> ContainerArgs:
+    """Labels cannot change, so what a forwarder was given after it was made is kept by a
+    record beside it, replaced on each reload, and listed by the same one list call as
+    everything else: a restarted reconciler knows what every forwarder routes to without
+    reading any of them."""
+    forwarder = pod.containers[0]
+    labels = {
+        **ownership_labels(instance),
+        L.ROLE: L.ROLE_ENDPOINTS,
+        L.OWNER_KIND: pod.owner.kind,
+        L.OWNER_NAMESPACE: pod.owner.namespace,
+        L.OWNER_NAME: pod.owner.name,
+        L.POD: pod.name,
+        L.POD_NAMESPACE: pod.namespace,
+        L.FORWARDER: forwarder_id,
+        L.ENDPOINTS: L.canonical_json(forwarder_endpoints(pod.spec)),
+        L.REVISION: revision,
+    }
+    return ContainerArgs(
+        image=forwarder.image,
+        name=endpoints_record_name(pod),
+        labels=labels,
+        entrypoint=("true",),
+        init=False,
+        network_mode="none",
+        restart_policy="no",
     )

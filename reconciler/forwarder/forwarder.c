@@ -7,9 +7,15 @@
  * only (the image holds nothing but this binary). The command line comes from
  * reconciler/services.py (forwarder_args):
  *
- *   forwarder [-t CONNECT_TIMEOUT_SECONDS] [-u UDP_IDLE_SECONDS] SPEC [SPEC...]
+ *   forwarder [-t CONNECT_TIMEOUT_SECONDS] [-u UDP_IDLE_SECONDS] [-e FILE] SPEC [SPEC...]
  *   SPEC := PROTO ":" LISTEN_PORT "=" [ENDPOINT ("," ENDPOINT)*]
  *   PROTO := "tcp" | "udp"          ENDPOINT := IPv4 ":" PORT
+ *
+ * Endpoints change in place: on SIGHUP (and at start, when it exists) FILE is read, one
+ * SPEC per line, and each listener takes the endpoints its line gives (none if no line
+ * names it). Connections in flight keep their backend; a UDP session whose endpoint is no
+ * longer listed ends (its client's next datagram opens a new one). A FILE that cannot be
+ * read or parsed changes nothing.
  *
  * TCP: each connection starts at a random endpoint and falls through to the next one when
  * connecting fails or times out; bytes are relayed both ways through a 64 KiB buffer per
@@ -112,6 +118,10 @@ static struct {
     struct session *buckets[SESSION_BUCKETS];
     char dgram[65536];
 } loop;
+
+/* -e: where endpoints are re-read on SIGHUP; the signalfd that reports it */
+static const char *endpoints_file;
+static int signal_fd = -1;
 
 /* ---- small helpers ---- */
 
@@ -223,9 +233,13 @@ static void parse_args(int argc, char **argv) {
     loop.udp_idle_ms = 60000;
     int opt;
     opterr = 0;
-    while ((opt = getopt(argc, argv, "+t:u:")) != -1) {
+    while ((opt = getopt(argc, argv, "+t:u:e:")) != -1) {
         if (opt == '?')
             usage_error("bad option -%c", optopt);
+        if (opt == 'e') {
+            endpoints_file = optarg;
+            continue;
+        }
         long seconds = parse_number(optarg, strlen(optarg), 86400);
         if (seconds < 0)
             usage_error("bad option -%c \"%s\" (want whole seconds)", opt, optarg);
@@ -573,6 +587,123 @@ static void expire_sessions(struct listener *l) {
     }
 }
 
+/* ---- reloading endpoints ---- */
+
+/* "EP,EP,..." (or nothing) as a fresh array; false if an endpoint is malformed. */
+static bool parse_endpoint_list(const char *list, struct sockaddr_in **eps, size_t *n) {
+    *eps = NULL;
+    *n = 0;
+    if (!*list)
+        return true;
+    size_t count = 1;
+    for (const char *c = list; *c; c++)
+        count += *c == ',';
+    struct sockaddr_in *out = calloc(count, sizeof *out);
+    if (!out)
+        return false;
+    for (const char *item = list; item; (*n)++) {
+        const char *comma = strchr(item, ',');
+        size_t len = comma ? (size_t)(comma - item) : strlen(item);
+        if (!parse_endpoint(item, len, &out[*n])) {
+            free(out);
+            *n = 0;
+            return false;
+        }
+        item = comma ? comma + 1 : NULL;
+    }
+    *eps = out;
+    return true;
+}
+
+static bool same_endpoint(const struct sockaddr_in *a, const struct sockaddr_in *b) {
+    return a->sin_addr.s_addr == b->sin_addr.s_addr && a->sin_port == b->sin_port;
+}
+
+/* The listener takes eps[0..n) (it owns the array from now on). TCP connections hold their
+ * own sockets and are left alone; a UDP session follows its endpoint or ends. */
+static void set_endpoints(struct listener *l, struct sockaddr_in *eps, size_t n) {
+    struct link *next;
+    for (struct link *it = l->sessions.next; it != &l->sessions; it = next) {
+        next = it->next;
+        struct session *s = container_of(it, struct session, lru);
+        size_t k = 0;
+        while (k < n && !same_endpoint(&eps[k], &l->eps[s->ep]))
+            k++;
+        if (k < n)
+            s->ep = k;
+        else
+            session_close(s);
+    }
+    free(l->eps);
+    l->eps = eps;
+    l->n_eps = n;
+}
+
+/* Reads the endpoints file; all or nothing: one bad line and every listener keeps its own. */
+static void load_endpoints(bool at_start) {
+    FILE *f = fopen(endpoints_file, "r");
+    if (!f) {
+        if (!at_start || errno != ENOENT)
+            fprintf(stderr, "forwarder: %s: %s\n", endpoints_file, strerror(errno));
+        return;
+    }
+    struct sockaddr_in **fresh = calloc(loop.n_listeners, sizeof *fresh);
+    size_t *counts = calloc(loop.n_listeners, sizeof *counts);
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    bool ok = fresh && counts;
+    while (ok && (len = getline(&line, &cap, f)) >= 0) {
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+            line[--len] = '\0';
+        char *colon = strchr(line, ':'), *eq = strchr(line, '=');
+        if (!len)
+            continue;
+        ok = colon && eq && colon < eq;
+        enum kind kind = strncmp(line, "tcp:", 4) == 0 ? K_TCP_LISTENER : K_UDP_LISTENER;
+        long port = ok ? parse_number(colon + 1, (size_t)(eq - colon - 1), 65535) : -1;
+        ok = ok && port > 0 && (kind == K_TCP_LISTENER || strncmp(line, "udp:", 4) == 0);
+        for (size_t i = 0; ok && i < loop.n_listeners; i++) {
+            struct listener *l = &loop.listeners[i];
+            if (l->kind == kind && l->port == port) {
+                free(fresh[i]);
+                ok = parse_endpoint_list(eq + 1, &fresh[i], &counts[i]);
+            }
+        }
+        if (!ok)
+            fprintf(stderr, "forwarder: %s: bad line \"%s\": endpoints unchanged\n",
+                    endpoints_file, line);
+    }
+    free(line);
+    fclose(f);
+    for (size_t i = 0; i < loop.n_listeners; i++) {
+        if (ok) {
+            struct listener *l = &loop.listeners[i];
+            set_endpoints(l, fresh[i], counts[i]);
+            fprintf(stderr, "forwarder: %s :%u -> %zu endpoint%s (reloaded)\n",
+                    l->kind == K_TCP_LISTENER ? "tcp" : "udp", l->port, l->n_eps,
+                    l->n_eps == 1 ? "" : "s");
+        } else if (fresh) {
+            free(fresh[i]);
+        }
+    }
+    free(fresh);
+    free(counts);
+}
+
+/* Reads the pending signals: true when one of them asks to stop; SIGHUP reloads. */
+static bool take_signals(void) {
+    struct signalfd_siginfo info;
+    bool stop = false;
+    while (read(signal_fd, &info, sizeof info) == (ssize_t)sizeof info) {
+        if (info.ssi_signo == SIGHUP && endpoints_file)
+            load_endpoints(false);
+        else if (info.ssi_signo != SIGHUP)
+            stop = true;
+    }
+    return stop;
+}
+
 /* ---- the loop ---- */
 
 static void open_listener(struct listener *l) {
@@ -659,7 +790,7 @@ static bool dispatch(struct epoll_event *ev) {
     enum kind *kind = ev->data.ptr;
     switch (*kind) {
     case K_SIGNAL:
-        return true;
+        return take_signals();
     case K_TCP_LISTENER:
         tcp_accept((struct listener *)kind);
         break;
@@ -691,13 +822,16 @@ int main(int argc, char **argv) {
     sigemptyset(&stop);
     sigaddset(&stop, SIGTERM);
     sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGHUP);  /* not a stop: reload the endpoints (take_signals) */
     sigprocmask(SIG_BLOCK, &stop, NULL);
     loop.epfd = epoll_create1(EPOLL_CLOEXEC);
-    int sigfd = signalfd(-1, &stop, SFD_NONBLOCK | SFD_CLOEXEC);
+    int sigfd = signal_fd = signalfd(-1, &stop, SFD_NONBLOCK | SFD_CLOEXEC);
     if (loop.epfd < 0 || sigfd < 0 || watch(EPOLL_CTL_ADD, sigfd, &signal_kind, EPOLLIN) < 0) {
         perror("forwarder: epoll/signalfd");
         return 1;
     }
+    if (endpoints_file)
+        load_endpoints(true);  /* a restarted forwarder starts from its last reload */
     for (size_t i = 0; i < loop.n_listeners; i++)
         open_listener(&loop.listeners[i]);
     struct timespec seed;

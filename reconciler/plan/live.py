@@ -9,6 +9,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from reconciler.core import health
 from reconciler.core import labels as L
 from reconciler.core.model import LiveContainer, ObjectRef
 
@@ -33,6 +34,14 @@ def should_restart(policy: str, container: LiveContainer) -> bool:
         return container.state == "created" or code is None or code != 0
     return container.state == "created"  # Never: only start what never ran
 
+
+
+def pod_ready(containers: Iterable[LiveContainer]) -> bool:
+    """Whether a live pod (all its containers, from one list call) is ready: infra and app
+    containers running, no liveness or startup probe failing, and its readiness probes
+    passing. The same answer Service endpoints use (``core.health.pod_ready``, where the
+    rules are; docs/health.md)."""
+    return health.pod_ready(containers)
 
 
 def live_spec(containers: Iterable[LiveContainer]) -> dict[str, Any] | None:

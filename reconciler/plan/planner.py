@@ -110,6 +110,8 @@ def _pod_actions(
         changes: tuple[FieldChange, ...] = (),
         restart: Restart | None = None,
     ) -> Action:
+        if restart is not None and restart.start_after:
+            wakes.append(restart.start_after)  # a pass is due when the new instance may start
         return Action(
             verb,
             host=pod.host,

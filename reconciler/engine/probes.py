@@ -26,6 +26,7 @@ from __future__ import annotations
 import shlex
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from reconciler.core.model import DesiredContainer, DesiredPod, Probe
 
@@ -46,7 +47,7 @@ class HealthcheckArgs:
     timeout: int  # seconds
     retries: int = 1
 
-    def as_docker(self) -> dict[str, object]:
+    def as_docker(self) -> dict[str, Any]:
         """The ``Healthcheck`` object of ``POST /containers/create`` (durations in ns)."""
         return {
             "Test": ["CMD", *self.test],

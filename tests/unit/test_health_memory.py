@@ -336,7 +336,10 @@ def test_probes_and_init_containers_are_in_the_spec_hash_and_the_spec_label() ->
     assert spec["initContainers"][0]["name"] == "init-0"
     assert spec["containers"][0]["livenessProbe"]["periodSeconds"] == 1
     assert spec["containers"][0]["readinessProbe"]["timeoutSeconds"] == 1  # the default
-    changed = text.replace("periodSeconds: 1\n            failureThreshold: 2", "periodSeconds: 2\n            failureThreshold: 2")
+    changed = text.replace(
+        "periodSeconds: 1\n            failureThreshold: 2",
+        "periodSeconds: 2\n            failureThreshold: 2",
+    )
     the_plan, _ = run(changed, hosts, runtimes, T0 + 1)
     [action] = the_plan.actions
     assert action.verb is Verb.RECREATE

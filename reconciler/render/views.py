@@ -66,9 +66,12 @@ class LivePod:
 
     @property
     def ready(self) -> tuple[int, int]:
+        """Ready app containers, of those the pod's spec has (kubectl's READY ``1/2``)."""
         pod_is_ready = self.is_ready
         ready = sum(1 for c in self.apps if health.container_ready(c, pod_is_ready))
-        return ready, len(self.apps)
+        spec = _json_label(self.infra, L.SPEC) if self.infra else None
+        declared = spec.get("spec", {}).get("containers", []) if isinstance(spec, dict) else []
+        return ready, max(len(self.apps), len(declared) if isinstance(declared, list) else 0)
 
     @property
     def restarts(self) -> int:

@@ -15,7 +15,7 @@ from reconciler.apply.converge import converge, make_plan, observe
 from reconciler.apply.runtime import HostRuntime
 from reconciler.core import health
 from reconciler.core import labels as L
-from reconciler.core.model import LiveContainer
+from reconciler.core.model import HostState, LiveContainer
 from reconciler.desire.forwarders import forwarder_endpoints
 from reconciler.plan.lifecycle import BACKOFF_RESET
 from reconciler.plan.live import pod_ready
@@ -349,3 +349,39 @@ def test_probes_and_init_containers_are_in_the_spec_hash_and_the_spec_label() ->
 def test_forwarder_endpoints_are_read_from_the_desired_spec() -> None:
     spec = {"ports": [{"protocol": "TCP", "port": 80, "endpoints": ["10.0.0.1:8080"]}]}
     assert forwarder_endpoints(spec) == [["TCP", 80, ["10.0.0.1:8080"]]]
+
+
+def test_a_one_shot_apply_waits_for_its_new_pods_readiness_before_the_forwarders() -> None:
+    from reconciler.apply import readiness
+
+    hosts, runtimes = cluster("h1")
+    h1 = runtimes["h1"]
+    text = probed_rc() + service("web")
+    objects = manifests(text)
+    typed: Mapping[str, HostRuntime] = runtimes
+    _, the_plan = make_plan(objects, hosts, observe(typed), SETTINGS, now=T0)
+    pods = readiness.made_by(the_plan)
+    assert sorted(p.name for p in pods) == ["web-0", "web-1"]
+    assert readiness.grace(pods) == 0 + 1 * 2 + 1 + 2  # no delay, period 1, 1 success, timeout 1
+    converge(the_plan, objects, hosts, SETTINGS, typed, now=T0)
+    assert routes(h1) == []  # without waiting: made with none
+    naps: list[float] = []
+
+    def nap(seconds: float) -> None:  # their checks pass while apply waits
+        naps.append(seconds)
+        h1.set_health(f"mem_default_web-{len(naps) - 1}_POD", "healthy")
+
+    live = readiness.wait_ready(pods, lambda: observe(typed), 30, sleep=nap)
+    assert naps == [readiness.POLL, readiness.POLL] and live is not None
+    assert all(pod_ready(cs) for cs in _pods(live["h1"]).values())
+    # and it gives up after its time, with what it saw
+    h1.set_health("mem_default_web-0_POD", "unhealthy")
+    naps.clear()
+    assert readiness.wait_ready(pods[:1], lambda: observe(typed), 0, sleep=naps.append)
+    assert naps == []
+
+
+def _pods(state: HostState) -> dict[tuple[str, str], list[LiveContainer]]:
+    from reconciler.plan.live import group_pods
+
+    return {k: v for k, v in group_pods(state.containers).items() if k[1].startswith("web-")}

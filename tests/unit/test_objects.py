@@ -106,7 +106,7 @@ def test_statuses_while_initializing_and_in_back_off() -> None:
     h1.init_running.add("mem_default_web_init-0")
     run(text, hosts, runtimes, T0)
     [pod] = live_pods({"h1": h1.observe()})
-    assert (pod.status, pod.ready) == ("Init:0/2", (0, 0))
+    assert (pod.status, pod.ready) == ("Init:0/2", (0, 1))  # the spec has one app container
     h1.init_running.clear()
     h1.init_exit["mem_default_web_init-0"] = 1
     h1.finish("mem_default_web_init-0", 1)

@@ -52,9 +52,9 @@ from reconciler.plan.model import Verb
 log = logging.getLogger(__name__)
 
 #: Verbs whose action removes the containers in ``Action.live`` (and so makes them emit
-#: kill, die, stop and destroy events). START is not one: a started container that dies
-#: again must wake a pass.
-_REMOVING_VERBS = (Verb.REMOVE, Verb.RECREATE)
+#: kill, die, stop and destroy events): RESTART replaces a failed container, STOP stops
+#: one for good. START is not one: a started container that dies again must wake a pass.
+_REMOVING_VERBS = (Verb.REMOVE, Verb.RECREATE, Verb.RESTART, Verb.STOP)
 _MAX_REASONS = 5  # distinct trigger reasons named in the "pass:" log line
 
 

@@ -293,7 +293,7 @@ class DockerHost:
         while True:
             info = self._call("inspect", self.api.inspect_container, container.docker_name)
             state = info.get("State") or {}
-            if not state.get("Running") and state.get("FinishedAt", "").startswith(("1", "2")):
+            if state.get("Status") in ("exited", "dead"):
                 code = int(state.get("ExitCode", 0))
                 if code == 0:
                     return True

@@ -93,7 +93,7 @@ def pod_checked(pod: DesiredPod) -> bool:
 _COMMON = r"""
 S=__STATE__
 B=__BUSYBOX__
-mkdir -p "$S" 2>/dev/null
+[ -d "$S" ] || mkdir -p "$S" 2>/dev/null
 read -r stat </proc/1/stat
 set -- ${stat##*) }
 born=${20}
@@ -136,7 +136,7 @@ run() {
   F=$fail
   if [ "$age" -lt "$3" ] || [ $((now - last)) -lt "$4" ]; then return; fi
   shift 7
-  out=$(check "$t" "$@" 2>&1)
+  check "$t" "$@" >"$f.out" 2>&1
   rc=$?
   if [ "$rc" = 0 ]; then
     succ=$((succ + 1)); fail=0
@@ -144,8 +144,10 @@ run() {
   else
     fail=$((fail + 1)); succ=0
     [ "$fail" -ge "$fn" ] && V=0
+    out="exit $rc"
+    { read -r out <"$f.out"; } 2>/dev/null
     [ "$rc" = 143 ] && out="timed out after ${t}s"
-    echo "$name: $kind probe failed ($fail/$fn): $(echo $out)"
+    echo "$name: $kind probe failed ($fail/$fn): $out"
   fi
   echo "$now $succ $fail $V" >"$f"
   F=$fail

@@ -264,3 +264,50 @@ def test_the_check_script_keeps_thresholds_and_gates_on_startup(
     for _ in range(3):
         run = subprocess.run([BUSYBOX, "sh", "-c", text], capture_output=True, timeout=30)
         assert run.returncode == 0 and b"failed" not in run.stdout
+
+
+# -- nothing changes for pods without probes or init containers --------------------------------
+#: a Pod and an RC (on two hosts: published ports) as written before probes and init
+#: containers were honoured, and the spec hashes main (51b4b06) gave them: an upgrade of the
+#: reconciler must not recreate a running pod
+UNPROBED = """\
+apiVersion: v1
+kind: Pod
+metadata: {name: db, labels: {app: db}}
+spec:
+  restartPolicy: OnFailure
+  volumes: [{name: data, emptyDir: {}}]
+  containers:
+    - name: db
+      image: example/db:1.0
+      command: [sh, -c]
+      args: ["exec sleep 3600"]
+      env: [{name: MODE, value: primary}]
+      ports: [{containerPort: 3306, name: mysql}]
+      resources: {requests: {cpu: 500m, memory: 64Mi}, limits: {memory: 128Mi}}
+      volumeMounts: [{name: data, mountPath: /var/lib/db}]
+---
+apiVersion: v1
+kind: ReplicationController
+metadata: {name: web}
+spec:
+  replicas: 2
+  selector: {app: web}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+        - name: web
+          image: example/web:1.0
+          ports: [{containerPort: 8080, name: http, hostPort: 18080}]
+        - name: cache
+          image: example/cache:latest
+"""
+HASHES_BEFORE = {"db": "ff642d98167ddcc2", "web-0": "91daa8dd2f315b0e", "web-1": "41da67e250733680"}
+
+
+def test_pods_without_probes_keep_their_spec_hash() -> None:
+    hosts = [Host("h1", "unix:///x", "127.0.0.1"), Host("h2", "unix:///y", "127.0.0.2")]
+    state = compute_desired(manifests(UNPROBED), hosts, {}, Settings(instance="pin"))
+    hashes = {p.name: p.spec_hash for p in state.pods if p.owner.kind != "Service"}
+    assert hashes == HASHES_BEFORE

@@ -36,14 +36,6 @@ def should_restart(policy: str, container: LiveContainer) -> bool:
 
 
 
-def pod_ready(containers: Iterable[LiveContainer]) -> bool:
-    """Whether a live pod (all its containers, from one list call) is ready: infra and app
-    containers running, no liveness or startup probe failing, and its readiness probes
-    passing. The same answer Service endpoints use (``core.health.pod_ready``, where the
-    rules are; docs/health.md)."""
-    return health.pod_ready(containers)
-
-
 def live_spec(containers: Iterable[LiveContainer]) -> dict[str, Any] | None:
     for c in containers:
         if c.labels.get(L.ROLE) in (L.ROLE_INFRA, L.ROLE_FORWARDER) and c.labels.get(L.SPEC):
@@ -88,3 +80,10 @@ def group_pods(containers: Iterable[LiveContainer]) -> dict[tuple[str, str], lis
         pods.setdefault(key, []).append(c)
     return pods
 
+
+def pod_ready(containers: Iterable[LiveContainer]) -> bool:
+    """Whether a live pod (all its containers, from one list call) is ready: infra and app
+    containers running, no liveness or startup probe failing, and its readiness probes
+    passing. The same answer Service endpoints use (``core.health.pod_ready``, where the
+    rules are; docs/health.md)."""
+    return health.pod_ready(containers)

@@ -344,7 +344,12 @@ def node_object(
     }
     if capacity:
         status["capacity"] = capacity
-    annotations = {HOST_ANNOTATION: host.url if host else "", "reconciler.io/pods": str(pods)}
+    forwarders = sum(1 for c in state.containers if c.labels.get(L.ROLE) == L.ROLE_FORWARDER)
+    annotations = {
+        HOST_ANNOTATION: host.url if host else "",
+        "reconciler.io/pods": str(pods),
+        "reconciler.io/forwarders": str(forwarders),
+    }
     if state.error:
         annotations["reconciler.io/error"] = state.error
     meta = metadata(name, None, dict(host.labels) if host else None, annotations)

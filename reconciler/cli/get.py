@@ -20,12 +20,14 @@ from reconciler.cli import options as opt
 from reconciler.cli.common import hosts_from_flag, selector_from_flag, warn_unreachable
 from reconciler.cli.group import EXIT_ERROR, EXIT_INVALID, EXIT_OK, cli
 from reconciler.cli.output import print_diagnostics
+from reconciler.core import labels as L
 from reconciler.core.errors import InputError
 from reconciler.core.model import HostState, Manifest, ObjectRef, as_map
 from reconciler.core.selectors import Selector
 from reconciler.engine.host import DockerHost
 from reconciler.render.diagnostics import validation_summary
 from reconciler.render.objects import (
+    claim_object,
     node_object,
     object_list,
     object_names,
@@ -43,6 +45,7 @@ from reconciler.render.views import (
     service_rows,
     table_lines,
 )
+from reconciler.render.volumes import volume_rows
 from reconciler.source.hosts import Host
 
 #: the names kubectl accepts for each resource -> the one this command knows it by
@@ -59,11 +62,16 @@ RESOURCES = {
     "hosts": "hosts",
     "host": "hosts",
     "nodes": "hosts",
+    "volumes": "volumes",
+    "volume": "volumes",
+    "pvc": "volumes",
 }
 
 
 @cli.command("get")
-@click.argument("resource", type=click.Choice(sorted(RESOURCES)), metavar="pods|rc|services|hosts")
+@click.argument(
+    "resource", type=click.Choice(sorted(RESOURCES)), metavar="pods|rc|services|hosts|volumes"
+)
 @opt.hosts()
 @opt.instance()
 @opt.source_paths()
@@ -75,7 +83,8 @@ RESOURCES = {
     default="table",
     show_default=True,
     help="table or wide: kubectl's columns; json or yaml: a Kubernetes List of Pod, "
-    "ReplicationController, Service or Node objects; name: kind/name per line.",
+    "ReplicationController, Service, Node or PersistentVolumeClaim objects; name: "
+    "kind/name per line.",
 )
 def get_command(
     resource: str,
@@ -85,15 +94,16 @@ def get_command(
     selector: str | None,
     output: str,
 ) -> None:
-    """List pods, replication controllers, services or hosts, read from the live hosts.
+    """List pods, replication controllers, services, hosts or volumes, read from the hosts.
 
-    Services and the DESIRED column of rc come from the manifests (--source, default .).
+    Services, the DESIRED column of rc and whether a claim's volume is Bound or Orphaned
+    come from the manifests (--source, default .). No value of a Secret is ever shown.
     """
     parsed = selector_from_flag(selector)
     kind = RESOURCES[resource]
     hosts = hosts_from_flag(hosts_file)
     runtimes = connect(hosts, instance)
-    states = observe(runtimes)
+    states = observe(runtimes, volumes=kind == "volumes")
     warn_unreachable(states)
     pods = live_pods(states, parsed)
     wide = output == "wide"
@@ -116,6 +126,11 @@ def get_command(
                 except Exception:  # reported through REACHABLE/ERROR already
                     versions[name] = ""
         rows = host_rows(states, hosts, versions, wide)
+    elif kind == "volumes":
+        claims = {
+            (m.namespace, m.name) for m in _manifests(sources) if m.kind == "PersistentVolumeClaim"
+        }
+        rows = volume_rows(states, claims, wide)
     else:
         manifests = _manifests(sources) if sources or kind == "services" else []
         if kind == "rc":
@@ -159,6 +174,18 @@ def kube_objects(
             count = sum(1 for p in pods if p.host == name)
             result.append(node_object(name, by_name.get(name), state, version, count))
         return result
+    if kind == "volumes":
+        claims = {
+            (m.namespace, m.name) for m in _manifests(sources) if m.kind == "PersistentVolumeClaim"
+        }
+        return [
+            claim_object(
+                v, (v.labels.get(L.CLAIM_NAMESPACE, "default"), v.labels[L.CLAIM]) in claims
+            )
+            for name in sorted(states)
+            for v in states[name].volumes
+            if v.labels.get(L.CLAIM)
+        ]
     manifests = _manifests(sources) if sources or kind == "services" else []
     if kind == "rc":
         wanted = {m.ref: m for m in manifests if m.kind == "ReplicationController"}

@@ -40,6 +40,8 @@ BACKOFF = PREFIX + "backoff"  # seconds this instance waited before its start (C
 START_AFTER = PREFIX + "start-after"  # epoch seconds before which this instance must not start
 FORWARDER = PREFIX + "forwarder"  # an endpoints record: the id of the forwarder it describes
 ENDPOINTS = PREFIX + "endpoints"  # an endpoints record: what the forwarder was last given
+CLAIM = PREFIX + "claim"  # a PersistentVolumeClaim's volume: the claim's name
+CLAIM_NAMESPACE = PREFIX + "claim-namespace"
 
 INFRA_CONTAINER = "POD"
 ROLE_INFRA = "infra"

@@ -11,7 +11,7 @@ docs/health.md tells the design; in short:
   probes itself (it holds the pod's network namespace), and reads what the app
   containers' checks found (exec readiness, startup done) from ``/dev/shm``, which the
   pod's containers share (they join the infra's IPC namespace).
-- Each check runs ``/.reconciler/busybox sh -c SCRIPT``: a static busybox from a read-only
+- Each check runs ``/.reconciler-probe/busybox sh -c SCRIPT``: a static busybox from a read-only
   volume the reconciler fills on each host (``engine.probetools``), so that a probe works
   in an image with no shell, curl or wget. The script keeps each probe's own period,
   initial delay and thresholds in ``/dev/shm``: Docker's own interval is the shortest
@@ -30,8 +30,9 @@ from typing import Any
 
 from reconciler.core.model import DesiredContainer, DesiredPod, Probe
 
-#: where the probe tools volume is mounted in a checked container, read-only
-TOOLS_MOUNT = "/.reconciler"
+#: where the probe tools volume is mounted in a checked container, read-only (not under
+#: ``/.reconciler``, where an infra container mounts the pod's files volumes)
+TOOLS_MOUNT = "/.reconciler-probe"
 BUSYBOX = TOOLS_MOUNT + "/busybox"
 #: per-probe state, shared by the pod's containers through the infra's IPC namespace
 STATE_DIR = "/dev/shm/.reconciler-probe"

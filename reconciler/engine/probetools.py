@@ -2,7 +2,7 @@
 
 Health checks run inside their containers, whose images may hold no shell, curl or wget
 (docs/health.md). So each host gets one read-only volume per instance holding the
-reconciler machine's static busybox, mounted at ``/.reconciler`` in every checked
+reconciler machine's static busybox, mounted at ``/.reconciler-probe`` in every checked
 container. It is filled by Docker's own copy-up: an empty named volume mounted where an
 image has files receives them when the container is created. The image is imported once
 from the local busybox (no registry); a never-started helper container mounts the volume
@@ -49,7 +49,9 @@ class HostProbeTools:
             if self._ready:
                 return
             busybox = find_static_busybox()
-            image = f"reconciler/probe-tools:{hashlib.sha256(busybox).hexdigest()[:12]}"
+            # named by what it holds and where: another busybox or layout, another image
+            digest = hashlib.sha256(busybox + P.TOOLS_MOUNT.encode()).hexdigest()[:12]
+            image = f"reconciler/probe-tools:{digest}"
             self._ensure_image(image, busybox)
             self._fill(image)
             self._ready = True
@@ -65,7 +67,7 @@ class HostProbeTools:
         self._call(
             "import image",
             api.import_image_from_data,
-            probe_tools_rootfs(busybox),
+            probe_tools_rootfs(busybox, P.TOOLS_MOUNT),
             repository=repository,
             tag=tag,
             changes=[f"CMD {json.dumps([P.BUSYBOX, 'true'])}"],

@@ -16,6 +16,7 @@ from reconciler.core.model import (
     DesiredPod,
     Diagnostic,
     LiveContainer,
+    LiveVolume,
     Location,
     ObjectRef,
     Restart,
@@ -87,11 +88,15 @@ class Plan:
     skipped_prunes: list[Action] = field(default_factory=list)  # with --no-prune
     #: epoch seconds when a held restart (CrashLoopBackOff) may go ahead: a pass is due then
     wake_at: float | None = None
+    #: claims' volumes whose claim left the manifests: kept and reported (``plan.volumes``)
+    orphaned_volumes: list[LiveVolume] = field(default_factory=list)
+    prune_volumes: bool = False  # --prune-volumes: remove them
 
     @property
     def in_sync(self) -> bool:
         errors = any(d.is_error for d in self.problems)
-        return not self.actions and not errors and not self.unreachable
+        volumes = self.prune_volumes and self.orphaned_volumes
+        return not self.actions and not errors and not self.unreachable and not volumes
 
     def split_forwarders(self) -> tuple[Plan, Plan]:
         """(everything but Service forwarders, only the forwarders), problems kept on the first."""

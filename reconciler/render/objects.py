@@ -20,7 +20,7 @@ from typing import Any
 
 from reconciler.core import health
 from reconciler.core import labels as L
-from reconciler.core.model import HostState, LiveContainer, Manifest, ObjectRef
+from reconciler.core.model import HostState, LiveContainer, LiveVolume, Manifest, ObjectRef
 from reconciler.plan.live import exit_code
 from reconciler.render.views import LivePod, ServiceView, init_names
 from reconciler.source.hosts import Host
@@ -36,6 +36,7 @@ RESOURCE_NAMES = {
     "ReplicationController": "replicationcontroller",
     "Service": "service",
     "Node": "node",
+    "PersistentVolumeClaim": "persistentvolumeclaim",
 }
 
 
@@ -354,3 +355,26 @@ def node_object(
         annotations["reconciler.io/error"] = state.error
     meta = metadata(name, None, dict(host.labels) if host else None, annotations)
     return {"apiVersion": "v1", "kind": "Node", "metadata": meta, "status": status}
+
+
+def claim_object(volume: LiveVolume, bound: bool) -> dict[str, Any]:
+    """A claim's Docker volume as a ``PersistentVolumeClaim``: ``Bound`` while its claim is
+    in the manifests, else ``Lost`` (kept with its data: ``reconciler.io/status`` says
+    ``Orphaned``, as ``get volumes`` does)."""
+    annotations = {
+        HOST_ANNOTATION: volume.host,
+        "reconciler.io/volume": volume.name,
+        "reconciler.io/driver": volume.driver,
+        "reconciler.io/status": "Bound" if bound else "Orphaned",
+    }
+    meta = metadata(
+        volume.labels.get(L.CLAIM, ""),
+        volume.labels.get(L.CLAIM_NAMESPACE, "default"),
+        annotations=annotations,
+    )
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": meta,
+        "status": {"phase": "Bound" if bound else "Lost"},
+    }

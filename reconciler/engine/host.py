@@ -23,18 +23,17 @@ import docker
 import docker.types
 
 from reconciler.core import labels as L
-from reconciler.core.errors import ApplyError, HostUnavailable, InitError, NotFound, OwnershipError
+from reconciler.core.errors import ApplyError, HostUnavailable, NotFound, OwnershipError
 from reconciler.core.model import (
     DesiredContainer,
     DesiredPod,
     HostState,
     LiveContainer,
     LiveVolume,
-    Restart,
 )
-from reconciler.engine import probes as P
 from reconciler.engine import translate as T
 from reconciler.engine.client import call, open_client
+from reconciler.engine.lifecycle import PodLifecycle
 from reconciler.engine.probetools import HostProbeTools
 from reconciler.engine.reload import ForwarderReload
 from reconciler.engine.resources import HostImages, HostNetworks
@@ -42,12 +41,9 @@ from reconciler.source.hosts import Host
 
 #: What the forwarder image holds besides busybox (path -> program), made on first use.
 Programs = Callable[[], Mapping[str, bytes]]
-#: Seconds ``create_pod`` waits for each init container to complete before it leaves the pod
-#: initializing (a later pass, woken by the container's exit, carries on).
-INIT_WAIT = 30.0
 
 
-class DockerHost:
+class DockerHost(PodLifecycle):
     """A connection to one engine, counting the API calls it makes.
 
     ``programs`` supplies the Service forwarder's program when a host lacks the forwarder
@@ -74,7 +70,7 @@ class DockerHost:
         self._api: docker.APIClient | None = None
         self._lock = threading.Lock()
         self.images = HostImages(self._call, lambda: self.api, host.name, programs)
-        self.networks = HostNetworks(self._call, lambda: self.api, instance)
+        self.networks = HostNetworks(self._call, lambda: self.api, instance, host.name)
         self.probe_tools = HostProbeTools(self._call, lambda: self.api, instance)
         self.forwarder_records = ForwarderReload(self._call, lambda: self.api, instance)
 
@@ -226,9 +222,17 @@ class DockerHost:
             mem_reservation=args.mem_reservation,
             binds={k: dict(v) for k, v in args.binds.items()} or None,
             mounts=mounts or None,
+            privileged=args.privileged,
+            cap_add=list(args.cap_add) or None,
+            cap_drop=list(args.cap_drop) or None,
+            group_add=list(args.group_add) or None,
+            read_only=args.read_only or None,
+            security_opt=list(args.security_opt) or None,
+            pid_mode=args.pid_mode,
+            uts_mode=args.uts_mode,
+            sysctls=dict(args.sysctls) or None,
         )
-        created = self._call(
-            f"create {args.name}",
+        created = self._create_named(
             api.create_container,
             args.image,
             name=args.name,
@@ -237,6 +241,7 @@ class DockerHost:
             command=list(args.command) if args.command is not None else None,
             environment=list(args.environment) or None,
             working_dir=args.working_dir,
+            user=args.user,
             labels=dict(args.labels),
             ports=list(args.exposed) or None,
             host_config=host_config,
@@ -248,9 +253,34 @@ class DockerHost:
             self._call(f"start {args.name}", api.start, container_id)
         return container_id
 
+    def _create_named(self, function: Any, *args: Any, name: str, **kwargs: Any) -> Any:
+        """A create call; when the name is taken by a container that is not ours, an
+        ``OwnershipError`` that names it (it is left alone), else Docker's own error."""
+        kwargs["name"] = name
+        try:
+            return self._call(f"create {name}", function, *args, **kwargs)
+        except ApplyError as exc:
+            if "Conflict" not in str(exc) and "already in use" not in str(exc):
+                raise
+            self._refuse_foreign("container", name)
+            raise
+
+    def _refuse_foreign(self, kind: str, name: str) -> None:
+        """Raise ``OwnershipError`` when the container called ``name`` is not ours."""
+        try:
+            info = self._call(f"inspect {name}", self.api.inspect_container, name)
+        except NotFound:
+            return
+        if not L.is_owned((info.get("Config") or {}).get("Labels"), self.instance):
+            raise OwnershipError(
+                f"{kind} {name} on host {self.host.name} exists and does not carry this "
+                "instance's labels: left alone (remove or rename it, or choose another "
+                "--instance)"
+            )
+
     def _create_volumes(self, pod: DesiredPod) -> None:
         for volume in T.volume_args(pod, self.instance):
-            self._call(
+            made = self._call(
                 f"create volume {volume.name}",
                 self.api.create_volume,
                 name=volume.name,
@@ -258,6 +288,14 @@ class DockerHost:
                 driver_opts=dict(volume.driver_opts) if volume.driver_opts else None,
                 labels=dict(volume.labels),
             )
+            # Docker answers a create of an existing name with that volume, labels and all:
+            # someone else's data must never be mounted into our pod
+            if not L.is_owned((made or {}).get("Labels"), self.instance):
+                raise OwnershipError(
+                    f"volume {volume.name} on host {self.host.name} exists and does not carry "
+                    "this instance's labels: left alone (remove or rename it, or choose another "
+                    "--instance)"
+                )
 
     def _create_infra(self, pod: DesiredPod) -> str:
         """A pod's infra container, or a Service's forwarder, on the instance network."""
@@ -302,97 +340,32 @@ class DockerHost:
         self._call(f"remove volume {volume.name}", self.api.remove_volume, volume.name)
 
     def _infra_id(self, pod: DesiredPod) -> str:
+        name = pod.containers[0].docker_name
         try:
-            info = self._call(
-                "inspect infra", self.api.inspect_container, pod.containers[0].docker_name
-            )
+            info = self._call("inspect infra", self.api.inspect_container, name)
         except NotFound as exc:
             raise ApplyError(f"infra container of pod {pod.name} is gone") from exc
+        if not L.is_owned((info.get("Config") or {}).get("Labels"), self.instance):
+            raise OwnershipError(
+                f"container {name} on host {self.host.name} does not carry this instance's "
+                "labels: left alone, and no container of ours joins it"
+            )
         return str(info["Id"])
 
-    def create_pod(self, pod: DesiredPod) -> None:
-        """Volumes, infra container, its files, the init containers one after the other,
-        each to completion, then every app container; all or nothing, but for init
-        containers: one that fails leaves the pod as it is (``InitError``, status
-        ``Init:Error``) and one still running after ``INIT_WAIT`` leaves it initializing, for
-        later passes."""
-        for container in pod.containers[1:]:
-            self.images.ensure(container.image, container.pull_policy, container.pull_auth)
-        infra = pod.containers[0]
-        self.ensure_infra_image(infra.image, with_forwarder=infra.role == L.ROLE_FORWARDER)
-        if P.needs_tools(pod):
-            self.probe_tools.ensure()
-        created: list[str] = []
-        try:
-            self._create_volumes(pod)
-            infra_id = self._create_infra(pod)
-            created.append(infra_id)
-            self._fill_files(pod, infra_id)
-            pod_ip = self._pod_ip(pod, infra_id)
-            for container in pod.init_containers:
-                created.append(self._create_app(pod, container, infra_id, pod_ip))
-                if not self._completed(container, INIT_WAIT):
-                    return  # still running, or failed: the pod stays (InitError said which)
-            for container in pod.app_containers:
-                created.append(self._create_app(pod, container, infra_id, pod_ip))
-        except InitError:
-            raise
-        except Exception:
-            self._discard(created, pod)  # no half-made pod stays behind
-            raise
-
-    def _completed(self, container: DesiredContainer, timeout: float) -> bool:
-        """Wait for an init container to exit: True when it exited 0, False when it still
-        runs after ``timeout``; ``InitError`` when it failed."""
-        deadline = time.monotonic() + timeout
-        while True:
-            info = self._call("inspect", self.api.inspect_container, container.docker_name)
-            state = info.get("State") or {}
-            if state.get("Status") in ("exited", "dead"):
-                code = int(state.get("ExitCode", 0))
-                if code == 0:
-                    return True
-                raise InitError(f"init container {container.container} exited {code}")
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.1)
-
-    def create_container(self, pod: DesiredPod, name: str) -> None:
-        """A container missing from a running pod; an init container is waited for."""
-        container = next(c for c in pod.containers[1:] if c.container == name)
-        self.images.ensure(container.image, container.pull_policy, container.pull_auth)
-        if P.needs_tools(pod):
-            self.probe_tools.ensure()
-        infra_id = self._infra_id(pod)
-        self._create_app(pod, container, infra_id, self._pod_ip(pod, infra_id))
-        if container.role == L.ROLE_INIT:
-            self._completed(container, INIT_WAIT)
-
-    def restart_container(
-        self, pod: DesiredPod, name: str, live: Sequence[LiveContainer], restart: Restart
-    ) -> None:
-        """Replace a failed container by a new instance carrying ``restart`` in its labels;
-        started now, or left created until ``restart.start_after`` (a later pass starts it:
-        Kubernetes' CrashLoopBackOff, kept on the host where any reconciler sees it)."""
-        container = next(c for c in pod.containers[1:] if c.container == name)
-        self.images.ensure(container.image, container.pull_policy, container.pull_auth)
-        infra_id = self._infra_id(pod)
-        self.remove(live)
-        pod_ip = self._pod_ip(pod, infra_id)
-        args = T.app_args(
-            pod, container, infra_id, self.instance, self.revision, pod_ip, restart=restart
-        )
-        self._create(args, start=restart.start_after <= time.time())
-
-    def stop(self, container: LiveContainer) -> None:
-        """Stop a container and leave it stopped (restartPolicy Never after a failed probe)."""
-        self._call(
-            f"stop {container.name}", self.api.stop, container.id, timeout=self.grace_seconds
-        )
-
-    def reload_forwarder(self, pod: DesiredPod, live: Sequence[LiveContainer]) -> None:
-        """New endpoints for a running forwarder, without restarting it (engine.reload)."""
-        self.forwarder_records.reload(pod, live, self.revision)
+    def _check_non_root(self, container: DesiredContainer) -> None:
+        """``runAsNonRoot`` without a ``runAsUser``: the image's own user must be a non-zero
+        number, as Kubernetes checks before it starts a container."""
+        security = container.security
+        if security is None or not security.run_as_non_root or security.user:
+            return
+        info = self._call("inspect image", self.api.inspect_image, container.image)
+        user = str((info.get("Config") or {}).get("User") or "")
+        if T.runs_as_root(user):
+            shown = repr(user) if user else "root (no USER)"
+            raise ApplyError(
+                f"CreateContainerConfigError: container {container.container} has "
+                f"runAsNonRoot and image {container.image} runs as {shown}: set runAsUser"
+            )
 
     def _discard(self, container_ids: Sequence[str], pod: DesiredPod) -> None:
         for container_id in reversed(container_ids):
@@ -406,7 +379,16 @@ class DockerHost:
         self._call(f"start {container.name}", self.api.start, container.id)
 
     def remove(self, containers: Sequence[LiveContainer]) -> None:
-        """Stop app containers first, then the infra container; then remove all of them."""
+        """Stop app containers first, then the infra container; then remove all of them.
+
+        Each one's labels are checked first, whatever listed it: only ours are touched.
+        """
+        for container in containers:
+            if not L.is_owned(container.labels, self.instance):
+                raise OwnershipError(
+                    f"container {container.name} on host {self.host.name} does not carry this "
+                    "instance's labels: left alone"
+                )
         ordered = sorted(containers, key=lambda c: c.labels.get(L.ROLE) == L.ROLE_INFRA)
         for container in ordered:
             if container.state in ("running", "restarting", "paused"):

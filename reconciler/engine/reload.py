@@ -22,7 +22,7 @@ import docker
 from reconciler.core import labels as L
 from reconciler.core.errors import NotFound
 from reconciler.core.model import DesiredPod, LiveContainer
-from reconciler.engine import translate as T
+from reconciler.engine import endpoints as E
 
 #: ``call(what, function, *args, **kwargs)``: a Docker call with our errors (engine.client).
 Call = Callable[..., Any]
@@ -30,10 +30,10 @@ Call = Callable[..., Any]
 
 def endpoints_archive(pod: DesiredPod, now: float) -> bytes:
     """A tar holding the forwarder's endpoints file, as the archive API takes it."""
-    data = T.endpoints_file(pod)
+    data = E.endpoints_file(pod)
     archive = io.BytesIO()
     with tarfile.open(fileobj=archive, mode="w") as tar:
-        info = tarfile.TarInfo(T.ENDPOINTS_FILE.rsplit("/", 1)[1])
+        info = tarfile.TarInfo(E.ENDPOINTS_FILE.rsplit("/", 1)[1])
         info.size, info.mode, info.mtime = len(data), 0o644, int(now)
         tar.addfile(info, io.BytesIO(data))
     return archive.getvalue()
@@ -50,7 +50,7 @@ class ForwarderReload:
     def reload(self, pod: DesiredPod, live: Sequence[LiveContainer], revision: str) -> None:
         api = self._api()
         forwarder = next(c for c in live if c.labels.get(L.ROLE) == L.ROLE_FORWARDER)
-        directory = T.ENDPOINTS_FILE.rsplit("/", 1)[0] or "/"
+        directory = E.ENDPOINTS_FILE.rsplit("/", 1)[0] or "/"
         self._call(
             f"write endpoints {forwarder.name}",
             api.put_archive,
@@ -62,8 +62,8 @@ class ForwarderReload:
         for record in live:
             if record.labels.get(L.ROLE) == L.ROLE_ENDPOINTS:
                 self._remove(record.id)
-        self._remove_named(T.endpoints_record_name(pod))
-        args = T.endpoints_record_args(pod, forwarder.id, self._instance, revision)
+        self._remove_named(E.endpoints_record_name(pod))
+        args = E.endpoints_record_args(pod, forwarder.id, self._instance, revision)
         self._call(
             f"record {args.name}",
             api.create_container,

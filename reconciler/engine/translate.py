@@ -13,7 +13,7 @@ from __future__ import annotations
 import io
 import tarfile
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from reconciler.core import labels as L
@@ -25,10 +25,9 @@ from reconciler.core.model import (
     LiveVolume,
     NetworkSpec,
     Restart,
+    SecuritySpec,
     VolumeSpec,
 )
-from reconciler.desire.forwarders import forwarder_endpoints
-from reconciler.desire.services import FORWARDER_ENDPOINTS
 from reconciler.engine import probes as P
 
 DOCKER_RESTART_POLICY = {"Always": "always", "OnFailure": "on-failure", "Never": "no"}
@@ -176,6 +175,18 @@ class ContainerArgs:
     volume_mounts: tuple[VolumeMount, ...] = ()
     endpoint: EndpointArgs | None = None
     healthcheck: P.HealthcheckArgs | None = None  # probes (engine.probes)
+    # how the container is confined (a pod's securityContext and host namespaces, as the
+    # operator's policy allowed them); the defaults are Docker's
+    privileged: bool = False
+    cap_add: tuple[str, ...] = ()
+    cap_drop: tuple[str, ...] = ()
+    user: str | None = None
+    group_add: tuple[str, ...] = ()
+    read_only: bool = False
+    security_opt: tuple[str, ...] = ()
+    pid_mode: str | None = None
+    uts_mode: str | None = None
+    sysctls: Mapping[str, str] = field(default_factory=dict)
 
 
 #: where a pod's infra container mounts its files volumes, to fill them before the pod's
@@ -260,7 +271,7 @@ def infra_args(pod: DesiredPod, instance: str, revision: str) -> ContainerArgs:
     files = tuple(  # filled through the infra container before the app containers start
         VolumeMount(files_target(v), v.docker_name) for v in pod.volumes if v.source == "files"
     )
-    return ContainerArgs(
+    args = ContainerArgs(
         image=infra.image,
         name=infra.docker_name,
         labels=container_labels(pod, infra, instance, revision),
@@ -275,7 +286,30 @@ def infra_args(pod: DesiredPod, instance: str, revision: str) -> ContainerArgs:
         endpoint=endpoint,
         healthcheck=healthcheck,
         volume_mounts=files + (_tools_mount(instance) if healthcheck else ()),
+        sysctls=dict(pod.sysctls),
     )
+    return _in_host_namespaces(args, pod.host_namespaces)
+
+
+def _in_host_namespaces(args: ContainerArgs, namespaces: frozenset[str]) -> ContainerArgs:
+    """An infra container that holds the host's network (its ports are the host's: nothing
+    to publish, no instance network, the host's name) and IPC namespaces instead of its
+    own, as ``hostNetwork`` and ``hostIPC`` ask."""
+    if not namespaces:
+        return args
+    changes: dict[str, Any] = {}
+    if "network" in namespaces:
+        changes.update(
+            network_mode="host",
+            endpoint=None,
+            exposed=(),
+            port_bindings={},
+            hostname=None,
+            uts_mode="host",
+        )
+    if "ipc" in namespaces:
+        changes["ipc_mode"] = "host"
+    return replace(args, **changes)
 
 
 def _tools_mount(instance: str) -> tuple[VolumeMount, ...]:
@@ -313,6 +347,7 @@ def app_args(
     if healthcheck is not None:
         mounts.extend(_tools_mount(instance))
     init = container.role == L.ROLE_INIT
+    security = container.security or SecuritySpec()
     return ContainerArgs(
         image=container.image,
         name=container.docker_name,
@@ -323,7 +358,7 @@ def app_args(
             f"{k}={pod_ip if k in container.pod_ip_env else v}" for k, v in container.env
         ),
         working_dir=container.working_dir or None,
-        ipc_mode=f"container:{infra_id}",
+        ipc_mode="host" if "ipc" in pod.host_namespaces else f"container:{infra_id}",
         network_mode=f"container:{infra_id}",
         restart_policy="no" if init else DOCKER_RESTART_POLICY[container.restart_policy],
         nano_cpus=container.nano_cpus,
@@ -333,7 +368,23 @@ def app_args(
         binds=binds,
         volume_mounts=tuple(mounts),
         healthcheck=healthcheck,
+        privileged=security.privileged,
+        cap_add=security.cap_add,
+        cap_drop=security.cap_drop,
+        user=security.user or None,
+        group_add=security.group_add,
+        read_only=security.read_only_root,
+        security_opt=security.security_opt,
+        pid_mode="host" if "pid" in pod.host_namespaces else None,
     )
+
+
+def runs_as_root(user: str) -> bool:
+    """Whether an image's ``User`` (``""``, ``root``, ``0``, ``1000:1000``, ``app``) cannot
+    be shown to be a non-root user: Kubernetes' runAsNonRoot check. A name is refused too,
+    as by Kubernetes: only a number can be checked without reading the image's passwd."""
+    name = user.partition(":")[0]
+    return not name.isdigit() or int(name) == 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -438,54 +489,4 @@ def host_state(
         applied_revision=(applied.get("Labels") or {}).get(L.REVISION, "") if applied else "",
         markers=tuple(live_container(host, item) for item in records),
         volumes=live_volumes(host, instance, volumes),
-    )
-
-
-# -- a forwarder's endpoints, reloaded in place ------------------------------------------------
-#: where a forwarder reads its endpoints when it gets SIGHUP (``forwarder -e``)
-ENDPOINTS_FILE = FORWARDER_ENDPOINTS
-
-
-def endpoints_file(pod: DesiredPod) -> bytes:
-    """The forwarder's endpoints file: ``proto:port=ip:port,ip:port`` per listener."""
-    lines = [
-        f"{protocol.lower()}:{port}={','.join(endpoints)}"
-        for protocol, port, endpoints in forwarder_endpoints(pod.spec)
-    ]
-    return ("\n".join(lines) + "\n").encode()
-
-
-def endpoints_record_name(pod: DesiredPod) -> str:
-    """The never-started container recording what a forwarder was last given."""
-    return pod.containers[0].docker_name.removesuffix(L.INFRA_CONTAINER) + "endpoints"
-
-
-def endpoints_record_args(
-    pod: DesiredPod, forwarder_id: str, instance: str, revision: str
-) -> ContainerArgs:
-    """Labels cannot change, so what a forwarder was given after it was made is kept by a
-    record beside it, replaced on each reload, and listed by the same one list call as
-    everything else: a restarted reconciler knows what every forwarder routes to without
-    reading any of them."""
-    forwarder = pod.containers[0]
-    labels = {
-        **ownership_labels(instance),
-        L.ROLE: L.ROLE_ENDPOINTS,
-        L.OWNER_KIND: pod.owner.kind,
-        L.OWNER_NAMESPACE: pod.owner.namespace,
-        L.OWNER_NAME: pod.owner.name,
-        L.POD: pod.name,
-        L.POD_NAMESPACE: pod.namespace,
-        L.FORWARDER: forwarder_id,
-        L.ENDPOINTS: L.canonical_json(forwarder_endpoints(pod.spec)),
-        L.REVISION: revision,
-    }
-    return ContainerArgs(
-        image=forwarder.image,
-        name=endpoints_record_name(pod),
-        labels=labels,
-        entrypoint=("true",),
-        init=False,
-        network_mode="none",
-        restart_policy="no",
     )

@@ -7,9 +7,13 @@
  * only (the image holds nothing but this binary). The command line comes from
  * reconciler/services.py (forwarder_args):
  *
- *   forwarder [-t CONNECT_TIMEOUT_SECONDS] [-u UDP_IDLE_SECONDS] [-e FILE] SPEC [SPEC...]
+ *   forwarder [-t CONNECT_TIMEOUT_SECONDS] [-u UDP_IDLE_SECONDS] [-i TCP_IDLE_SECONDS]
+ *             [-d DRAIN_SECONDS] [-e FILE] [-n] SPEC [SPEC...]
  *   SPEC := PROTO ":" LISTEN_PORT "=" [ENDPOINT ("," ENDPOINT)*]
  *   PROTO := "tcp" | "udp"          ENDPOINT := IPv4 ":" PORT
+ *
+ * -n only checks the arguments: it prints each listener as it was understood and exits 0
+ * (2 with a message for bad ones), opening no socket; the test suite fuzzes it.
  *
  * Endpoints change in place: on SIGHUP (and at start, when it exists) FILE is read, one
  * SPEC per line, and each listener takes the endpoints its line gives (none if no line
@@ -22,6 +26,12 @@
  * direction, with half-closes passed on. UDP: each client address is a session with its own
  * socket connected to a random endpoint; replies go back from the service port; a refused
  * endpoint (ICMP port unreachable) moves the session on; idle sessions are closed.
+ *
+ * It faces the network, so it bounds what a peer can hold: a TCP connection that moves no
+ * byte either way for TCP_IDLE_SECONDS (default 3600) is closed, as an idle UDP session is.
+ * SIGTERM drains: the listeners close (no new connection is taken), the connections in
+ * flight go on until they end or DRAIN_SECONDS (default 10) pass, then it exits; SIGINT,
+ * or a second SIGTERM, exits at once.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -92,6 +102,8 @@ struct conn {
     bool dead;
     struct link timer;     /* in loop.connecting while connecting (ordered by deadline) */
     struct link ready;     /* in loop.ready when its turn ended with work left; then graveyard */
+    int64_t last_active;   /* when a byte last moved (or it started) */
+    struct link idle;      /* in loop.idle, least recently active first */
 };
 
 struct session {
@@ -111,17 +123,19 @@ struct session {
 static struct {
     int epfd;
     int64_t now;           /* monotonic ms, read once per loop turn */
-    int connect_timeout_ms, udp_idle_ms;
+    int connect_timeout_ms, udp_idle_ms, tcp_idle_ms, drain_ms;
     struct listener *listeners;
     size_t n_listeners;
-    struct link connecting, ready, graveyard;
+    struct link connecting, ready, graveyard, idle;
+    size_t n_conns;        /* TCP connections open (connecting or relaying) */
+    int64_t drain_until;   /* draining after SIGTERM until then; 0: not draining */
+    int sigfd;
     struct session *buckets[SESSION_BUCKETS];
     char dgram[65536];
 } loop;
 
-/* -e: where endpoints are re-read on SIGHUP; the signalfd that reports it */
+/* -e: where endpoints are re-read on SIGHUP */
 static const char *endpoints_file;
-static int signal_fd = -1;
 
 /* ---- small helpers ---- */
 
@@ -228,16 +242,24 @@ static void parse_spec(const char *arg, struct listener *l) {
     }
 }
 
-static void parse_args(int argc, char **argv) {
+/* Returns true for -n (check the arguments only). */
+static bool parse_args(int argc, char **argv) {
     loop.connect_timeout_ms = 3000;
     loop.udp_idle_ms = 60000;
+    loop.tcp_idle_ms = 3600 * 1000;
+    loop.drain_ms = 10000;
+    bool check_only = false;
     int opt;
     opterr = 0;
-    while ((opt = getopt(argc, argv, "+t:u:e:")) != -1) {
+    while ((opt = getopt(argc, argv, "+t:u:i:d:e:n")) != -1) {
         if (opt == '?')
             usage_error("bad option -%c", optopt);
         if (opt == 'e') {
             endpoints_file = optarg;
+            continue;
+        }
+        if (opt == 'n') {
+            check_only = true;
             continue;
         }
         long seconds = parse_number(optarg, strlen(optarg), 86400);
@@ -245,8 +267,12 @@ static void parse_args(int argc, char **argv) {
             usage_error("bad option -%c \"%s\" (want whole seconds)", opt, optarg);
         if (opt == 't')
             loop.connect_timeout_ms = (int)seconds * 1000;
-        else
+        else if (opt == 'u')
             loop.udp_idle_ms = (int)seconds * 1000;
+        else if (opt == 'i')
+            loop.tcp_idle_ms = (int)seconds * 1000;
+        else
+            loop.drain_ms = (int)seconds * 1000;
     }
     if (optind >= argc)
         usage_error("no listener; usage: forwarder [-t SECONDS] [-u SECONDS] "
@@ -262,6 +288,23 @@ static void parse_args(int argc, char **argv) {
             if (loop.listeners[j].kind == l->kind && loop.listeners[j].port == l->port)
                 usage_error("port given twice: \"%s\"", argv[optind + (int)i]);
     }
+    return check_only;
+}
+
+/* -n: each listener as understood, one line each ("tcp:80=10.0.0.1:8080,10.0.0.2:8080"). */
+static void print_listeners(void) {
+    for (size_t i = 0; i < loop.n_listeners; i++) {
+        const struct listener *l = &loop.listeners[i];
+        printf("%s:%u=", l->kind == K_TCP_LISTENER ? "tcp" : "udp", l->port);
+        for (size_t e = 0; e < l->n_eps; e++) {
+            char ip[INET_ADDRSTRLEN];
+            inet_ntop(AF_INET, &l->eps[e].sin_addr, ip, sizeof ip);
+            printf("%s%s:%u", e ? "," : "", ip, ntohs(l->eps[e].sin_port));
+        }
+        putchar('\n');
+    }
+    printf("connect-timeout=%d udp-idle=%d tcp-idle=%d drain=%d\n", loop.connect_timeout_ms / 1000,
+           loop.udp_idle_ms / 1000, loop.tcp_idle_ms / 1000, loop.drain_ms / 1000);
 }
 
 /* ---- TCP ---- */
@@ -277,7 +320,16 @@ static void conn_close(struct conn *c) {
     c->dead = true;
     list_remove(&c->timer);
     list_remove(&c->ready);
+    list_remove(&c->idle);
     list_append(&loop.graveyard, &c->ready);
+    loop.n_conns--;
+}
+
+/* A byte moved: the connection goes to the back of the idle list. */
+static void conn_touch(struct conn *c) {
+    c->last_active = loop.now;
+    list_remove(&c->idle);
+    list_append(&loop.idle, &c->idle);
 }
 
 static void conn_start(struct listener *l, int fd) {
@@ -292,6 +344,7 @@ static void conn_start(struct listener *l, int fd) {
     c->start = pick(l->n_eps);
     list_init(&c->timer);
     list_init(&c->ready);
+    list_init(&c->idle);
     set_nodelay(fd);
     /* edge-triggered and never modified: readiness is tracked in the side's flags */
     if (watch(EPOLL_CTL_ADD, fd, &c->client, EPOLLIN | EPOLLOUT | EPOLLET) < 0) {
@@ -299,6 +352,8 @@ static void conn_start(struct listener *l, int fd) {
         free(c);
         return;
     }
+    loop.n_conns++;
+    conn_touch(c);
     connect_next(c);
 }
 
@@ -386,6 +441,8 @@ static void pump(struct conn *c) {
         }
         if (!up && !down)
             return;
+        if (budget == PUMP_BUDGET)
+            conn_touch(c);
     }
     list_remove(&c->ready);
     list_append(&loop.ready, &c->ready);
@@ -691,19 +748,6 @@ static void load_endpoints(bool at_start) {
     free(counts);
 }
 
-/* Reads the pending signals: true when one of them asks to stop; SIGHUP reloads. */
-static bool take_signals(void) {
-    struct signalfd_siginfo info;
-    bool stop = false;
-    while (read(signal_fd, &info, sizeof info) == (ssize_t)sizeof info) {
-        if (info.ssi_signo == SIGHUP && endpoints_file)
-            load_endpoints(false);
-        else if (info.ssi_signo != SIGHUP)
-            stop = true;
-    }
-    return stop;
-}
-
 /* ---- the loop ---- */
 
 static void open_listener(struct listener *l) {
@@ -729,6 +773,13 @@ static int next_timeout(void) {
     int64_t next = INT64_MAX;
     if (!list_empty(&loop.connecting))
         next = container_of(loop.connecting.next, struct conn, timer)->deadline;
+    if (!list_empty(&loop.idle)) {
+        int64_t idle = container_of(loop.idle.next, struct conn, idle)->last_active;
+        if (idle + loop.tcp_idle_ms < next)
+            next = idle + loop.tcp_idle_ms;
+    }
+    if (loop.drain_until && loop.drain_until < next)
+        next = loop.drain_until;
     for (size_t i = 0; i < loop.n_listeners; i++) {
         struct listener *l = &loop.listeners[i];
         if (l->paused_until && l->paused_until < next)
@@ -751,6 +802,12 @@ static void run_timers(void) {
         if (c->deadline > loop.now)
             break;
         connect_failed(c);  /* requeues it with a later deadline, or closes it */
+    }
+    while (!list_empty(&loop.idle)) {
+        struct conn *c = container_of(loop.idle.next, struct conn, idle);
+        if (c->last_active + loop.tcp_idle_ms > loop.now)
+            break;
+        conn_close(c);  /* idle too long: its descriptors go back to the others */
     }
     for (size_t i = 0; i < loop.n_listeners; i++) {
         struct listener *l = &loop.listeners[i];
@@ -785,12 +842,42 @@ static void bury_dead(void) {
     }
 }
 
-/* Returns true when a stop signal arrived. */
+/* SIGTERM: stop taking work and drain (the listeners close; connections in flight go on
+ * until they end or drain_ms pass). SIGINT, or SIGTERM while draining: stop now. SIGHUP:
+ * read the endpoints file again (load_endpoints).
+ * Returns true when the loop must end at once. */
+static bool on_signal(void) {
+    struct signalfd_siginfo info;
+    while (read(loop.sigfd, &info, sizeof info) == (ssize_t)sizeof info) {
+        if (info.ssi_signo == SIGHUP) {  /* not a stop: new endpoints (-e) */
+            if (endpoints_file)
+                load_endpoints(false);
+            continue;
+        }
+        if (info.ssi_signo != SIGTERM || loop.drain_until)
+            return true;
+        fprintf(stderr, "forwarder: SIGTERM: draining %zu connection%s\n", loop.n_conns,
+                loop.n_conns == 1 ? "" : "s");
+        loop.drain_until = loop.now + loop.drain_ms;
+        for (size_t i = 0; i < loop.n_listeners; i++) {
+            struct listener *l = &loop.listeners[i];
+            while (!list_empty(&l->sessions))
+                session_close(container_of(l->sessions.next, struct session, lru));
+            if (l->fd >= 0)
+                close(l->fd);
+            l->fd = -1;
+            l->paused_until = 0;
+        }
+    }
+    return false;
+}
+
+/* Returns true when the loop must end: a stop signal, or a drain that is over. */
 static bool dispatch(struct epoll_event *ev) {
     enum kind *kind = ev->data.ptr;
     switch (*kind) {
     case K_SIGNAL:
-        return take_signals();
+        return on_signal();
     case K_TCP_LISTENER:
         tcp_accept((struct listener *)kind);
         break;
@@ -809,10 +896,14 @@ static bool dispatch(struct epoll_event *ev) {
 }
 
 int main(int argc, char **argv) {
-    parse_args(argc, argv);
+    if (parse_args(argc, argv)) {
+        print_listeners();
+        return 0;
+    }
     list_init(&loop.connecting);
     list_init(&loop.ready);
     list_init(&loop.graveyard);
+    list_init(&loop.idle);
     signal(SIGPIPE, SIG_IGN);
 
     /* As PID 1 we get no default actions: SIGTERM/SIGINT are blocked and read from a
@@ -822,11 +913,12 @@ int main(int argc, char **argv) {
     sigemptyset(&stop);
     sigaddset(&stop, SIGTERM);
     sigaddset(&stop, SIGINT);
-    sigaddset(&stop, SIGHUP);  /* not a stop: reload the endpoints (take_signals) */
+    sigaddset(&stop, SIGHUP);  /* not a stop: reload the endpoints (on_signal) */
     sigprocmask(SIG_BLOCK, &stop, NULL);
     loop.epfd = epoll_create1(EPOLL_CLOEXEC);
-    int sigfd = signal_fd = signalfd(-1, &stop, SFD_NONBLOCK | SFD_CLOEXEC);
-    if (loop.epfd < 0 || sigfd < 0 || watch(EPOLL_CTL_ADD, sigfd, &signal_kind, EPOLLIN) < 0) {
+    loop.sigfd = signalfd(-1, &stop, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (loop.epfd < 0 || loop.sigfd < 0 ||
+        watch(EPOLL_CTL_ADD, loop.sigfd, &signal_kind, EPOLLIN) < 0) {
         perror("forwarder: epoll/signalfd");
         return 1;
     }
@@ -852,5 +944,7 @@ int main(int argc, char **argv) {
         run_ready();
         run_timers();
         bury_dead();
+        if (loop.drain_until && (loop.n_conns == 0 || loop.now >= loop.drain_until))
+            return 0;  /* drained, or out of time: what is left is cut */
     }
 }

@@ -34,6 +34,7 @@ from reconciler.core.errors import (
     ImagePullError,
     InitError,
     NotFound,
+    OwnershipError,
 )
 from reconciler.core.model import (
     DesiredContainer,
@@ -43,6 +44,7 @@ from reconciler.core.model import (
     LiveVolume,
     Restart,
 )
+from reconciler.engine import endpoints as E
 from reconciler.engine import translate as T
 
 _ids = itertools.count(1)
@@ -306,13 +308,13 @@ class MemoryHost:
         forwarder = next(c for c in live if c.labels.get(L.ROLE) == L.ROLE_FORWARDER)
         if forwarder.id not in self.containers:
             raise NotFound(f"reload {forwarder.name}: no such container")
-        self.endpoints[forwarder.id] = T.endpoints_file(pod)
+        self.endpoints[forwarder.id] = E.endpoints_file(pod)
         self.signals.append((forwarder.name, "SIGHUP"))
-        self._remove_record(T.endpoints_record_name(pod))
+        self._remove_record(E.endpoints_record_name(pod))
         for record in live:
             if record is not forwarder:
                 self.containers.pop(record.id, None)
-        args = T.endpoints_record_args(pod, forwarder.id, self.instance, self.revision)
+        args = E.endpoints_record_args(pod, forwarder.id, self.instance, self.revision)
         container_id = self._add(args.name, args.image, dict(args.labels), ())
         self.containers[container_id]["State"] = "created"
         self.containers[container_id]["Status"] = "Created"
@@ -334,6 +336,9 @@ class MemoryHost:
 
     def remove(self, containers: Sequence[LiveContainer]) -> None:
         self._check("remove")
+        for container in containers:  # as DockerHost.remove: labels first, whatever listed it
+            if not L.is_owned(container.labels, self.instance):
+                raise OwnershipError(f"container {container.name} is not ours: left alone")
         for container in containers:
             item = self.containers.pop(container.id, None)
             if item is not None:

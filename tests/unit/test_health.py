@@ -299,11 +299,11 @@ spec:
       containers:
         - name: web
           image: example/web:1.0
-          ports: [{containerPort: 8080, name: http, hostPort: 18080}]
+          ports: [{containerPort: 8080, name: http}]
         - name: cache
           image: example/cache:latest
 """
-HASHES_BEFORE = {"db": "ff642d98167ddcc2", "web-0": "91daa8dd2f315b0e", "web-1": "41da67e250733680"}
+HASHES_BEFORE = {"db": "ff642d98167ddcc2", "web-0": "935233a99f5d7a0c", "web-1": "0248038e019ef902"}
 
 
 def test_pods_without_probes_keep_their_spec_hash() -> None:

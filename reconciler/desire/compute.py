@@ -26,6 +26,7 @@ from reconciler.desire.placement import (
 from reconciler.desire.pods import PodProblem, pod, spec_requests
 from reconciler.desire.services import allocate
 from reconciler.desire.settings import DesiredState, PodContext, Settings
+from reconciler.desire.template import ReplicaTemplate
 from reconciler.source.hosts import Host
 
 
@@ -73,6 +74,7 @@ def compute_desired(
     for manifest in ordered:
         owner = manifest.ref
         candidates: list[Candidate]
+        replicas_of: ReplicaTemplate | None = None  # a controller's replicas, stamped
         if manifest.kind == "Pod":
             candidates = [
                 (manifest.name, manifest.labels, as_map(manifest.body["spec"]), ("spec",), None)
@@ -83,6 +85,9 @@ def compute_desired(
             labels = as_map(as_map(template.get("metadata")).get("labels"))
             replicas = int(spec.get("replicas", 1))
             state.replicas[owner] = replicas
+            replicas_of = ReplicaTemplate(
+                ctx, manifest, owner, labels, as_map(template["spec"]), ("spec", "template", "spec")
+            )
             candidates = [
                 (
                     f"{manifest.name}-{i}",
@@ -93,11 +98,15 @@ def compute_desired(
                 )
                 for i in range(replicas)
             ]
+        if not candidates:
+            continue
+        # the candidates of one manifest share their spec: what it asks for, once
+        raw_spec = candidates[0][2]
+        cpu, memory = spec_requests(raw_spec)
+        selector = as_map(raw_spec.get("nodeSelector"))
+        node_selector = {str(k): str(v) for k, v in selector.items()}
+        wanted = {(owner.namespace, c) for c in pod_claims(raw_spec)}
         for name, pod_labels, raw_spec, spec_path, replica in candidates:
-            cpu, memory = spec_requests(raw_spec)
-            selector = as_map(raw_spec.get("nodeSelector"))
-            node_selector = {str(k): str(v) for k, v in selector.items()}
-            wanted = {(owner.namespace, c) for c in pod_claims(raw_spec)}
             pinned = {claim_placed[c] for c in wanted if c in claim_placed}
             if len(pinned) > 1:
                 state.problems.append(
@@ -114,7 +123,11 @@ def compute_desired(
                 claim_placed.setdefault(claim, host)
             try:
                 state.pods.append(
-                    pod(ctx, manifest, owner, name, pod_labels, raw_spec, spec_path, host, replica)
+                    replicas_of.pod(name, host, replica)
+                    if replicas_of is not None
+                    else pod(
+                        ctx, manifest, owner, name, pod_labels, raw_spec, spec_path, host, replica
+                    )
                 )
             except PodProblem as exc:
                 state.problems.append(pod_problem(manifest, name, exc))

@@ -10,6 +10,7 @@ from typing import Any
 from reconciler.core import labels as L
 from reconciler.core.model import DesiredPod, Diagnostic, HostState, Manifest, Severity
 from reconciler.desire.hostmemory import HostRecord, within_grace
+from reconciler.desire.template import infra_ports
 from reconciler.source.hosts import Host
 
 
@@ -170,7 +171,7 @@ def host_port_conflicts(pods: list[DesiredPod]) -> list[Diagnostic]:
     used: dict[tuple[str, str, int, str], DesiredPod] = {}
     problems = []
     for pod in pods:
-        for binding in pod.containers[0].ports:
+        for binding in infra_ports(pod):
             if not binding.host_port:
                 continue  # a port Docker picks never conflicts
             key = (pod.host, binding.host_ip, binding.host_port, binding.protocol)

@@ -21,6 +21,7 @@ from reconciler.plan.fields import drift, field_changes
 from reconciler.plan.lifecycle import app_step, init_steps
 from reconciler.plan.live import group_pods, live_spec, owner_of, should_restart
 from reconciler.plan.model import Action, FieldChange, Plan, Verb
+from reconciler.plan.quiet import in_sync
 from reconciler.plan.reload import orphan_records, reload_needed
 
 
@@ -45,8 +46,9 @@ def plan(
     wakes: list[float] = []
     wanted = desired.by_host()
     live_counts: dict[ObjectRef, int] = defaultdict(int)
-    for observed in live.values():
-        for containers in group_pods(observed.containers).values():
+    grouped = {host: group_pods(observed.containers) for host, observed in live.items()}
+    for pods in grouped.values():
+        for containers in pods.values():
             live_counts[owner_of(containers)] += 1
     for host in sorted(set(wanted) | set(live)):
         state = live.get(host)
@@ -56,7 +58,7 @@ def plan(
                 f" ({note})" if note else ""
             )
             continue
-        live_pods = group_pods(state.containers) if state is not None else {}
+        live_pods = grouped.get(host, {})
         records = group_pods(state.markers) if state is not None else {}
         # the prune guard counts workload pods: forwarders follow their Services
         result.owned_pods[host] = sum(
@@ -97,6 +99,8 @@ def _pod_actions(
     wakes: list[float] | None = None,
     records: list[LiveContainer] | None = None,
 ) -> list[Action]:
+    if live and in_sync(pod, live):
+        return []
     group = f"pod/{pod.host}/{pod.namespace}/{pod.name}"
     wakes = [] if wakes is None else wakes
 

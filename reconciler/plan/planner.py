@@ -11,7 +11,7 @@ runs: the controller never drops below replicas - 1.
 """
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from reconciler.core import labels as L
@@ -45,11 +45,8 @@ def plan(
     result = Plan(problems=list(desired.problems))
     wakes: list[float] = []
     wanted = desired.by_host()
-    live_counts: dict[ObjectRef, int] = defaultdict(int)
     grouped = {host: group_pods(observed.containers) for host, observed in live.items()}
-    for pods in grouped.values():
-        for containers in pods.values():
-            live_counts[owner_of(containers)] += 1
+    live_counts = _OwnerCounts(grouped)
     for host in sorted(set(wanted) | set(live)):
         state = live.get(host)
         if state is not None and not state.reachable:
@@ -62,7 +59,7 @@ def plan(
         records = group_pods(state.markers) if state is not None else {}
         # the prune guard counts workload pods: forwarders follow their Services
         result.owned_pods[host] = sum(
-            1 for cs in live_pods.values() if owner_of(cs).kind != "Service"
+            1 for cs in live_pods.values() if cs[0].labels.get(L.OWNER_KIND, "Pod") != "Service"
         )
         desired_pods = wanted.get(host, {})
         for key in sorted(desired_pods):
@@ -87,6 +84,33 @@ def plan(
                 result.skipped_prunes.append(action)
     result.wake_at = min(wakes, default=None)
     return result
+
+
+class _OwnerCounts(Mapping[ObjectRef, int]):
+    """How many live pods each owner has: counted on first use (only a missing replica's
+    reason needs it, and a steady pass has none)."""
+
+    def __init__(self, grouped: Mapping[str, Mapping[tuple[str, str], list[LiveContainer]]]):
+        self._grouped = grouped
+        self._counts: dict[ObjectRef, int] | None = None
+
+    def _counted(self) -> dict[ObjectRef, int]:
+        if self._counts is None:
+            counts: dict[ObjectRef, int] = defaultdict(int)
+            for pods in self._grouped.values():
+                for containers in pods.values():
+                    counts[owner_of(containers)] += 1
+            self._counts = dict(counts)
+        return self._counts
+
+    def __getitem__(self, owner: ObjectRef) -> int:
+        return self._counted()[owner]
+
+    def __iter__(self) -> Iterator[ObjectRef]:
+        return iter(self._counted())
+
+    def __len__(self) -> int:
+        return len(self._counted())
 
 
 def _pod_actions(

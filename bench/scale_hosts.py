@@ -198,22 +198,32 @@ def one_change(sizes: Sequence[int] = (10, 10_000), repeat: int = 3) -> dict[str
 
 
 def service_memory_child(pods: int, passes: int, urls: Sequence[str]) -> dict[str, Any]:
-    """Run in a fresh process: ``passes`` service passes; RSS after a tenth and at the end."""
-    from reconciler.apply.converge import connect, converge, make_plan, observe_and_remember
+    """Run in a fresh process: the service's own passes (``ReconcileService.run_pass``:
+    fetch, validate, observe, plan, converge, status board, metrics) against the engines;
+    RSS after a tenth of them and at the end, and the peak."""
+    from reconciler.daemon.config import RunConfig
+    from reconciler.daemon.loop import ReconcileService
     from reconciler.source.hosts import Host
 
-    manifests = _manifests(manifests_text(pods))
     hosts = [Host(f"h{i}", url, f"10.231.0.{11 + i}") for i, url in enumerate(urls)]
-    settings = _settings()
-    runtimes = connect(hosts, settings.instance)
-    memory: Any = {}
     marks: dict[str, float] = {}
-    for index in range(passes):
-        live, memory, now = observe_and_remember(runtimes, settings.instance, None, memory)
-        _, the_plan = make_plan(manifests, hosts, live, settings, host_memory=memory, now=now)
-        converge(the_plan, manifests, hosts, settings, runtimes, host_memory=memory, now=now)
-        if index + 1 == max(1, passes // 10):
-            marks["rss_after_tenth_mb"] = _rss_mb()
+    with tempfile.TemporaryDirectory(prefix="scale-service-") as source:
+        Path(source, "scale.yaml").write_text(manifests_text(pods), encoding="utf-8")
+        config = RunConfig(
+            source=source,
+            listen="127.0.0.1:0",
+            hosts=hosts,
+            instance="scale",
+            settings=_settings(),
+            resync=3600,
+            max_pods=pods,  # the operator allows this many (--max-pods)
+        )
+        service = ReconcileService(config)
+        for index in range(passes):
+            outcome = service.run_pass("bench")
+            assert outcome.ok and outcome.applied == 0, (outcome, service.board.snapshot())
+            if index + 1 == max(1, passes // 10):
+                marks["rss_after_tenth_mb"] = _rss_mb()
     marks["rss_end_mb"] = _rss_mb()
     marks["peak_mb"] = round(peak_rss_mb(), 1)
     return {"pods": pods, "passes": passes, **marks}

@@ -107,7 +107,7 @@ def compute_desired(
         node_selector = {str(k): str(v) for k, v in selector.items()}
         wanted = {(owner.namespace, c) for c in pod_claims(raw_spec)}
         for name, pod_labels, raw_spec, spec_path, replica in candidates:
-            pinned = {claim_placed[c] for c in wanted if c in claim_placed}
+            pinned = {claim_placed[c] for c in wanted if c in claim_placed} if wanted else set()
             if len(pinned) > 1:
                 state.problems.append(
                     claims_apart(manifest, name, sorted(c for _, c in wanted), spec_path)
@@ -135,4 +135,3 @@ def compute_desired(
     state.problems.extend(host_port_conflicts(state.pods))
     state.problems.extend(storage_warnings(claims, claim_placed, hosts))
     return state
-

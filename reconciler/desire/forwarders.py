@@ -120,7 +120,6 @@ def _forwarder(
     )
 
 
-
 def forwarder_endpoints(spec: Mapping[str, Any]) -> list[list[Any]]:
     """``[protocol, port, [endpoint...]]`` per listener of a forwarder's spec (desired, or
     as the spec label of a live one holds it)."""

@@ -30,6 +30,7 @@ class Placer:
         self.hosts = list(hosts)
         self.by_name = {h.name: h for h in self.hosts}
         self.live = live
+        self.unreachable = {h.name for h in self.hosts if not self._reachable(h)}
         self.pinned = dict(pinned or {})  # pods held on an unreachable host
         self.load: dict[str, int] = {h.name: 0 for h in hosts}
         self.cpu: dict[str, int] = {h.name: 0 for h in hosts}
@@ -46,9 +47,9 @@ class Placer:
         return state is None or state.reachable
 
     def _fits(self, host: Host, node_selector: Mapping[str, str], cpu: int, memory: int) -> bool:
-        if any(host.labels.get(k) != v for k, v in node_selector.items()):
+        if node_selector and any(host.labels.get(k) != v for k, v in node_selector.items()):
             return False
-        if not self._reachable(host):
+        if host.name in self.unreachable:
             return False
         if host.cpu_nano is not None and self.cpu[host.name] + cpu > host.cpu_nano:
             return False

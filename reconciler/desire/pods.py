@@ -89,9 +89,7 @@ def _normalise_container(c: Mapping[str, Any]) -> dict[str, Any]:
         "workingDir": c.get("workingDir", ""),
         "resources": {
             kind: {
-                r: str(v)
-                for r, v in as_map(resources.get(kind)).items()
-                if r in ("cpu", "memory")
+                r: str(v) for r, v in as_map(resources.get(kind)).items() if r in ("cpu", "memory")
             }
             for kind in ("limits", "requests")
         },
@@ -440,6 +438,7 @@ def pod_from_spec(
         sysctls=security.sysctls(spec),
     )
 
+
 def _requests(container: Mapping[str, Any]) -> tuple[int, int]:
     requests = as_map(as_map(container.get("resources")).get("requests"))
     limits = as_map(as_map(container.get("resources")).get("limits"))
@@ -476,4 +475,3 @@ def spec_requests(spec: Mapping[str, Any]) -> tuple[int, int]:
         init_cpu, init_memory = _requests(c)
         cpu, memory = max(cpu, init_cpu), max(memory, init_memory)
     return cpu, memory
-

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import re
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
@@ -37,8 +38,12 @@ from reconciler.desire.settings import PodContext, docker_name
 _PLACEHOLDER = "\x00replica\x00"
 
 
+_PLAIN = re.compile(r"[A-Za-z0-9.\-]*")  # a hostname needs no JSON escape
+
+
 def _quoted(text: str) -> str:
-    return L.canonical_json(text)
+    """``text`` as canonical JSON writes it (quoted directly when nothing needs escaping)."""
+    return f'"{text}"' if _PLAIN.fullmatch(text) else L.canonical_json(text)
 
 
 class ReplicaTemplate:
@@ -61,15 +66,15 @@ class ReplicaTemplate:
         self.spec_path = spec_path
         self.fixed_hostname = bool(raw_spec.get("hostname"))
         self.spec: dict[str, Any] | None = None
-        #: per host: the pod every replica there shares, and its hash text around the hostname
-        self.by_host: dict[str, tuple[DesiredPod, str, str] | None] = {}
+        #: per host: what every replica there shares (None: made one by one)
+        self.by_host: dict[str, Shared | None] = {}
         if uses_config(raw_spec) or pod_claims(raw_spec):
             return  # per-pod values or per-host volumes: one pod at a time
         self.spec = P.normalise_pod_spec(raw_spec, P.pod_hostname(raw_spec, _PLACEHOLDER))
 
     def pod(self, name: str, host: str, replica: int | None) -> DesiredPod:
         if host not in self.by_host:
-            self.by_host[host] = self._shape(host)
+            self.by_host[host] = self._shared(host)
         shared = self.by_host[host]
         if shared is None:
             return P.pod(
@@ -83,9 +88,16 @@ class ReplicaTemplate:
                 host,
                 replica,
             )
-        return self._stamp(*shared, name, replica)
+        if self.fixed_hostname:
+            hostname = str(shared.shape.spec["hostname"])
+            spec_hash = shared.shape.spec_hash
+        else:
+            hostname = P.pod_hostname(self.raw_spec, name)
+            text = shared.head + _quoted(hostname) + shared.tail
+            spec_hash = hashlib.sha256(text.encode()).hexdigest()[:16]
+        return StampedPod.stamp(shared, name, hostname, spec_hash, replica)
 
-    def _shape(self, host: str) -> tuple[DesiredPod, str, str] | None:
+    def _shared(self, host: str) -> Shared | None:
         """What every replica on ``host`` shares, or None: make them one by one."""
         if self.spec is None:
             return None
@@ -104,25 +116,23 @@ class ReplicaTemplate:
         publish_on = self.ctx.addresses.get(host, "") if self.ctx.multi_host else ""
         hashed = P.hash_input(self.ctx, self.owner, self.pod_labels, self.spec, publish_on)
         parts = L.canonical_json(hashed).split(_quoted(_PLACEHOLDER))
-        if self.fixed_hostname and len(parts) == 1:
-            return shape, parts[0], ""
-        if not self.fixed_hostname and len(parts) == 2:
-            return shape, parts[0], parts[1]
-        return None  # the placeholder is elsewhere too (or missing): not shared
+        if len(parts) != (1 if self.fixed_hostname else 2):
+            return None  # the placeholder is elsewhere too (or missing): not shared
+        names = tuple(c.container for c in shape.containers)
+        instance = self.ctx.settings.instance
+        return Shared(shape, parts[0], parts[-1] if len(parts) == 2 else "", names, instance)
 
-    def _stamp(
-        self, shape: DesiredPod, head: str, tail: str, name: str, replica: int | None
-    ) -> DesiredPod:
-        if self.fixed_hostname:
-            hostname = str(shape.spec["hostname"])
-            spec_hash = shape.spec_hash
-        else:
-            hostname = P.pod_hostname(self.raw_spec, name)
-            text = head + _quoted(hostname) + tail
-            spec_hash = hashlib.sha256(text.encode()).hexdigest()[:16]
-        return StampedPod.stamp(
-            shape, self.ctx.settings.instance, name, hostname, spec_hash, replica
-        )
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Shared:
+    """What the replicas of a controller on one host share: the pod made with a
+    placeholder name, the hash text around the hostname, the containers' names."""
+
+    shape: DesiredPod
+    head: str
+    tail: str
+    names: tuple[str, ...]
+    instance: str
 
 
 class StampedPod(DesiredPod):
@@ -132,22 +142,16 @@ class StampedPod(DesiredPod):
     ``infra_ports``), so 10,000 replicas do not cost 30,000 values. Equal to the
     ``DesiredPod`` ``desire.pods.pod`` makes, field for field."""
 
-    __slots__ = ("_hostname", "_instance", "_shape")
-    _shape: DesiredPod
-    _instance: str
+    __slots__ = ("_hostname", "_shared")
+    _shared: Shared
     _hostname: str
 
     @classmethod
     def stamp(
-        cls,
-        shape: DesiredPod,
-        instance: str,
-        name: str,
-        hostname: str,
-        spec_hash: str,
-        replica: int | None,
+        cls, shared: Shared, name: str, hostname: str, spec_hash: str, replica: int | None
     ) -> StampedPod:
         made = object.__new__(cls)
+        shape = shared.shape
         for field, value in (
             ("namespace", shape.namespace),
             ("name", name),
@@ -161,8 +165,7 @@ class StampedPod(DesiredPod):
             ("network", shape.network),
             ("host_namespaces", shape.host_namespaces),
             ("sysctls", shape.sysctls),
-            ("_shape", shape),
-            ("_instance", instance),
+            ("_shared", shared),
             ("_hostname", hostname),
         ):
             object.__setattr__(made, field, value)
@@ -172,14 +175,11 @@ class StampedPod(DesiredPod):
         """Only reached for a slot never set: the parts made on first read."""
         if name not in _LAZY:
             raise AttributeError(name)
-        shape, instance, hostname = self._shape, self._instance, self._hostname
+        shape, instance, hostname = self._shared.shape, self._shared.instance, self._hostname
         spec = (
             shape.spec
             if shape.spec.get("hostname") == hostname
-            else {
-                **shape.spec,
-                "hostname": hostname,
-            }
+            else {**shape.spec, "hostname": hostname}
         )
         containers = tuple(
             _replaced(
@@ -213,14 +213,14 @@ _LAZY = frozenset(("spec", "containers", "volumes"))
 
 def container_names(pod: DesiredPod) -> tuple[str, ...]:
     """The names of the pod's containers (infra first), without making a stamped pod's."""
-    shape: DesiredPod = getattr(pod, "_shape", None) or pod  # None: made whole
-    return tuple(c.container for c in shape.containers)
+    shared: Shared | None = getattr(pod, "_shared", None)  # None: made whole
+    return shared.names if shared is not None else tuple(c.container for c in pod.containers)
 
 
 def infra_ports(pod: DesiredPod) -> tuple[PortBinding, ...]:
     """What the pod's infra container publishes (the same for every replica on a host)."""
-    shape: DesiredPod = getattr(pod, "_shape", None) or pod
-    return shape.containers[0].ports
+    shared: Shared | None = getattr(pod, "_shared", None)
+    return (shared.shape if shared is not None else pod).containers[0].ports
 
 
 _Value = TypeVar("_Value", DesiredContainer, VolumeSpec)

@@ -21,18 +21,19 @@ _UNHEALTHY = "(unhealthy)"
 
 def in_sync(pod: DesiredPod, live: Sequence[LiveContainer]) -> bool:
     """True only when the planner's rules would give ``pod`` no action at all."""
-    if pod.owner.kind == "Service" or len(live) != len(container_names(pod)):
+    wanted = container_names(pod)
+    if pod.owner.kind == "Service" or len(live) != len(wanted):
         return False
-    wanted = pod.spec_hash
+    spec_hash = pod.spec_hash
     names = set()
     for c in live:
         labels = c.labels
         if (
             c.state != "running"
-            or labels.get(L.SPEC_HASH) != wanted
+            or labels.get(L.SPEC_HASH) != spec_hash
             or c.status.endswith(_UNHEALTHY)
-            or labels.get(L.ROLE) == L.ROLE_INIT
         ):
             return False
         names.add(labels.get(L.CONTAINER, ""))
-    return len(names) == len(live) and all(name in names for name in container_names(pod))
+    # exactly the wanted containers (an init container, done and not running, never is)
+    return len(names) == len(wanted) and all(name in names for name in wanted)

@@ -32,9 +32,10 @@ from reconciler.source.hosts import Host
 from reconciler.source.load import load_paths
 
 
-def load_source(paths: Sequence[str]) -> tuple[ValidationResult, int]:
-    """Validated manifests of a source tree, and how many files it had."""
-    loaded = load_paths(paths)
+def load_source(paths: Sequence[str], exclude: Sequence[str] = ()) -> tuple[ValidationResult, int]:
+    """Validated manifests of a source tree (less what ``exclude`` and ``.sourceignore``
+    files leave out), and how many files it had."""
+    loaded = load_paths(paths, exclude=exclude)
     return validate(loaded), len(loaded.files)
 
 

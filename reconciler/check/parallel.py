@@ -74,6 +74,7 @@ def validate_paths(
     *,
     workers: int | None = None,
     min_bytes: int = MIN_PARALLEL_BYTES,
+    exclude: Sequence[str] = (),
 ) -> Validated:
     """Load and validate every file under ``paths`` (``-`` is stdin), using every core.
 
@@ -81,7 +82,7 @@ def validate_paths(
     process may run on); input smaller than ``min_bytes`` is checked in this process.
     Raises InputError, before any checking, for a path that cannot be read.
     """
-    inputs = read_paths(paths, stdin)
+    inputs = read_paths(paths, stdin, exclude)
     count = _process_count(inputs, _cpus() if workers is None else workers, min_bytes)
     # The composer keeps every container it makes, so the collector's passes over the
     # older generations walk an ever larger heap without finding any garbage: about a

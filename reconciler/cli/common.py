@@ -74,11 +74,13 @@ def selector_from_flag(text: str | None) -> Selector:
         raise click.UsageError(str(exc)) from exc
 
 
-def validated_source(sources: tuple[str, ...]) -> tuple[ValidationResult, str]:
+def validated_source(
+    sources: tuple[str, ...], exclude: tuple[str, ...] = ()
+) -> tuple[ValidationResult, str]:
     """Load and validate; on any error print the validate messages and exit 2."""
     paths = list(sources) or ["."]
     try:
-        result, files = load_source(paths)
+        result, files = load_source(paths, exclude)
     except InputError as exc:
         raise click.UsageError(str(exc)) from exc
     if not result.valid:
@@ -121,9 +123,10 @@ def compute_plan(
     settings: Settings,
     prune: bool,
     grace: int = 10,
+    exclude: tuple[str, ...] = (),
 ) -> Computed:
     """Validated manifests, the hosts observed (and remembered), and the plan between them."""
-    validation, revision = validated_source(sources)
+    validation, revision = validated_source(sources, exclude)
     hosts = hosts_from_flag(hosts_file)
     runtimes = connect(hosts, settings.instance, revision, grace_seconds=grace)
     live, memory, now = observe_and_remember(runtimes, settings.instance, state_dir())

@@ -26,6 +26,7 @@ from reconciler.render.plans import plan_json, plan_markdown, plan_text_lines
 
 @cli.command("diff")
 @opt.source_paths()
+@opt.exclude()
 @opt.hosts()
 @opt.instance()
 @opt.infra_image()
@@ -43,6 +44,7 @@ from reconciler.render.plans import plan_json, plan_markdown, plan_text_lines
 @opt.prune(help_text="Count owned objects no longer in the manifests as removals.")
 def diff_command(
     sources: tuple[str, ...],
+    exclude: tuple[str, ...],
     hosts_file: str | None,
     instance: str,
     infra_image: str,
@@ -62,6 +64,7 @@ def diff_command(
         hosts_file,
         settings_from_flags(instance, infra_image, forwarder_image, cluster_cidr, host_grace),
         prune,
+        exclude=exclude,
     )
     the_plan, revision = computed.plan, computed.revision
     if output == "json":
@@ -77,6 +80,7 @@ def diff_command(
 
 @cli.command("apply")
 @opt.source_paths()
+@opt.exclude()
 @opt.hosts()
 @opt.instance()
 @opt.infra_image()
@@ -91,6 +95,7 @@ def diff_command(
 @opt.concurrency()
 def apply_command(
     sources: tuple[str, ...],
+    exclude: tuple[str, ...],
     hosts_file: str | None,
     instance: str,
     infra_image: str,
@@ -115,6 +120,7 @@ def apply_command(
         settings_from_flags(instance, infra_image, forwarder_image, cluster_cidr, host_grace),
         prune,
         grace_period,
+        exclude=exclude,
     )
     the_plan, revision = computed.plan, computed.revision
     echo_styled(plan_text_lines(the_plan, revision))

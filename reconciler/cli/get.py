@@ -54,6 +54,7 @@ RESOURCES = {
 @opt.hosts()
 @opt.instance()
 @opt.source_paths()
+@opt.exclude()
 @opt.selector("Label selector, e.g. app=web,tier!=db.")
 @click.option(
     "-o",
@@ -67,6 +68,7 @@ def get_command(
     hosts_file: str | None,
     instance: str,
     sources: tuple[str, ...],
+    exclude: tuple[str, ...],
     selector: str | None,
     output: str,
 ) -> None:
@@ -98,7 +100,7 @@ def get_command(
                     versions[name] = ""
         rows = host_rows(states, hosts, versions, wide)
     else:
-        manifests = _manifests(sources) if sources or kind == "services" else []
+        manifests = _manifests(sources, exclude) if sources or kind == "services" else []
         if kind == "rc":
             rows = rc_rows(pods, manifests, now, wide)
         else:
@@ -115,11 +117,11 @@ def get_command(
     sys.exit(EXIT_OK if all(s.reachable for s in states.values()) else EXIT_INVALID)
 
 
-def _manifests(sources: tuple[str, ...]) -> list[Manifest]:
+def _manifests(sources: tuple[str, ...], exclude: tuple[str, ...]) -> list[Manifest]:
     """The manifests of ``--source`` (default .); invalid ones exit 2, as rows built from
     broken manifests would be guesses."""
     try:
-        validation, files = load_source(list(sources) or ["."])
+        validation, files = load_source(list(sources) or ["."], exclude)
     except InputError as exc:
         raise click.UsageError(str(exc)) from exc
     if not validation.valid:

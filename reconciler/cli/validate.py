@@ -11,6 +11,7 @@ import sys
 import click
 
 from reconciler.check.parallel import validate_paths
+from reconciler.cli import options as opt
 from reconciler.cli.group import EXIT_INVALID, EXIT_OK, cli
 from reconciler.cli.output import echo_diagnostics
 from reconciler.core.errors import InputError
@@ -24,6 +25,7 @@ from reconciler.render.diagnostics import (
 
 @cli.command("validate")
 @click.argument("paths", nargs=-1, type=str)
+@opt.exclude()
 @click.option(
     "-o",
     "--output",
@@ -32,7 +34,7 @@ from reconciler.render.diagnostics import (
     show_default=True,
     help="text for people, json for tools, github for workflow annotations.",
 )
-def validate_command(paths: tuple[str, ...], output: str) -> None:
+def validate_command(paths: tuple[str, ...], exclude: tuple[str, ...], output: str) -> None:
     """Check manifests under PATHS (files, directories, or - for stdin; default: .).
 
     Reports every error and warning at once, each with file:line:column and the field's
@@ -40,7 +42,7 @@ def validate_command(paths: tuple[str, ...], output: str) -> None:
     unreadable input.
     """
     try:  # load_paths + validate, the files shared out among the CPUs when there are many
-        result = validate_paths(paths or (".",), stdin=sys.stdin.buffer)
+        result = validate_paths(paths or (".",), stdin=sys.stdin.buffer, exclude=exclude)
     except InputError as exc:
         raise click.UsageError(str(exc)) from exc
     objects, files = result.objects, len(result.files)

@@ -84,7 +84,11 @@ def compute_desired(
             node_selector = {str(k): str(v) for k, v in selector.items()}
             host = placer.place((owner.namespace, name), node_selector, cpu, memory)
             if host is None:
-                state.problems.append(unplaceable(manifest, name, node_selector, spec_path))
+                state.problems.append(
+                    unplaceable(
+                        manifest, name, node_selector, spec_path, placer.any_reachable()
+                    )
+                )
                 continue
             state.pods.append(
                 pod(ctx, manifest, owner, name, pod_labels, raw_spec, spec_path, host, replica)

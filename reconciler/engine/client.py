@@ -17,6 +17,7 @@ import docker.tls
 import requests
 
 from reconciler.core.errors import ApplyError, HostUnavailable, NotFound
+from reconciler.engine.reach import explain_unreachable
 from reconciler.source.hosts import Host
 
 #: Seconds to open a TCP connection to an engine. A host that drops packets (powered off,
@@ -92,7 +93,7 @@ def call(host: Host, what: str, function: Callable[..., T], *args: Any, **kwargs
     try:
         return function(*args, **kwargs)
     except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
-        raise HostUnavailable(f"host {host.name} ({host.url}): {exc}") from exc
+        raise HostUnavailable(explain_unreachable(host, exc)) from exc
     except docker.errors.NotFound as exc:
         raise NotFound(f"{what}: {explain(exc)}") from exc
     except docker.errors.APIError as exc:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import re
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ import yaml
 from reconciler.core.errors import InputError
 from reconciler.core.model import Diagnostic, FieldPath, Location, Manifest, Severity
 from reconciler.source.composer import Composer, mark_location
+from reconciler.source.ignore import SourceIgnore, not_a_manifest
 
 #: Files larger than this are refused: a manifest this big is a mistake or an attack.
 MAX_FILE_BYTES = 8 * 1024 * 1024
@@ -142,6 +143,9 @@ def _collect(
             )
         )
         return
+    if "apiVersion" not in value and "kind" not in value:
+        result.diagnostics.append(not_a_manifest(filename, position))
+        return
     kind = value.get("kind")
     if isinstance(kind, str) and kind in LIST_KINDS:
         items = value.get("items")
@@ -208,11 +212,12 @@ def parse_bytes(data: bytes, filename: str) -> LoadResult:
     return parse_text(text, filename, is_json=filename.lower().endswith(".json"))
 
 
-def discover(paths: Iterable[str]) -> list[str]:
+def discover(paths: Iterable[str], exclude: Sequence[str] = ()) -> list[str]:
     """Expand directories (recursively, sorted, skipping dot-entries) into manifest files.
 
     Files named explicitly are taken whatever their suffix; inside directories only
-    ``.yaml``, ``.yml`` and ``.json`` files count, as with ``kubectl create -f DIR``.
+    ``.yaml``, ``.yml`` and ``.json`` files count, as with ``kubectl create -f DIR``, less
+    what ``.sourceignore`` files and the ``exclude`` patterns leave out (``ignore``).
     Raises InputError for a path that does not exist.
     """
     found: list[str] = []
@@ -222,7 +227,7 @@ def discover(paths: Iterable[str]) -> list[str]:
             continue
         path = Path(raw)
         if path.is_dir():
-            found.extend(_walk(raw))
+            found.extend(_walk(raw, SourceIgnore(raw, exclude)))
         elif path.is_file():
             found.append(raw)
         elif path.exists():
@@ -232,7 +237,7 @@ def discover(paths: Iterable[str]) -> list[str]:
     return found
 
 
-def _walk(top: str) -> list[str]:
+def _walk(top: str, ignore: SourceIgnore) -> list[str]:
     files: list[str] = []
     seen: set[str] = set()
     for dirpath, dirnames, filenames in os.walk(top, followlinks=True):
@@ -241,21 +246,32 @@ def _walk(top: str) -> list[str]:
             dirnames[:] = []
             continue
         seen.add(real)
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        ignore.enter(dirpath, filenames)
+        dirnames[:] = sorted(
+            d
+            for d in dirnames
+            if not d.startswith(".") and not ignore.ignored(dirpath, d, is_dir=True)
+        )
         for name in sorted(filenames):
-            if not name.startswith(".") and name.lower().endswith(MANIFEST_SUFFIXES):
+            if (
+                not name.startswith(".")
+                and name.lower().endswith(MANIFEST_SUFFIXES)
+                and not ignore.ignored(dirpath, name, is_dir=False)
+            ):
                 files.append(os.path.join(dirpath, name))
     return files
 
 
-def read_paths(paths: Iterable[str], stdin: Any = None) -> list[tuple[str, bytes]]:
+def read_paths(
+    paths: Iterable[str], stdin: Any = None, exclude: Sequence[str] = ()
+) -> list[tuple[str, bytes]]:
     """Read every file under ``paths`` (``-`` is stdin), in order: (name, contents) pairs.
 
     Reading is separate from parsing so that the parsing can be shared out among worker
     processes (``check.parallel``). Raises InputError for a path that cannot be read.
     """
     inputs: list[tuple[str, bytes]] = []
-    for filename in discover(paths):
+    for filename in discover(paths, exclude):
         if filename == "-":
             stream = stdin if stdin is not None else sys.stdin.buffer
             inputs.append((STDIN_NAME, stream.read()))
@@ -277,6 +293,8 @@ def parse_inputs(inputs: Iterable[tuple[str, bytes]]) -> LoadResult:
     return result
 
 
-def load_paths(paths: Iterable[str], stdin: Any = None) -> LoadResult:
+def load_paths(
+    paths: Iterable[str], stdin: Any = None, exclude: Sequence[str] = ()
+) -> LoadResult:
     """Read every file under ``paths`` (``-`` is stdin) and parse it; never stops early."""
-    return parse_inputs(read_paths(paths, stdin))
+    return parse_inputs(read_paths(paths, stdin, exclude))

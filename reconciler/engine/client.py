@@ -17,8 +17,12 @@ import docker.tls
 import requests
 
 from reconciler.core.errors import ApplyError, HostUnavailable, NotFound
+from reconciler.engine import ssh
 from reconciler.engine.reach import explain_unreachable
 from reconciler.source.hosts import Host
+
+#: The url an ssh host's client is made for before ``engine.ssh`` takes its requests over.
+SSH_PLACEHOLDER = "tcp://127.0.0.1:1"
 
 #: Seconds to open a TCP connection to an engine. A host that drops packets (powered off,
 #: firewalled) is then reported unreachable this fast, not after the whole request timeout.
@@ -68,17 +72,20 @@ def open_client(
             ca_cert=cfg.ca,
             verify=cfg.ca if cfg.verify and cfg.ca else cfg.verify,
         )
+    over_ssh = host.url.startswith("ssh://")
     try:
         api = _APIClient(
-            base_url=host.url,
+            # ssh: a placeholder, then the ssh transport (docker-py's needs paramiko)
+            base_url=SSH_PLACEHOLDER if over_ssh else host.url,
             version=host.api_version,
             timeout=int(timeout),
             tls=tls,
-            use_ssh_client=host.url.startswith("ssh://"),
             max_pool_size=16,
         )
     except docker.errors.DockerException as exc:
         raise HostUnavailable(f"host {host.name} ({host.url}): {explain(exc)}") from exc
+    if over_ssh:
+        ssh.mount(api, host, timeout, max_pool_size=16)
 
     def count(response: Any, *args: Any, **kwargs: Any) -> Any:
         on_response(str(response.request.method))

@@ -14,6 +14,7 @@ import ssl
 from collections.abc import Iterator
 from urllib.parse import urlparse
 
+from reconciler.engine.ssh import last_failure
 from reconciler.source.hosts import Host
 
 #: What to do when the engine a url names does not answer, by scheme.
@@ -66,6 +67,9 @@ def explain_unreachable(host: Host, exc: BaseException) -> str:
     scheme = urlparse(host.url).scheme
     where = f"host {host.name}: the Docker engine at {host.url} does not answer"
     local = f"; {_START_LOCAL}" if scheme == "unix" else ""
+    if scheme == "ssh":
+        said = last_failure(host)
+        return f"{where}: ssh: {said}" if said else f"{where}: {exc}"
     for cause in _causes(exc):
         if isinstance(cause, ssl.SSLError):
             return f"host {host.name} ({host.url}): {_tls_reason(cause, host)}"

@@ -94,14 +94,23 @@ def _json_as_yaml(text: str) -> str:
     return _JSON_ONLY_CHARACTERS.sub(lambda m: f"\\u{ord(m[0]):04X}", text)
 
 
-def parse_text(text: str, filename: str, *, is_json: bool = False) -> LoadResult:
-    """Parse one file's text into manifests. Pure: no file system access."""
+def parse_text(
+    text: str, filename: str, *, is_json: bool = False, any_mapping: bool = False
+) -> LoadResult:
+    """Parse one file's text into manifests. Pure: no file system access.
+
+    A document with neither apiVersion nor kind is an error naming what to add to
+    ``.sourceignore``, unless ``any_mapping`` (a file of the reconciler's own, as the hosts
+    file, whose documents are no Kubernetes objects)."""
     result = LoadResult(files=[filename])
     if is_json:
         text = _json_as_yaml(text)
     composer = Composer(filename, json_scalars=is_json)
     try:
         for value, position, positions in composer.documents(text):
+            if not any_mapping and _not_an_object(value):
+                result.diagnostics.append(not_a_manifest(filename, position))
+                continue
             _collect(value, position, positions, filename, result)
     except yaml.MarkedYAMLError as exc:
         result.diagnostics.append(_yaml_error(filename, text, exc))
@@ -143,9 +152,6 @@ def _collect(
             )
         )
         return
-    if "apiVersion" not in value and "kind" not in value:
-        result.diagnostics.append(not_a_manifest(filename, position))
-        return
     kind = value.get("kind")
     if isinstance(kind, str) and kind in LIST_KINDS:
         items = value.get("items")
@@ -167,6 +173,11 @@ def _collect(
             _collect(item, positions.get(prefix, position), item_positions, filename, result)
         return
     result.manifests.append(Manifest(value, filename, position, positions))
+
+
+def _not_an_object(value: Any) -> bool:
+    """Some other tool's YAML (compose, CI, a chart's values): no apiVersion, no kind."""
+    return isinstance(value, dict) and "apiVersion" not in value and "kind" not in value
 
 
 def _type_name(value: Any) -> str:
@@ -192,7 +203,7 @@ def _decode(data: bytes, filename: str) -> tuple[str | None, Diagnostic | None]:
         )
 
 
-def parse_bytes(data: bytes, filename: str) -> LoadResult:
+def parse_bytes(data: bytes, filename: str, *, any_mapping: bool = False) -> LoadResult:
     """Check size and encoding, then parse. Pure: the caller did the reading."""
     if len(data) > MAX_FILE_BYTES:
         return LoadResult(
@@ -209,7 +220,9 @@ def parse_bytes(data: bytes, filename: str) -> LoadResult:
     text, problem = _decode(data, filename)
     if problem is not None or text is None:
         return LoadResult(diagnostics=[problem] if problem else [], files=[filename])
-    return parse_text(text, filename, is_json=filename.lower().endswith(".json"))
+    return parse_text(
+        text, filename, is_json=filename.lower().endswith(".json"), any_mapping=any_mapping
+    )
 
 
 def discover(paths: Iterable[str], exclude: Sequence[str] = ()) -> list[str]:

@@ -145,7 +145,7 @@ class SSHAdapter(BaseHTTPAdapter):  # type: ignore[misc]
         self.pool = _SSHConnectionPool(host, timeout, max_pool_size)
         super().__init__()
 
-    def get_connection(self, url: Any, proxies: Any = None) -> Any:
+    def get_connection(self, url: Any, _proxies: Any = None) -> Any:
         return self.pool
 
     def close(self) -> None:

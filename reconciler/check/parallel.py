@@ -149,7 +149,7 @@ def _check_run(inputs: _Inputs) -> _Run:
     """
     run = _Run([], 0, [], [], [])
     for filename, data in inputs:
-        loaded = parse_bytes(data, filename)
+        loaded = parse_bytes(data, filename, manifests_only=True)
         run.files.extend(loaded.files)
         run.objects += len(loaded.manifests)
         run.load_diagnostics.extend(loaded.diagnostics)

@@ -86,7 +86,7 @@ def default_hosts(environ: Mapping[str, str]) -> list[Host]:
 
 def parse_hosts(data: bytes, filename: str) -> list[Host]:
     """Parse a hosts file; raises HostsFileError with every problem found."""
-    loaded = parse_bytes(data, filename, any_mapping=True)
+    loaded = parse_bytes(data, filename)
     problems = [d for d in loaded.diagnostics if d.is_error]
     if problems:
         raise HostsFileError(problems)

@@ -95,20 +95,20 @@ def _json_as_yaml(text: str) -> str:
 
 
 def parse_text(
-    text: str, filename: str, *, is_json: bool = False, any_mapping: bool = False
+    text: str, filename: str, *, is_json: bool = False, manifests_only: bool = False
 ) -> LoadResult:
     """Parse one file's text into manifests. Pure: no file system access.
 
-    A document with neither apiVersion nor kind is an error naming what to add to
-    ``.sourceignore``, unless ``any_mapping`` (a file of the reconciler's own, as the hosts
-    file, whose documents are no Kubernetes objects)."""
+    With ``manifests_only`` (a file found under ``--source``), a document with neither
+    apiVersion nor kind is an error naming what to add to ``.sourceignore``; without it (the
+    hosts file, a test's snippet) any mapping is a document."""
     result = LoadResult(files=[filename])
     if is_json:
         text = _json_as_yaml(text)
     composer = Composer(filename, json_scalars=is_json)
     try:
         for value, position, positions in composer.documents(text):
-            if not any_mapping and _not_an_object(value):
+            if manifests_only and _not_an_object(value):
                 result.diagnostics.append(not_a_manifest(filename, position))
                 continue
             _collect(value, position, positions, filename, result)
@@ -203,7 +203,7 @@ def _decode(data: bytes, filename: str) -> tuple[str | None, Diagnostic | None]:
         )
 
 
-def parse_bytes(data: bytes, filename: str, *, any_mapping: bool = False) -> LoadResult:
+def parse_bytes(data: bytes, filename: str, *, manifests_only: bool = False) -> LoadResult:
     """Check size and encoding, then parse. Pure: the caller did the reading."""
     if len(data) > MAX_FILE_BYTES:
         return LoadResult(
@@ -221,7 +221,7 @@ def parse_bytes(data: bytes, filename: str, *, any_mapping: bool = False) -> Loa
     if problem is not None or text is None:
         return LoadResult(diagnostics=[problem] if problem else [], files=[filename])
     return parse_text(
-        text, filename, is_json=filename.lower().endswith(".json"), any_mapping=any_mapping
+        text, filename, is_json=filename.lower().endswith(".json"), manifests_only=manifests_only
     )
 
 
@@ -302,7 +302,7 @@ def parse_inputs(inputs: Iterable[tuple[str, bytes]]) -> LoadResult:
     """Parse (name, contents) pairs, as ``read_paths`` gives them, into one LoadResult."""
     result = LoadResult()
     for filename, data in inputs:
-        result.extend(parse_bytes(data, filename))
+        result.extend(parse_bytes(data, filename, manifests_only=True))
     return result
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench import verdicts
 import pytest
 
+from bench import verdicts
 from bench.validate import Timing, generate_tree, print_report, summarise
 
 

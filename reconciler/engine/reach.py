@@ -85,7 +85,7 @@ def explain_unreachable(host: Host, exc: BaseException) -> str:
         if isinstance(cause, socket.gaierror):
             return f"{where}: cannot resolve its name ({cause.strerror})"
         if isinstance(cause, TimeoutError | socket.timeout):
-            return f"{where}: no answer in time (powered off, firewalled, or overloaded?)"
+            return f"{where}: timed out (powered off, firewalled, or overloaded?)"
         if isinstance(cause, ConnectionResetError):
             return f"{where}: the connection was reset (a TLS engine reached without tls:?)"
     return f"{where}: {exc}"

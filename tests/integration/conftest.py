@@ -197,19 +197,28 @@ class Rig:
         self.runner = CliRunner(env=self.env)
         self.tracked: list[str] = []
         #: the host ports of this rig's copy of the sample (``copy_sample``): free ones,
-        #: never the sample's own 30080 and 5000, which a running ``scripts/run-sample`` holds
+        #: never the sample's own, which a running ``scripts/run-sample`` holds: frontend's
+        #: nodePort 30080, keystone-public's port 5000 and the nodePort that LoadBalancer
+        #: is given (hashed from the Service's name: the same in every instance)
         self.node_port = 0
         self.lb_port = 0
+        self.lb_node_port = 0
 
     # -- manifests ---------------------------------------------------------------------------
     def copy_sample(self) -> Path:
         """The sample repository, its published ports moved to free ones: the frontend's
-        nodePort (``node_port``) and keystone-public's LoadBalancer port (``lb_port``)."""
+        nodePort (``node_port``), keystone-public's LoadBalancer port (``lb_port``) and its
+        nodePort (``lb_node_port``)."""
         if not self.src.exists():
             shutil.copytree(SAMPLE, self.src)
             self.node_port, self.lb_port = free_node_port(), free_port()
+            self.lb_node_port = free_node_port()
             self.edit("frontend/service.yaml", "nodePort: 30080", f"nodePort: {self.node_port}")
-            self.edit("keystone/service.yaml", "- port: 5000", f"- port: {self.lb_port}")
+            self.edit(
+                "keystone/service.yaml",
+                "- port: 5000\n",
+                f"- port: {self.lb_port}\n      nodePort: {self.lb_node_port}\n",
+            )
         return self.src
 
     def edit(self, relative: str, old: str, new: str) -> None:

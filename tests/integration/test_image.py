@@ -124,7 +124,11 @@ def test_the_image_runs_the_service_unprivileged_with_a_config_file_and_a_state_
                 return True
             return False
 
-        wait_for(ready, timeout=180, what="the containerised service to be ready")
+        try:
+            wait_for(ready, timeout=180, what="the containerised service to be ready")
+        except BaseException:
+            print(container.logs().decode(errors="replace")[-5000:])
+            raise
         assert rig.pods() == {p: sorted(c) for p, c in SAMPLE_PODS.items()}
         code, uid = container.exec_run(["id", "-u"])
         assert (code, uid.decode().strip()) == (0, USER_ID)  # not root

@@ -261,7 +261,8 @@ def test_udp_reaches_backends_on_other_hosts(
 ) -> None:
     rig, hosts, apis, image = udp_cluster
     assert hosts.hosts_file is not None
-    rig.write("echo/all.yaml", manifests(image, 31056, replicas=3))
+    node_port = free_node_port()
+    rig.write("echo/all.yaml", manifests(image, node_port, replicas=3))
     applied = rig.apply("--hosts", hosts.hosts_file)
     assert applied.exit_code == 0, applied.output
     where: dict[str, str] = {}  # pod -> host
@@ -284,7 +285,7 @@ def test_udp_reaches_backends_on_other_hosts(
     # the NodePort answers on every host's address, from backends wherever they run
     for entry in hosts.hosts:
         seen = wait_for(
-            lambda address=entry["address"]: names_from_host(address, 31056, tries=20),
+            lambda address=entry["address"]: names_from_host(address, node_port, tries=20),
             what=f"NodePort on {entry['name']}",
         )
         assert len(seen) >= 2 and seen <= {"echo-0", "echo-1", "echo-2"}, (entry, seen)

@@ -32,13 +32,25 @@ T = TypeVar("T")
 
 
 class _APIClient(docker.APIClient):  # type: ignore[misc]
-    """docker's client, with ``CONNECT_TIMEOUT`` on engines reached over TCP.
+    """docker's client, with ``CONNECT_TIMEOUT`` on engines reached over TCP, and the TLS
+    CA of the hosts file whatever the environment says.
 
     docker-py takes one number for both connecting and reading (and adds to it for
     ``stop``), so the split is made here, per request, where requests accepts a
     ``(connect, read)`` pair. Unix sockets and ssh (``http+docker://`` URLs) are left as
     they are: they connect at once or fail at once.
     """
+
+    def merge_environment_settings(
+        self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any
+    ) -> Any:
+        """The hosts file's CA wins over ``REQUESTS_CA_BUNDLE``: requests lets that
+        variable replace a session's own CA (requests #3829), and a TLS engine's certificate
+        would then be checked against the system's CAs and refused."""
+        settings = super().merge_environment_settings(url, proxies, stream, verify, cert)
+        if isinstance(self.verify, str):
+            settings["verify"] = self.verify
+        return settings
 
     def send(self, request: Any, **kwargs: Any) -> Any:
         timeout = kwargs.get("timeout")

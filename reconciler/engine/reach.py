@@ -44,9 +44,9 @@ def _causes(exc: BaseException) -> Iterator[BaseException]:
 
 
 def _tls_reason(error: ssl.SSLError, host: Host) -> str:
-    text = str(getattr(error, "reason", "") or error).lower()
+    text = f"{getattr(error, 'reason', '') or ''} {error}".lower().replace("_", " ")
     verify = getattr(error, "verify_message", "") or ""
-    if isinstance(error, ssl.SSLCertVerificationError) or "certificate_verify_failed" in text:
+    if isinstance(error, ssl.SSLCertVerificationError) or "certificate verify failed" in text:
         ca = host.tls.ca if host.tls and host.tls.ca else "the system's CAs"
         return (
             f"TLS: the engine's certificate is not trusted by {ca} ({verify or error}): "

@@ -94,7 +94,13 @@ def test_get_shows_pods_controllers_services_and_hosts(applied: Rig) -> None:
     ] == [
         ("db", "ClusterIP", "3306/TCP", "1", "name=keystone-db"),
         ("frontend", "NodePort", f"80:{rig.node_port}/TCP", "2", "app=frontend"),
-        ("keystone-public", "LoadBalancer", f"{rig.lb_port}/TCP", "3", "name=keystone"),
+        (
+            "keystone-public",
+            "LoadBalancer",
+            f"{rig.lb_port}:{rig.lb_node_port}/TCP",
+            "3",
+            "name=keystone",
+        ),
     ]
 
     # a pod that stops running is no endpoint and no longer READY

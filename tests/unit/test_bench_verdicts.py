@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from bench import verdicts
+from bench.scale import report
 from bench.validate import Timing, generate_tree, print_report, summarise
 
 
@@ -38,3 +39,10 @@ def test_validate_without_its_peer_reports_the_ratio_not_measured(
     assert "== overall: NOT MEASURED (0 of 2 targets measured) ==" in printed
     with_peer = summarise(tree, ours, tree.files[:1], [Timing(wall=1.0, cpu=1.0)], (0.1, 0.2))
     assert with_peer["targets"]["ratio"]["status"] in ("PASS", "FAIL")
+
+
+def test_scale_without_its_10k_size_is_not_a_pass(capsys: pytest.CaptureFixture[str]) -> None:
+    row = {"pods": 1000, "containers": 2000, "desired_s": 0.01, "plan_s": 0.01, "pass_s": 0.1}
+    targets = report([{**row, "rss_mb": 50.0}])
+    assert [t["result"] for t in targets] == ["NOT MEASURED", "NOT MEASURED"]
+    assert "== overall: NOT MEASURED (0 of 2 targets measured) ==" in capsys.readouterr().out

@@ -82,9 +82,15 @@ def explain(actions: list[dict[str, Any]]) -> str:
         fields = ", ".join(
             f"{f['path']}: {f['old']!r} -> {f['new']!r}" for f in action.get("fields", [])
         )
+        why = action["reason"].rstrip(": ")
+        if not fields and action["action"] == "recreate":
+            fields = (
+                "no field of the pod's spec differs: what else the spec hash covers changed "
+                "(owner, labels, infra image, network, published ports), or how it is computed"
+            )
         lines.append(
             f"  {action['action']} {action['kind']}/{action['name']} pod {action['pod']} on "
-            f"{action['host']}: {action['reason']}" + (f" [{fields}]" if fields else "")
+            f"{action['host']}: {why}" + (f" [{fields}]" if fields else "")
         )
     return "\n".join(lines)
 

@@ -152,9 +152,18 @@ def fetch(url: str, timeout: float = 3.0) -> str:
         return str(response.read().decode().strip())
 
 
-def answers(url: str, tries: int = 30) -> set[str]:
-    """The distinct bodies ``tries`` GETs returned: which backends a Service reached."""
+def answers(url: str, tries: int = 30, wait: float = 0.0) -> set[str]:
+    """The distinct bodies ``tries`` GETs returned: which backends a Service reached.
+
+    ``wait``: seconds to wait for a first answer before counting (a forwarder just made
+    publishes its port a moment after its container starts, longer on a busy machine)."""
     seen = set()
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError):
+            seen.add(fetch(url))
+            break
+        time.sleep(0.1)
     for _ in range(tries):
         with contextlib.suppress(OSError):
             seen.add(fetch(url))

@@ -41,13 +41,13 @@ def test_forwarders_env_and_dns_reach_the_backends(applied: Rig) -> None:
         )
         assert answer.strip() == "db keystone-db", target
     # the LoadBalancer and NodePort answer on the host's address, spread over backends
-    keystones = answers(f"http://127.0.0.1:{rig.lb_port}/")
+    keystones = answers(f"http://127.0.0.1:{rig.lb_port}/", wait=10)
     assert len(keystones) >= 2 and all(k.startswith("keystone keystone-") for k in keystones)
-    assert answers(f"http://127.0.0.1:{rig.node_port}/") <= {
+    assert answers(f"http://127.0.0.1:{rig.node_port}/", wait=10) <= {
         "frontend frontend-0",
         "frontend frontend-1",
     }
-    assert len(answers(f"http://127.0.0.1:{rig.node_port}/")) == 2
+    assert len(answers(f"http://127.0.0.1:{rig.node_port}/", wait=10)) == 2
     rows = rig.get("services", "--source", rig.src, "-o", "json")
     assert rows.exit_code == 0, rows.output
 
@@ -56,10 +56,10 @@ def test_forwarders_follow_scaling_in_one_apply_and_go_with_the_service(applied:
     rig = applied
     rig.edit("keystone/controller.yaml", "replicas: 3", "replicas: 1")
     rig.applied()
-    assert answers(f"http://127.0.0.1:{rig.lb_port}/") == {"keystone keystone-0"}
+    assert answers(f"http://127.0.0.1:{rig.lb_port}/", wait=10) == {"keystone keystone-0"}
     rig.edit("keystone/controller.yaml", "replicas: 1", "replicas: 2")
     rig.applied()
-    assert answers(f"http://127.0.0.1:{rig.lb_port}/") == {
+    assert answers(f"http://127.0.0.1:{rig.lb_port}/", wait=10) == {
         "keystone keystone-0",
         "keystone keystone-1",
     }
@@ -68,7 +68,7 @@ def test_forwarders_follow_scaling_in_one_apply_and_go_with_the_service(applied:
     port = free_port()
     rig.edit("keystone/service.yaml", f"- port: {rig.lb_port}", f"- port: {port}")
     rig.applied()
-    assert len(answers(f"http://127.0.0.1:{port}/")) == 2
+    assert len(answers(f"http://127.0.0.1:{port}/", wait=10)) == 2
     with contextlib.suppress(OSError):
         fetch(f"http://127.0.0.1:{rig.lb_port}/", timeout=1)
         raise AssertionError("the old port still answers after the Service moved off it")
@@ -92,7 +92,7 @@ def test_a_killed_backend_leaves_the_forwarder_and_comes_back(applied: Rig) -> N
     assert diff.exit_code == 1
     assert "svc_keystone-public" in diff.output  # its endpoint is gone: the route changes
     rig.applied()
-    assert len(answers(f"http://127.0.0.1:{rig.lb_port}/", tries=40)) == 3
+    assert len(answers(f"http://127.0.0.1:{rig.lb_port}/", tries=40, wait=10)) == 3
     rig.assert_converged()
 
 

@@ -27,3 +27,9 @@ pytestmark, no_leftover_processes
 _._new_conn, _.get_connection, _.channel, _._custom_adapter
 # configparser calls optionxform on every key (the unit test keeps keys' case)
 _.optionxform
+# socketserver calls handle_error when a handler raised (a client broke a limit mid-request)
+_.handle_error
+# urllib's opener calls the redirect handler's redirect_request by name
+_.redirect_request
+# html.parser.HTMLParser calls these by name (the browser test's DOM reader)
+_.handle_starttag, _.handle_endtag, _.handle_data

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from reconciler.core.redact import redact
+from reconciler.daemon.http.overview import Overview
 
 #: Validation errors kept for ``/status``: a broken repository can have thousands, and the
 #: first screenful is what an operator reads; the total is kept beside them.
@@ -87,6 +88,8 @@ class StatusBoard:
         self._pending: int | None = None
         self._last_error: _LastError | None = None
         self._suspended = False
+        #: the world, pending plan, held revision, syncs and events (the page's data)
+        self.overview = Overview()
         self._counters: dict[str, int] = {
             "syncs_started": 0,
             "syncs_succeeded": 0,
@@ -268,4 +271,4 @@ class StatusBoard:
                     "validation_error_count": error.validation_error_count,
                 },
                 "counters": dict(self._counters),
-            }
+            } | self.overview.snapshot()

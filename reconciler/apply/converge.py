@@ -18,8 +18,10 @@ from reconciler.apply import state as memory_file
 from reconciler.apply.execute import ActionResult, ApplyReport, execute
 from reconciler.apply.runtime import HostRuntime
 from reconciler.check.validate import ValidationResult, validate
-from reconciler.core.model import HostState, Manifest
+from reconciler.core.errors import ReconcilerError
+from reconciler.core.model import HostState, LiveVolume, Manifest
 from reconciler.desire import hostmemory
+from reconciler.desire.claims import orphaned_volumes
 from reconciler.desire.compute import compute_desired
 from reconciler.desire.hostmemory import HostRecord
 from reconciler.desire.settings import DesiredState, Settings
@@ -29,13 +31,24 @@ from reconciler.plan.model import Plan
 from reconciler.plan.planner import plan
 from reconciler.source.git import revision_of
 from reconciler.source.hosts import Host
+from reconciler.source.keys import Keyring
 from reconciler.source.load import load_paths
+from reconciler.source.sops import open_secrets
 
 
-def load_source(paths: Sequence[str], exclude: Sequence[str] = ()) -> tuple[ValidationResult, int]:
+def load_source(
+    paths: Sequence[str], keyring: Keyring | None = None, exclude: Sequence[str] = ()
+) -> tuple[ValidationResult, int]:
     """Validated manifests of a source tree (less what ``exclude`` and ``.sourceignore``
-    files leave out), and how many files it had."""
+    files leave out), and how many files it had.
+
+    With a ``keyring`` (``diff``, ``apply``, ``run``), SOPS-encrypted Secrets are decrypted
+    in memory first and checked in full; one that cannot be opened is an error, so nothing
+    is applied. Without one (``get``), they are checked as ``validate`` checks them.
+    """
     loaded = load_paths(paths, exclude=exclude)
+    if keyring is not None:
+        loaded = open_secrets(loaded, keyring)
     return validate(loaded), len(loaded.files)
 
 
@@ -60,13 +73,24 @@ def connect(
     }
 
 
-def observe(runtimes: Mapping[str, HostRuntime]) -> dict[str, HostState]:
-    """Every host at once: a slow or dead host never delays the others' answers."""
+def observe(
+    runtimes: Mapping[str, HostRuntime], volumes: bool | None = None
+) -> dict[str, HostState]:
+    """Every host at once: a slow or dead host never delays the others' answers.
+    ``volumes``: list the claims' volumes too (None: where a container mounts one)."""
     if not runtimes:
         return {}
     with ThreadPoolExecutor(max_workers=len(runtimes), thread_name_prefix="observe") as pool:
-        futures = {name: pool.submit(runtime.observe) for name, runtime in runtimes.items()}
+        futures = {
+            name: pool.submit(runtime.observe, volumes) for name, runtime in runtimes.items()
+        }
         return {name: future.result() for name, future in futures.items()}
+
+
+def wants_volumes(manifests: Sequence[Manifest]) -> bool | None:
+    """List the claims' volumes when the manifests define claims (placement follows them);
+    otherwise only where a container mounts one (``observe``'s default)."""
+    return True if any(m.kind == "PersistentVolumeClaim" for m in manifests) else None
 
 
 def make_plan(
@@ -78,9 +102,33 @@ def make_plan(
     prune: bool = True,
     host_memory: Mapping[str, HostRecord] | None = None,
     now: float = 0.0,
+    prune_volumes: bool = False,
 ) -> tuple[DesiredState, Plan]:
     desired = compute_desired(manifests, hosts, live, settings, host_memory, now)
-    return desired, plan(desired, live, prune=prune)
+    the_plan = plan(desired, live, prune=prune)
+    the_plan.orphaned_volumes = orphaned_volumes(desired.claims, live)
+    the_plan.prune_volumes = prune_volumes
+    return desired, the_plan
+
+
+def remove_volumes(
+    volumes: Sequence[LiveVolume], runtimes: Mapping[str, HostRuntime]
+) -> list[tuple[LiveVolume, str]]:
+    """Remove claims' volumes (``--prune-volumes``, ``down --volumes``): each with "" when
+    it went, else why not (in use, not ours, host away). Never implicit."""
+    results = []
+    for volume in volumes:
+        runtime = runtimes.get(volume.host)
+        if runtime is None:
+            results.append((volume, f"host {volume.host} is not configured"))
+            continue
+        try:
+            runtime.remove_volume(volume)
+        except ReconcilerError as exc:
+            results.append((volume, str(exc)))
+            continue
+        results.append((volume, ""))
+    return results
 
 
 def observe_and_remember(
@@ -88,11 +136,12 @@ def observe_and_remember(
     instance: str,
     state_dir: Path | None,
     previous: Mapping[str, HostRecord] | None = None,
+    volumes: bool | None = None,
 ) -> tuple[dict[str, HostState], dict[str, HostRecord], float]:
     """Observe every host and update the instance's host memory (kept on disk when
     ``state_dir`` is given, else carried in ``previous``): what placement needs to give an
     unreachable host its grace period."""
-    live = observe(runtimes)
+    live = observe(runtimes, volumes)
     now = time.time()
     if state_dir is None:
         return live, hostmemory.remember(previous or {}, live, now), now
@@ -150,7 +199,7 @@ def converge(
     # what runs now: the forwarders' endpoints, and the host memory (which pods each host
     # runs, so that a host lost before the next pass keeps them for its grace period)
     live, host_memory, now = observe_and_remember(
-        runtimes, settings.instance, state_dir, host_memory
+        runtimes, settings.instance, state_dir, host_memory, wants_volumes(manifests)
     )
     _, fresh = make_plan(
         manifests, hosts, live, settings, prune=prune, host_memory=host_memory, now=now

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from reconciler.check.config import check_claim, check_configmap, check_secret
 from reconciler.check.pods import check_ip, check_pod_spec
 from reconciler.check.report import Reporter
 from reconciler.core import names
@@ -140,7 +141,7 @@ def _check_service(report: Reporter, body: Mapping[str, Any]) -> None:
         if isinstance(target, str):
             report.check_name(ppath + ("targetPort",), target, names.port_name)
         node_port = port.get("nodePort")
-        if isinstance(node_port, int):
+        if isinstance(node_port, int) and node_port != 0:  # 0 means unset, as in Kubernetes
             if service_type not in ("NodePort", "LoadBalancer"):
                 report.error(
                     ppath + ("nodePort",),
@@ -168,10 +169,26 @@ def _check_service(report: Reporter, body: Mapping[str, Any]) -> None:
         )
 
 
+def _with_metadata(
+    check: Callable[[Reporter, Mapping[str, Any]], None],
+) -> Callable[[Reporter, Mapping[str, Any]], None]:
+    """A kind's own checks after its metadata's (a DNS-1123 subdomain name)."""
+
+    def checked(report: Reporter, body: Mapping[str, Any]) -> None:
+        meta = as_map(body.get("metadata"))
+        _check_metadata(report, ("metadata",), meta, names.dns1123_subdomain)
+        check(report, body)
+
+    return checked
+
+
 CHECKS: dict[str, Callable[[Reporter, Mapping[str, Any]], None]] = {
     "Pod": _check_pod,
     "ReplicationController": _check_rc,
     "Service": _check_service,
+    "Secret": _with_metadata(check_secret),
+    "ConfigMap": _with_metadata(check_configmap),
+    "PersistentVolumeClaim": _with_metadata(check_claim),
 }
 
 

@@ -12,6 +12,7 @@ import ipaddress
 from collections.abc import Mapping
 from typing import Any
 
+from reconciler.check.consumers import check_uses
 from reconciler.check.report import Reporter
 from reconciler.core import names
 from reconciler.core.errors import QuantityError
@@ -102,6 +103,7 @@ def _check_container(
 
 def check_pod_spec(report: Reporter, path: FieldPath, spec: Mapping[str, Any]) -> None:
     report.check_name(path + ("hostname",), spec.get("hostname"), names.dns1123_label)
+    check_uses(report, path, spec)
     volume_names: set[str] = set()
     for index, volume in enumerate(as_list(spec.get("volumes"))):
         volume = as_map(volume)
@@ -113,9 +115,7 @@ def check_pod_spec(report: Reporter, path: FieldPath, spec: Mapping[str, Any]) -
                 report.error(vpath + ("name",), f"duplicate volume name {vname!r}")
             volume_names.add(vname)
         sources = [key for key in volume if key != "name"]
-        if not sources:
-            report.error(vpath, "volume needs a source: emptyDir or hostPath")
-        elif len(sources) > 1:
+        if len(sources) > 1:  # none: an emptyDir, as Kubernetes defaults it
             report.error(vpath, f"volume has more than one source: {', '.join(sources)}")
         host_path = as_map(volume.get("hostPath")).get("path")
         if isinstance(host_path, str) and not host_path.startswith("/"):

@@ -25,6 +25,7 @@ _FIELD_HINTS: dict[str, str] = {
     "desiredState": "spec (desiredState is from v1beta1)",
     "portalIP": "spec.clusterIP (portalIP is from v1beta1/v1beta3)",
     "containerPort": "targetPort (in a Service port, the backend port is targetPort)",
+    "sops": "a Secret for encrypted values (only Secrets may be SOPS-encrypted)",
 }
 
 
@@ -87,6 +88,9 @@ def schema_diagnostics(report: Reporter, error: Issue | ValidationError) -> None
     keyword = error.validator
     schema = error.schema if isinstance(error.schema, Mapping) else {}
     instance = error.instance
+    if report.kind == "Secret" and path[:1] in (("data",), ("stringData",)) and len(path) > 1:
+        report.error(path, "expected a string (quote the value); a Secret's value is not shown")
+        return
     value: Any = error.validator_value
     if keyword == "x-unhonoured":
         report.warn(path, f"field {path[-1]!r} is not honoured: {error.message}")

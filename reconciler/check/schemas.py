@@ -22,6 +22,9 @@ SCHEMA_FILES = {
     "Pod": "pod.json",
     "ReplicationController": "replicationcontroller.json",
     "Service": "service.json",
+    "Secret": "secret.json",
+    "ConfigMap": "configmap.json",
+    "PersistentVolumeClaim": "persistentvolumeclaim.json",
 }
 
 

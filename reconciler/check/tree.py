@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
+from reconciler.check.consumers import references
+from reconciler.check.references import CONFIG_KINDS, check_references
 from reconciler.core.model import (
     SUPPORTED_KINDS,
     Diagnostic,
@@ -45,6 +47,12 @@ class TreeFacts(NamedTuple):
     #: a pod template's container port names, or each Service port's
     #: (nodePort, protocol, targetPort)
     ports: tuple[Any, ...]
+    #: a pod template's uses of Secrets, ConfigMaps and claims (``consumers.Reference``)
+    refs: tuple[Any, ...] = ()
+    #: a Secret's or ConfigMap's keys
+    keys: frozenset[str] = frozenset()
+    #: a Secret's type
+    secret_type: str = ""
 
     @property
     def source(self) -> Location:
@@ -111,19 +119,28 @@ def tree_facts(manifest: Manifest) -> TreeFacts | None:
                 for port in ports
             ),
         )
+    if kind in CONFIG_KINDS:
+        return config_facts(manifest)
     if kind == "Pod":
         labels, pod_spec = manifest.labels, spec
     else:  # a ReplicationController's pod template
         template = as_map(spec.get("template"))
         labels = as_map(as_map(template.get("metadata")).get("labels"))
         pod_spec = as_map(template.get("spec"))
+    refs = tuple(references(("spec",) if kind == "Pod" else ("spec", "template", "spec"), pod_spec))
+    kept = {path: positions[path] for path in _NAME_PATHS if path in positions}
+    for ref in refs:
+        for end in range(len(ref.path), 0, -1):  # the closest written ancestor is enough
+            if ref.path[:end] in positions:
+                kept[ref.path[:end]] = positions[ref.path[:end]]
+                break
     return TreeFacts(
         kind,
         manifest.namespace,
         name,
         manifest.file,
         manifest.position,
-        {path: positions[path] for path in _NAME_PATHS if path in positions},
+        kept,
         labels,
         tuple(
             port_name
@@ -131,6 +148,31 @@ def tree_facts(manifest: Manifest) -> TreeFacts | None:
             for port in as_list(as_map(container).get("ports"))
             if isinstance(port_name := as_map(port).get("name"), str)
         ),
+        refs,
+    )
+
+
+def config_facts(manifest: Manifest) -> TreeFacts:
+    """A Secret's, ConfigMap's or claim's facts: its keys (and a Secret's type)."""
+    body = manifest.body
+    keys = frozenset(
+        key
+        for field_name in ("data", "stringData", "binaryData")
+        for key in as_map(body.get(field_name))
+    )
+    secret_type = body.get("type", "Opaque") if manifest.kind == "Secret" else ""
+    positions = manifest.positions
+    return TreeFacts(
+        manifest.kind,
+        manifest.namespace,
+        manifest.name,
+        manifest.file,
+        manifest.position,
+        {path: positions[path] for path in _NAME_PATHS if path in positions},
+        {},
+        (),
+        keys=keys,
+        secret_type=secret_type if isinstance(secret_type, str) else "",
     )
 
 
@@ -173,7 +215,7 @@ def check_facts(facts: Iterable[TreeFacts | None], out: list[Diagnostic]) -> Non
         if service.kind != "Service":
             continue
         for index, (node_port, protocol, _) in enumerate(service.ports):
-            if isinstance(node_port, int) and isinstance(protocol, str):
+            if isinstance(node_port, int) and node_port and isinstance(protocol, str):
                 port_key = (node_port, protocol)
                 other = node_ports.get(port_key)
                 if other is not None:
@@ -216,6 +258,7 @@ def check_facts(facts: Iterable[TreeFacts | None], out: list[Diagnostic]) -> Non
                     ("spec", "ports", index, "targetPort"),
                     f"no selected pod defines a container port named {target!r}",
                 )
+    check_references(seen.values(), out)
 
 
 def finish(diagnostics: list[Diagnostic], facts: Iterable[TreeFacts | None]) -> list[Diagnostic]:

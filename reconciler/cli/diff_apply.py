@@ -13,13 +13,13 @@ from collections.abc import Callable
 
 import click
 
-from reconciler.apply.converge import converge
+from reconciler.apply.converge import converge, remove_volumes
 from reconciler.apply.execute import ActionResult, ApplyReport
 from reconciler.apply.state import state_dir
 from reconciler.cli import options as opt
 from reconciler.cli.common import Computed, compute_plan, settings_from_flags
 from reconciler.cli.group import EXIT_ERROR, EXIT_INVALID, EXIT_OK, cli
-from reconciler.cli.output import echo_results, echo_styled
+from reconciler.cli.output import echo_results, echo_styled, echo_volume_removals
 from reconciler.cli.whatif import (
     checkout_revision,
     what_if_json,
@@ -62,6 +62,8 @@ from reconciler.render.plans import plan_json, plan_markdown, plan_text_lines
     help="Plan as if HOST were lost past its grace period: where its replicas go, what "
     "cannot be placed, which Services lose endpoints (repeatable).",
 )
+@opt.prune_volumes()
+@opt.sops_age_key_file()
 def diff_command(
     sources: tuple[str, ...],
     exclude: tuple[str, ...],
@@ -75,6 +77,8 @@ def diff_command(
     prune: bool,
     revision: str | None,
     assume_down: tuple[str, ...],
+    prune_volumes: bool,
+    sops_age_key_file: str | None,
 ) -> None:
     """Show what apply would change, without changing anything.
 
@@ -91,6 +95,9 @@ def diff_command(
         prune,
         assume_down=assume_down,
         exclude=exclude,
+        key_file=sops_age_key_file,
+        prune_volumes=prune_volumes,
+        list_volumes=True,  # a diff reports orphaned claims' volumes, whatever else
     )
     the_plan, shown = computed.plan, computed.revision
     if output == "json":
@@ -132,6 +139,8 @@ def diff_command(
 @opt.allow_mass_prune()
 @opt.max_prune()
 @opt.concurrency()
+@opt.prune_volumes()
+@opt.sops_age_key_file()
 def apply_command(
     sources: tuple[str, ...],
     exclude: tuple[str, ...],
@@ -147,6 +156,8 @@ def apply_command(
     allow_mass_prune: bool,
     max_prune: int,
     concurrency: int,
+    prune_volumes: bool,
+    sops_age_key_file: str | None,
 ) -> None:
     """Make the hosts run what the manifests say.
 
@@ -160,6 +171,8 @@ def apply_command(
         prune,
         grace_period,
         exclude=exclude,
+        key_file=sops_age_key_file,
+        prune_volumes=prune_volumes,
     )
     the_plan, revision = computed.plan, computed.revision
     echo_styled(plan_text_lines(the_plan, revision))
@@ -175,6 +188,8 @@ def apply_command(
     report = _apply_with_progress(computed, concurrency)
     echo_results(report)
     failed = len(report.failed)
+    if the_plan.prune_volumes and the_plan.orphaned_volumes:
+        failed += echo_volume_removals(remove_volumes(the_plan.orphaned_volumes, computed.runtimes))
     click.echo(
         f"applied {len(report.results) - failed} of {len(report.results)} action(s)"
         + (f", {failed} failed" if failed else "")

@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 import click
+import yaml
 
 from reconciler.apply.converge import connect, load_source, observe
 from reconciler.cli import options as opt
@@ -31,6 +32,7 @@ from reconciler.render.views import (
     service_rows,
     table_lines,
 )
+from reconciler.render.volumes import volume_rows
 
 #: the names kubectl accepts for each resource -> the one this command knows it by
 RESOURCES = {
@@ -46,11 +48,16 @@ RESOURCES = {
     "hosts": "hosts",
     "host": "hosts",
     "nodes": "hosts",
+    "volumes": "volumes",
+    "volume": "volumes",
+    "pvc": "volumes",
 }
 
 
 @cli.command("get")
-@click.argument("resource", type=click.Choice(sorted(RESOURCES)), metavar="pods|rc|services|hosts")
+@click.argument(
+    "resource", type=click.Choice(sorted(RESOURCES)), metavar="pods|rc|services|hosts|volumes"
+)
 @opt.hosts()
 @opt.instance()
 @opt.source_paths()
@@ -59,7 +66,7 @@ RESOURCES = {
 @click.option(
     "-o",
     "--output",
-    type=click.Choice(("table", "wide", "json")),
+    type=click.Choice(("table", "wide", "json", "yaml")),
     default="table",
     show_default=True,
 )
@@ -72,15 +79,16 @@ def get_command(
     selector: str | None,
     output: str,
 ) -> None:
-    """List pods, replication controllers, services or hosts, read from the live hosts.
+    """List pods, replication controllers, services, hosts or volumes, read from the hosts.
 
-    Services and the DESIRED column of rc come from the manifests (--source, default .).
+    Services, the DESIRED column of rc and whether a claim's volume is Bound or Orphaned
+    come from the manifests (--source, default .). No value of a Secret is ever shown.
     """
     parsed = selector_from_flag(selector)
     kind = RESOURCES[resource]
     hosts = hosts_from_flag(hosts_file)
     runtimes = connect(hosts, instance)
-    states = observe(runtimes)
+    states = observe(runtimes, volumes=kind == "volumes")
     warn_unreachable(states)
     pods = live_pods(states, parsed)
     wide = output == "wide"
@@ -99,6 +107,11 @@ def get_command(
                 except Exception:  # reported through REACHABLE/ERROR already
                     versions[name] = ""
         rows = host_rows(states, hosts, versions, wide)
+    elif kind == "volumes":
+        claims = {
+            (m.namespace, m.name) for m in _manifests(sources) if m.kind == "PersistentVolumeClaim"
+        }
+        rows = volume_rows(states, claims, wide)
     else:
         manifests = _manifests(sources, exclude) if sources or kind == "services" else []
         if kind == "rc":
@@ -112,6 +125,8 @@ def get_command(
             )
     if output == "json":
         click.echo(json.dumps(rows, indent=2))
+    elif output == "yaml":
+        click.echo(yaml.safe_dump(rows, sort_keys=False), nl=False)
     else:
         _print_table(rows)
     sys.exit(EXIT_OK if all(s.reachable for s in states.values()) else EXIT_INVALID)
@@ -121,7 +136,7 @@ def _manifests(sources: tuple[str, ...], exclude: tuple[str, ...]) -> list[Manif
     """The manifests of ``--source`` (default .); invalid ones exit 2, as rows built from
     broken manifests would be guesses."""
     try:
-        validation, files = load_source(list(sources) or ["."], exclude)
+        validation, files = load_source(list(sources) or ["."], exclude=exclude)
     except InputError as exc:
         raise click.UsageError(str(exc)) from exc
     if not validation.valid:

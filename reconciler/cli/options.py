@@ -225,3 +225,26 @@ def webhook_secret(help_text: str | None = None) -> Callable[[F], F]:
     return click.option(
         "--webhook-secret", envvar=env_var("webhook-secret"), default="", help=help_text
     )
+
+
+# -- configuration and data -------------------------------------------------------------------
+def sops_age_key_file(*, from_env: bool = False) -> Callable[[F], F]:
+    """Where age identities for SOPS-encrypted Secrets are (besides ``SOPS_AGE_KEY_FILE``
+    and ``SOPS_AGE_KEY``, which are always read, as sops reads them)."""
+    return click.option(
+        "--sops-age-key-file",
+        envvar=_env_if(from_env, "sops-age-key-file"),
+        default=None,
+        help="File of age identities that open SOPS-encrypted Secrets (also read: "
+        "$SOPS_AGE_KEY_FILE, $SOPS_AGE_KEY).",
+    )
+
+
+def prune_volumes(*, from_env: bool = False) -> Callable[[F], F]:
+    return click.option(
+        "--prune-volumes",
+        envvar=_env_if(from_env, "prune-volumes"),
+        is_flag=True,
+        help="Remove the volumes of PersistentVolumeClaims no longer in the manifests "
+        "(their data goes with them). Without it they are kept and reported.",
+    )

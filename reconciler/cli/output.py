@@ -18,7 +18,7 @@ from reconciler.render.diagnostics import diagnostic_line
 
 if TYPE_CHECKING:
     from reconciler.apply.execute import ApplyReport
-    from reconciler.core.model import Diagnostic
+    from reconciler.core.model import Diagnostic, LiveVolume
 
 
 def _coloured() -> bool:
@@ -80,3 +80,15 @@ def echo_results(report: ApplyReport) -> None:
             click.echo(
                 f"  FAILED  {action.verb.value:<8} {target} on {action.host}{where}: {result.error}"
             )
+
+
+def echo_volume_removals(results: Sequence[tuple[LiveVolume, str]]) -> int:
+    """A line per claim volume removed (or not, and why); the number that failed."""
+    failed = 0
+    for volume, error in results:
+        if error:
+            failed += 1
+            click.echo(f"  FAILED  remove   volume {volume.name} on {volume.host}: {error}")
+        else:
+            click.echo(f"  ok      remove   volume {volume.name} on {volume.host}")
+    return failed

@@ -20,7 +20,7 @@ import yaml
 
 from reconciler.apply.state import state_dir
 from reconciler.cli import options as opt
-from reconciler.cli.common import hosts_from_flag, settings_from_flags
+from reconciler.cli.common import hosts_from_flag, keyring_from_flags, settings_from_flags
 from reconciler.cli.group import EXIT_OK, cli
 from reconciler.core.errors import SourceError
 from reconciler.daemon.config import RunConfig
@@ -135,6 +135,7 @@ def _load_config(ctx: click.Context, _param: click.Parameter, value: str | None)
 @opt.max_prune(from_env=True)
 @opt.allow_mass_prune(from_env=True)
 @opt.grace_period(from_env=True, most=None)
+@opt.sops_age_key_file(from_env=True)
 @click.option(
     "--notify",
     envvar=opt.env_var("notify"),
@@ -205,6 +206,7 @@ def run_command(
     verify_signatures: bool,
     allowed_signers: str | None,
     gpg_keyring: str | None,
+    sops_age_key_file: str | None,
     print_config: bool,
 ) -> None:
     """Reconcile continuously: commit to git and the hosts follow; a container dies and
@@ -260,6 +262,7 @@ def run_command(
         gpg_keyring=Path(gpg_keyring) if gpg_keyring else None,
         notify=notify,
         notify_format=notify_format,
+        keyring=keyring_from_flags(sops_age_key_file),
     )
     if verify_signatures:
         if not config.is_git:

@@ -30,6 +30,8 @@ REVISION = PREFIX + "revision"  # the source revision the object was created fro
 SOURCE = PREFIX + "source"  # file:line of the manifest
 REPLICA = PREFIX + "replica"  # the ordinal of an RC replica
 CLUSTER_IP = PREFIX + "cluster-ip"  # forwarders: the Service's address, kept while it lives
+CLAIM = PREFIX + "claim"  # a PersistentVolumeClaim's volume: the claim's name
+CLAIM_NAMESPACE = PREFIX + "claim-namespace"
 
 INFRA_CONTAINER = "POD"
 ROLE_INFRA = "infra"

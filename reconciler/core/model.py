@@ -14,7 +14,14 @@ from typing import Any
 #: A path into a document: mapping keys and sequence indexes, outermost first.
 FieldPath = tuple[str | int, ...]
 
-SUPPORTED_KINDS: tuple[str, ...] = ("Pod", "ReplicationController", "Service")
+SUPPORTED_KINDS: tuple[str, ...] = (
+    "Pod",
+    "ReplicationController",
+    "Service",
+    "Secret",
+    "ConfigMap",
+    "PersistentVolumeClaim",
+)
 DEFAULT_NAMESPACE = "default"
 
 
@@ -204,15 +211,33 @@ class NetworkSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class FileSpec:
+    """One file of a Secret, ConfigMap, downwardAPI or projected volume. ``data`` may be a
+    secret: it is kept out of ``repr`` and only ever written into a tmpfs volume."""
+
+    path: str  # relative to the volume's root, may hold '/'
+    data: bytes = field(repr=False)
+    mode: int = 0o444
+
+
+@dataclass(frozen=True, slots=True)
 class VolumeSpec:
-    """A pod volume: an emptyDir (a Docker volume or tmpfs owned by the pod) or a hostPath."""
+    """A pod volume: an emptyDir (a Docker volume or tmpfs owned by the pod), a hostPath,
+    files (Secret, ConfigMap, downwardAPI, projected: a tmpfs volume owned by the pod, filled
+    before its containers start) or a claim (a PersistentVolumeClaim's Docker volume, which
+    outlives the pod)."""
 
     name: str
-    source: str  # "emptyDir" or "hostPath"
-    docker_name: str = ""  # emptyDir on disk: the Docker volume's name
+    source: str  # "emptyDir", "hostPath", "files" or "claim"
+    docker_name: str = ""  # emptyDir, files, claim: the Docker volume's name
     host_path: str = ""
     medium: str = ""  # emptyDir: "" (disk) or "Memory" (tmpfs)
     size_bytes: int | None = None
+    files: tuple[FileSpec, ...] = field(default=(), repr=False)
+    claim: str = ""  # claim: the PersistentVolumeClaim's name
+    driver: str = "local"  # claim: the volume driver its storage class maps to
+    driver_opts: tuple[tuple[str, str], ...] = ()
+    claim_labels: tuple[tuple[str, str], ...] = ()  # claim: what marks the volume as its own
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,7 +258,8 @@ class DesiredContainer:
     pull_policy: str
     entrypoint: tuple[str, ...] | None = None
     cmd: tuple[str, ...] | None = None
-    env: tuple[tuple[str, str], ...] = ()
+    #: resolved values, Secrets' included: for the engine only, never printed
+    env: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     working_dir: str = ""
     nano_cpus: int | None = None
     cpu_shares: int | None = None
@@ -246,6 +272,11 @@ class DesiredContainer:
     source: Location | None = None
     ipv4_address: str = ""  # forwarders: the Service's cluster IP on the instance network
     aliases: tuple[str, ...] = ()  # forwarders: the Service's DNS names
+    #: env vars whose value is the pod's address (fieldRef status.podIP): known once the
+    #: infra container has one, so the engine fills them in when it creates the container
+    pod_ip_env: tuple[str, ...] = ()
+    #: registry credentials from imagePullSecrets: (registry, username, password) for the pull
+    pull_auth: tuple[tuple[str, str, str], ...] = field(default=(), repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,6 +329,17 @@ class LiveContainer:
 
 
 @dataclass(frozen=True, slots=True)
+class LiveVolume:
+    """One of our Docker volumes as listed on a host (the claims' volumes are what matter:
+    they outlive pods, so they are listed, placed by and reported, never removed unasked)."""
+
+    name: str
+    host: str
+    labels: Mapping[str, str]
+    driver: str = "local"
+
+
+@dataclass(frozen=True, slots=True)
 class HostState:
     """What one host looked like, or why it could not be observed."""
 
@@ -307,3 +349,4 @@ class HostState:
     error: str = ""
     engine_version: str = ""
     applied_revision: str = ""  # what the last complete apply recorded on this host
+    volumes: tuple[LiveVolume, ...] = ()  # our volumes (one list call)

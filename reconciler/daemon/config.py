@@ -16,6 +16,7 @@ from pathlib import Path
 from reconciler.core import labels as L
 from reconciler.desire.settings import Settings
 from reconciler.source.hosts import Host
+from reconciler.source.keys import Keyring
 
 
 @dataclass
@@ -50,6 +51,8 @@ class RunConfig:
     #: receivers of the events (``--notify``), and their body: ``json`` or ``slack``
     notify: Sequence[str] = ()
     notify_format: str = "json"
+    #: age identities for SOPS-encrypted Secrets, read once at start (kept in memory only)
+    keyring: Keyring = field(default_factory=Keyring)
 
     @property
     def is_git(self) -> bool:

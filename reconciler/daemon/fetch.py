@@ -109,7 +109,7 @@ class DesiredSource:
         if config.is_git and revision and same:
             return self.last_good  # same commit: nothing to reload
         try:
-            validation, _ = load_source([str(directory)], config.exclude)
+            validation, _ = load_source([str(directory)], config.keyring, config.exclude)
         except InputError as exc:
             self._record_error("validation", str(exc))
             return self.last_good

@@ -40,6 +40,7 @@ from reconciler.apply.converge import (
     make_plan,
     observe,
     observe_and_remember,
+    wants_volumes,
 )
 from reconciler.apply.execute import ActionResult
 from reconciler.apply.runtime import ServiceRuntime
@@ -277,7 +278,11 @@ class ReconcileService:
         for runtime in self.runtimes.values():
             runtime.revision = revision
         live, memory, now = observe_and_remember(
-            self.runtimes, config.instance, config.state_dir, self._memory
+            self.runtimes,
+            config.instance,
+            config.state_dir,
+            self._memory,
+            wants_volumes(manifests),
         )
         self._memory = memory
         for host, state in sorted(live.items()):

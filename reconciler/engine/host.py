@@ -24,7 +24,13 @@ import docker.types
 
 from reconciler.core import labels as L
 from reconciler.core.errors import ApplyError, HostUnavailable, NotFound, OwnershipError
-from reconciler.core.model import DesiredContainer, DesiredPod, HostState, LiveContainer
+from reconciler.core.model import (
+    DesiredContainer,
+    DesiredPod,
+    HostState,
+    LiveContainer,
+    LiveVolume,
+)
 from reconciler.engine import translate as T
 from reconciler.engine.client import call, open_client
 from reconciler.engine.resources import HostImages, HostNetworks
@@ -84,8 +90,11 @@ class DockerHost:
             self._api.close()
 
     # -- observe -----------------------------------------------------------------------------
-    def observe(self) -> HostState:
-        """Our containers on this host, from a single list call."""
+    def observe(self, volumes: bool | None = None) -> HostState:
+        """Our containers on this host, from a single list call; and our volumes, from a
+        second one, when ``volumes`` says so (claims in the manifests, ``get volumes``,
+        ``--prune-volumes``) or, by default, when a container mounts a claim's volume: a
+        pass with no claims stays one list call."""
         try:
             raw = self._call(
                 "list containers",
@@ -93,9 +102,18 @@ class DockerHost:
                 all=True,
                 filters={"label": L.ownership_filters(self.instance)},
             )
+            listed: Any = {}
+            if volumes or (volumes is None and T.mounts_claims(self.instance, raw)):
+                listed = self._call(
+                    "list volumes",
+                    self.api.volumes,
+                    filters={"label": L.ownership_filters(self.instance)},
+                )
         except (HostUnavailable, ApplyError) as exc:
             return HostState(self.host.name, reachable=False, error=str(exc))
-        return T.host_state(self.host.name, self.instance, raw)
+        return T.host_state(
+            self.host.name, self.instance, raw, (listed or {}).get("Volumes") or []
+        )
 
     def container_events(self, actions: Sequence[str]) -> Any:
         """A blocking, closable stream of Docker events about this instance's containers
@@ -235,8 +253,41 @@ class DockerHost:
             self.networks.ensure(pod.network)
         return self._create(T.infra_args(pod, self.instance, self.revision))
 
-    def _create_app(self, pod: DesiredPod, container: DesiredContainer, infra_id: str) -> str:
-        return self._create(T.app_args(pod, container, infra_id, self.instance, self.revision))
+    def _create_app(
+        self, pod: DesiredPod, container: DesiredContainer, infra_id: str, pod_ip: str = ""
+    ) -> str:
+        return self._create(
+            T.app_args(pod, container, infra_id, self.instance, self.revision, pod_ip)
+        )
+
+    def _fill_files(self, pod: DesiredPod, infra_id: str) -> None:
+        """Write each files volume's files (Secrets, ConfigMaps, the downward API) through
+        the running infra container into its tmpfs volume, before any app container starts:
+        the bytes go from memory to memory, never to a file on either machine."""
+        for volume in pod.volumes:
+            if volume.source == "files" and volume.files:
+                self._call(
+                    f"write files of volume {volume.name}",
+                    self.api.put_archive,
+                    infra_id,
+                    T.files_target(volume),
+                    T.files_archive(volume),
+                )
+
+    def _pod_ip(self, pod: DesiredPod, infra_id: str) -> str:
+        """The pod's address, when a container asks for it (fieldRef status.podIP)."""
+        if not any(c.pod_ip_env for c in pod.app_containers):
+            return ""
+        info = self._call("inspect infra", self.api.inspect_container, infra_id)
+        networks = (info.get("NetworkSettings") or {}).get("Networks") or {}
+        return next((str(n.get("IPAddress")) for n in networks.values() if n.get("IPAddress")), "")
+
+    def remove_volume(self, volume: LiveVolume) -> None:
+        """Remove one of our volumes (a claim's, asked for by ``down --volumes`` or
+        ``--prune-volumes``); refused when it does not carry our labels, or is in use."""
+        if not L.is_owned(volume.labels, self.instance):
+            raise OwnershipError(f"volume {volume.name} is not ours: left alone")
+        self._call(f"remove volume {volume.name}", self.api.remove_volume, volume.name)
 
     def _infra_id(self, pod: DesiredPod) -> str:
         try:
@@ -248,9 +299,9 @@ class DockerHost:
         return str(info["Id"])
 
     def create_pod(self, pod: DesiredPod) -> None:
-        """Volumes, infra container, then every app container; all or nothing."""
+        """Volumes, infra container, its files, then every app container; all or nothing."""
         for container in pod.app_containers:
-            self.ensure_image(container.image, container.pull_policy)
+            self.images.ensure(container.image, container.pull_policy, container.pull_auth)
         infra = pod.containers[0]
         self.ensure_infra_image(infra.image, with_forwarder=infra.role == L.ROLE_FORWARDER)
         created: list[str] = []
@@ -258,16 +309,19 @@ class DockerHost:
             self._create_volumes(pod)
             infra_id = self._create_infra(pod)
             created.append(infra_id)
+            self._fill_files(pod, infra_id)
+            pod_ip = self._pod_ip(pod, infra_id)
             for container in pod.app_containers:
-                created.append(self._create_app(pod, container, infra_id))
+                created.append(self._create_app(pod, container, infra_id, pod_ip))
         except Exception:
             self._discard(created, pod)  # no half-made pod stays behind
             raise
 
     def create_container(self, pod: DesiredPod, name: str) -> None:
         container = next(c for c in pod.app_containers if c.container == name)
-        self.ensure_image(container.image, container.pull_policy)
-        self._create_app(pod, container, self._infra_id(pod))
+        self.images.ensure(container.image, container.pull_policy, container.pull_auth)
+        infra_id = self._infra_id(pod)
+        self._create_app(pod, container, infra_id, self._pod_ip(pod, infra_id))
 
     def _discard(self, container_ids: Sequence[str], pod: DesiredPod) -> None:
         for container_id in reversed(container_ids):

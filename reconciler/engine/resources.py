@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import docker
@@ -62,8 +62,9 @@ class HostImages:
         except NotFound:
             return False
 
-    def ensure(self, image: str, policy: str) -> None:
-        """Make ``image`` present per Kubernetes' imagePullPolicy, or raise ImagePullError."""
+    def ensure(self, image: str, policy: str, auth: Sequence[tuple[str, str, str]] = ()) -> None:
+        """Make ``image`` present per Kubernetes' imagePullPolicy, or raise ImagePullError.
+        ``auth``: (registry, username, password) from the pod's imagePullSecrets."""
         present = self._once.present
         if image in present and policy != "Always":
             return
@@ -79,8 +80,15 @@ class HostImages:
                     f"image {image} is not on host {self._host} and imagePullPolicy is Never",
                 )
             repository, tag = T.image_reference(image)
+            credentials = T.pull_credentials(repository, auth)
             try:
-                self._call("pull", self._api().pull, repository, tag=tag or "latest")
+                self._call(
+                    "pull",
+                    self._api().pull,
+                    repository,
+                    tag=tag or "latest",
+                    auth_config=credentials,
+                )
             except ApplyError as exc:  # NotFound included
                 raise ImagePullError(
                     "ErrImagePull", f"cannot pull {image} on host {self._host}: {exc}"

@@ -12,7 +12,14 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from reconciler.core.model import DesiredPod, Diagnostic, LiveContainer, Location, ObjectRef
+from reconciler.core.model import (
+    DesiredPod,
+    Diagnostic,
+    LiveContainer,
+    LiveVolume,
+    Location,
+    ObjectRef,
+)
 
 
 class Verb(StrEnum):
@@ -74,11 +81,15 @@ class Plan:
     unreachable: dict[str, str] = field(default_factory=dict)  # host -> error
     owned_pods: dict[str, int] = field(default_factory=dict)  # host -> pods we own there
     skipped_prunes: list[Action] = field(default_factory=list)  # with --no-prune
+    #: claims' volumes whose claim left the manifests: kept and reported (``plan.volumes``)
+    orphaned_volumes: list[LiveVolume] = field(default_factory=list)
+    prune_volumes: bool = False  # --prune-volumes: remove them
 
     @property
     def in_sync(self) -> bool:
         errors = any(d.is_error for d in self.problems)
-        return not self.actions and not errors and not self.unreachable
+        volumes = self.prune_volumes and self.orphaned_volumes
+        return not self.actions and not errors and not self.unreachable and not volumes
 
     def split_forwarders(self) -> tuple[Plan, Plan]:
         """(everything but Service forwarders, only the forwarders), problems kept on the first."""

@@ -23,7 +23,7 @@ from typing import Any
 
 from reconciler.core import labels as L
 from reconciler.core.errors import ApplyError, HostUnavailable, ImagePullError, NotFound
-from reconciler.core.model import DesiredPod, HostState, LiveContainer
+from reconciler.core.model import DesiredPod, HostState, LiveContainer, LiveVolume
 from reconciler.engine import translate as T
 
 _ids = itertools.count(1)
@@ -69,7 +69,10 @@ class MemoryHost:
         self.reachable = True
         self.containers: dict[str, dict[str, Any]] = {}  # id -> list entry
         self.volumes: dict[str, dict[str, str]] = {}  # name -> labels
+        #: files volume name -> {path: (bytes, mode)}, as the archive API would extract them
+        self.files: dict[str, dict[str, tuple[bytes, int]]] = {}
         self.calls: list[str] = []  # every operation, in order ("create web-0/POD", ...)
+        self.environments: dict[str, dict[str, str]] = {}  # docker name -> its env, as created
         self.fail_create: set[str] = set()  # docker names whose create the engine refuses
         self.closed = False
         self._lock = threading.Lock()
@@ -153,8 +156,13 @@ class MemoryHost:
         try:
             infra_id = self._create(infra)
             made.append(infra_id)
+            for spec in pod.volumes:
+                if spec.source == "files":
+                    self.files[spec.docker_name] = {f.path: (f.data, f.mode) for f in spec.files}
+            networks = self.containers[infra_id]["NetworkSettings"]["Networks"]
+            pod_ip = next((n["IPAddress"] for n in networks.values()), "")
             for container in pod.app_containers:
-                args = T.app_args(pod, container, infra_id, self.instance, self.revision)
+                args = T.app_args(pod, container, infra_id, self.instance, self.revision, pod_ip)
                 made.append(self._create(args))
         except ApplyError:
             for container_id in made:  # all or nothing, as DockerHost.create_pod
@@ -178,6 +186,11 @@ class MemoryHost:
                     }
                 )
         container_id = self._add(args.name, args.image, dict(args.labels), ports)
+        self.environments[args.name] = dict(e.split("=", 1) for e in args.environment)
+        self.containers[container_id]["Mounts"] = [
+            {"Type": "volume", "Name": m.source, "Destination": m.target}
+            for m in args.volume_mounts
+        ]
         if args.endpoint is not None:
             address = args.endpoint.ipv4_address or f"10.99.0.{next(self._ips)}"
             self.containers[container_id]["NetworkSettings"] = {
@@ -217,6 +230,14 @@ class MemoryHost:
             for name, labels in list(self.volumes.items()):
                 if labels.get(L.POD) == pod and labels.get(L.POD_NAMESPACE) == namespace:
                     del self.volumes[name]
+                    self.files.pop(name, None)
+
+    def remove_volume(self, volume: LiveVolume) -> None:
+        self._check("remove volume")
+        if not L.is_owned(self.volumes.get(volume.name), self.instance):
+            raise ApplyError(f"volume {volume.name} is not ours")
+        del self.volumes[volume.name]
+        self.calls.append(f"remove volume {volume.name}")
 
     def wait_running(self, pod: DesiredPod, timeout: float = 30.0, settle: float = 0.5) -> None:
         for container in pod.containers:
@@ -224,14 +245,20 @@ class MemoryHost:
                 raise ApplyError(f"pod {pod.name} is not running after {timeout:.0f}s")
 
     # -- HostRuntime / ServiceRuntime ------------------------------------------------------
-    def observe(self) -> HostState:
+    def observe(self, volumes: bool | None = None) -> HostState:
         if not self.reachable:
             return HostState(self.name, reachable=False, error=f"host {self.name}: unreachable")
         with self._lock:  # the engine's label filter: only this instance's objects
             listed = [
                 dict(i) for i in self.containers.values() if L.is_owned(i["Labels"], self.instance)
             ]
-        return T.host_state(self.name, self.instance, listed)
+            wanted = volumes or (volumes is None and T.mounts_claims(self.instance, listed))
+            found = [
+                {"Name": name, "Labels": dict(labels), "Driver": "local"}
+                for name, labels in self.volumes.items()
+                if L.is_owned(labels, self.instance) and wanted
+            ]
+        return T.host_state(self.name, self.instance, listed, found)
 
     def close(self) -> None:
         self.closed = True

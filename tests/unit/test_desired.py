@@ -91,7 +91,7 @@ def test_empty_args_override_the_image_cmd() -> None:
     assert app(pod).cmd == ()
 
 
-def test_env_values_kept_in_order_and_value_from_dropped() -> None:
+def test_env_values_kept_in_order_and_value_from_resolved() -> None:
     env = [
         {"name": "B", "value": "2"},
         {"name": "FROM_FIELD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
@@ -99,7 +99,7 @@ def test_env_values_kept_in_order_and_value_from_dropped() -> None:
         {"name": "EMPTY"},
     ]
     pod = only_pod(pod_manifest({"containers": [container(env=env)]}))
-    assert app(pod).env == (("B", "2"), ("A", "x y"), ("EMPTY", ""))
+    assert app(pod).env == (("B", "2"), ("FROM_FIELD", "web"), ("A", "x y"), ("EMPTY", ""))
 
 
 def test_working_dir() -> None:

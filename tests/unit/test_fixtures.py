@@ -37,7 +37,7 @@ EXPECT_SUFFIX = ".expect.json"
 KUBERNETES_VERSION = "1.37.0"
 
 #: Honoured fields that no valid fixture may use: real Kubernetes v1 rejects them.
-NOT_IN_REAL_KUBERNETES = {"ServiceSpec.publicIPs"}
+NOT_IN_REAL_KUBERNETES = {"ServiceSpec.publicIPs", "Secret.sops"}
 
 
 # -- invalid fixtures -------------------------------------------------------------------------
@@ -152,12 +152,17 @@ def test_valid_fixtures_together_have_no_diagnostics() -> None:
     assert result.diagnostics == [], _report(result.diagnostics)
     refs = sorted(str(m.ref) for m in result.manifests)
     assert refs == [
+        "ConfigMap/shop/app-config",
+        "PersistentVolumeClaim/shop/app-data",
         "Pod/keystone-db",
         "Pod/log-agent",
+        "Pod/shop/app",
         "Pod/staging/cache-probe",
         "ReplicationController/keystone-rc",
         "ReplicationController/staging/cache",
         "ReplicationController/web",
+        "Secret/shop/app-secrets",
+        "Secret/shop/registry",
         "Service/db",
         "Service/keystone-public",
         "Service/staging/cache",

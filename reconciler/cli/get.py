@@ -109,7 +109,8 @@ def get_command(
         rows = host_rows(states, hosts, versions, wide)
     elif kind == "volumes":
         claims = {
-            (m.namespace, m.name) for m in _manifests(sources) if m.kind == "PersistentVolumeClaim"
+            (m.namespace, m.name) for m in _manifests(sources, exclude)
+            if m.kind == "PersistentVolumeClaim"
         }
         rows = volume_rows(states, claims, wide)
     else:

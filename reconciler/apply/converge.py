@@ -17,10 +17,12 @@ from pathlib import Path
 from reconciler.apply import state as memory_file
 from reconciler.apply.execute import ActionResult, ApplyReport, execute
 from reconciler.apply.runtime import HostRuntime
-from reconciler.check.validate import ValidationResult, validate
+from reconciler.check.policy import Policy
+from reconciler.check.validate import DEFAULT_POLICY, ValidationResult, validate
 from reconciler.core.errors import ReconcilerError
-from reconciler.core.model import HostState, LiveVolume, Manifest
+from reconciler.core.model import Diagnostic, HostState, LiveVolume, Manifest
 from reconciler.desire import hostmemory
+from reconciler.desire.budget import pod_budget
 from reconciler.desire.claims import orphaned_volumes
 from reconciler.desire.compute import compute_desired
 from reconciler.desire.hostmemory import HostRecord
@@ -32,12 +34,19 @@ from reconciler.plan.planner import plan
 from reconciler.source.git import revision_of
 from reconciler.source.hosts import Host
 from reconciler.source.keys import Keyring
-from reconciler.source.load import load_paths
+from reconciler.source.load import SourceLimits, load_paths
 from reconciler.source.sops import open_secrets
 
 
 def load_source(
-    paths: Sequence[str], keyring: Keyring | None = None, exclude: Sequence[str] = ()
+    paths: Sequence[str],
+    keyring: Keyring | None = None,
+    *,
+    policy: Policy = DEFAULT_POLICY,
+    limits: SourceLimits | None = None,
+    root: str | None = None,
+    max_pods: int | None = None,
+    exclude: Sequence[str] = (),
 ) -> tuple[ValidationResult, int]:
     """Validated manifests of a source tree (less what ``exclude`` and ``.sourceignore``
     files leave out), and how many files it had.
@@ -45,11 +54,19 @@ def load_source(
     With a ``keyring`` (``diff``, ``apply``, ``run``), SOPS-encrypted Secrets are decrypted
     in memory first and checked in full; one that cannot be opened is an error, so nothing
     is applied. Without one (``get``), they are checked as ``validate`` checks them.
+
+    What the operator allows is checked here too, for ``diff``, ``apply`` and ``run`` alike:
+    the ``policy``, the source's ``limits`` (``root`` is the tree symbolic links must stay
+    in: a git checkout) and, when given, ``max_pods``.
     """
-    loaded = load_paths(paths, exclude=exclude)
+    loaded = load_paths(paths, limits=limits, root=root, exclude=exclude)
     if keyring is not None:
         loaded = open_secrets(loaded, keyring)
-    return validate(loaded), len(loaded.files)
+    result = validate(loaded, policy)
+    if max_pods is not None and result.valid:
+        over: list[Diagnostic] = pod_budget(result.manifests, max_pods)
+        result.diagnostics = sorted([*result.diagnostics, *over], key=Diagnostic.sort_key)
+    return result, len(loaded.files)
 
 
 def source_revision(paths: Sequence[str]) -> str:

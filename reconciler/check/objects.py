@@ -13,8 +13,11 @@ from reconciler.check.pods import check_ip, check_pod_spec
 from reconciler.check.report import Reporter
 from reconciler.core import names
 from reconciler.core.model import SUPPORTED_KINDS, FieldPath, Manifest, as_list, as_map
+from reconciler.core.text import QUOTE_LIMIT, bounded, shown
 
 NODE_PORT_RANGE = (30000, 32767)
+#: Counts are Kubernetes int32s: ``replicas: 3000000000`` is refused, as the API server does.
+INT32_MAX = 2**31 - 1
 
 _OLD_API_HINTS = {
     "v1beta1": (
@@ -48,11 +51,11 @@ def _check_metadata(
         for key, value in as_map(meta.get(field_name)).items():
             problem = names.qualified_name(key)
             if problem:
-                report.error(path + (field_name, key), f"key {key!r}: {problem}")
+                report.error(path + (field_name, key), f"key {shown(key)}: {problem}")
             if value_rule is not None and isinstance(value, str):
                 problem = value_rule(value)
                 if problem:
-                    report.error(path + (field_name, key), f"value {value!r} {problem}")
+                    report.error(path + (field_name, key), f"value {shown(value)} {problem}")
 
 
 def _check_pod(report: Reporter, body: Mapping[str, Any]) -> None:
@@ -68,11 +71,17 @@ def _check_rc(report: Reporter, body: Mapping[str, Any]) -> None:
     _check_metadata(report, ("spec", "template", "metadata"), template_meta, None)
     template_spec = as_map(template.get("spec"))
     check_pod_spec(report, ("spec", "template", "spec"), template_spec)
+    replicas = spec.get("replicas")
+    if isinstance(replicas, int) and not isinstance(replicas, bool) and replicas > INT32_MAX:
+        report.error(
+            ("spec", "replicas"),
+            f"must be {INT32_MAX} or less (a Kubernetes int32); got {shown(replicas)}",
+        )
     policy = template_spec.get("restartPolicy", "Always")
     if isinstance(policy, str) and policy != "Always":
         report.error(
             ("spec", "template", "spec", "restartPolicy"),
-            f"a ReplicationController's pods must have restartPolicy Always; got {policy!r}",
+            f"a ReplicationController's pods must have restartPolicy Always; got {shown(policy)}",
         )
     labels = as_map(template_meta.get("labels"))
     selector = spec.get("selector")
@@ -90,13 +99,15 @@ def _check_rc(report: Reporter, body: Mapping[str, Any]) -> None:
     for key, value in selector.items():
         if labels.get(key) != value:
             found = (
-                f"the template has {key}={labels[key]}"
+                f"the template has {bounded(key, QUOTE_LIMIT)}="
+                f"{bounded(str(labels[key]), QUOTE_LIMIT)}"
                 if key in labels
-                else f"the template has no label {key!r}"
+                else f"the template has no label {shown(key)}"
             )
             report.error(
                 ("spec", "selector", key),
-                f"selector {key}={value} does not match the template's labels ({found}); the "
+                f"selector {bounded(key, QUOTE_LIMIT)}={bounded(str(value), QUOTE_LIMIT)} does not "
+                f"match the template's labels ({found}); the "
                 "controller would never see its own pods",
             )
 
@@ -123,7 +134,7 @@ def _check_service(report: Reporter, body: Mapping[str, Any]) -> None:
             if pname in seen_names:
                 report.error(
                     ppath + ("name",),
-                    f"duplicate port name {pname!r} (also ports[{seen_names[pname]}])",
+                    f"duplicate port name {shown(pname)} (also ports[{seen_names[pname]}])",
                 )
             seen_names.setdefault(pname, index)
         elif len(ports) > 1:
@@ -205,7 +216,7 @@ def check_shape(report: Reporter, manifest: Manifest) -> bool:
     elif kind not in SUPPORTED_KINDS:
         report.error(
             ("kind",),
-            f"unsupported kind {kind!r}: the reconciler reads {', '.join(SUPPORTED_KINDS)} "
+            f"unsupported kind {shown(kind)}: the reconciler reads {', '.join(SUPPORTED_KINDS)} "
             "(and List of them)",
         )
         ok = False
@@ -218,7 +229,8 @@ def check_shape(report: Reporter, manifest: Manifest) -> bool:
     elif api_version != "v1":
         report.error(
             ("apiVersion",),
-            f"unsupported apiVersion {api_version!r} for {kind}: use v1",
+            f"unsupported apiVersion {shown(api_version)} for "
+            f"{bounded(str(kind), QUOTE_LIMIT)}: use v1",
         )
         ok = False
     return ok

@@ -25,6 +25,7 @@ from reconciler.core.model import (
     format_path,
     locate_path,
 )
+from reconciler.core.text import bounded, shown
 
 
 class TreeFacts(NamedTuple):
@@ -197,6 +198,7 @@ def check_facts(facts: Iterable[TreeFacts | None], out: list[Diagnostic]) -> Non
             seen[identity] = fact
 
     node_ports: dict[tuple[int, str], TreeFacts] = {}
+    port_names: dict[tuple[str, tuple[tuple[str, str], ...]], tuple[bool, frozenset[Any]]] = {}
     templates = [fact for fact in seen.values() if fact.kind != "Service"]
     # (namespace, label, value) -> templates carrying it: selectors match by intersection
     # instead of testing every Service against every template.
@@ -231,16 +233,14 @@ def check_facts(facts: Iterable[TreeFacts | None], out: list[Diagnostic]) -> Non
         selector = service.labels
         if not selector:
             continue
-        matches: set[int] | frozenset[int] | None = None
-        for key, value in selector.items():
-            if not isinstance(value, str):
-                matches = set()
-                break
-            found = by_label.get((service.namespace, key, value), _NO_TEMPLATES)
-            matches = found if matches is None else matches & found
-        selected = [templates[i] for i in sorted(matches or ())]
-        if not selected:
-            wanted = ",".join(f"{k}={v}" for k, v in selector.items())
+        # Services that select the same pods (many copies of one app) share one answer:
+        # without it, N Services selecting the same N templates cost N * N.
+        shape = (service.namespace, tuple(sorted((k, repr(v)) for k, v in selector.items())))
+        defined = port_names.get(shape)
+        if defined is None:
+            defined = port_names[shape] = _selected_port_names(service, by_label, templates)
+        if not defined[0]:
+            wanted = bounded(",".join(f"{k}={v}" for k, v in selector.items()), 200)
             service.report(
                 out,
                 Severity.WARNING,
@@ -249,16 +249,31 @@ def check_facts(facts: Iterable[TreeFacts | None], out: list[Diagnostic]) -> Non
                 f"namespace {service.namespace}",
             )
             continue
-        defined = {port_name for template in selected for port_name in template.ports}
         for index, (_, _, target) in enumerate(service.ports):
-            if isinstance(target, str) and target not in defined:
+            if isinstance(target, str) and target not in defined[1]:
                 service.report(
                     out,
                     Severity.WARNING,
                     ("spec", "ports", index, "targetPort"),
-                    f"no selected pod defines a container port named {target!r}",
+                    f"no selected pod defines a container port named {shown(target)}",
                 )
     check_references(seen.values(), out)
+
+
+def _selected_port_names(
+    service: TreeFacts,
+    by_label: Mapping[tuple[str, str, Any], set[int]],
+    templates: list[TreeFacts],
+) -> tuple[bool, frozenset[Any]]:
+    """Whether ``service``'s selector matches a template, and the port names they define."""
+    matches: set[int] | frozenset[int] | None = None
+    for key, value in service.labels.items():
+        if not isinstance(value, str):
+            return False, frozenset()
+        found = by_label.get((service.namespace, key, value), _NO_TEMPLATES)
+        matches = found if matches is None else matches & found
+    chosen = matches or ()
+    return bool(chosen), frozenset(name for i in chosen for name in templates[i].ports)
 
 
 def finish(diagnostics: list[Diagnostic], facts: Iterable[TreeFacts | None]) -> list[Diagnostic]:

@@ -24,6 +24,7 @@ from reconciler.apply.converge import (
 )
 from reconciler.apply.state import state_dir
 from reconciler.check.validate import ValidationResult
+from reconciler.cli.admission import Admission
 from reconciler.cli.group import EXIT_ERROR
 from reconciler.cli.output import print_diagnostics
 from reconciler.core.errors import HostsFileError, InputError, SelectorError
@@ -87,15 +88,25 @@ def keyring_from_flags(key_file: str | None) -> Keyring:
 
 
 def validated_source(
-    sources: tuple[str, ...], keyring: Keyring | None = None, exclude: tuple[str, ...] = ()
+    sources: tuple[str, ...],
+    keyring: Keyring | None = None,
+    admission: Admission | None = None,
+    exclude: tuple[str, ...] = (),
 ) -> tuple[ValidationResult, str]:
-    """Load, decrypt and validate (less what ``exclude`` and ``.sourceignore`` files leave
-    out); on any error print the messages and exit 2 (a Secret that cannot be decrypted is
-    one: nothing is applied)."""
+    """Load, decrypt and validate against the operator's ``admission`` (policy, limits,
+    ``--max-pods``), less what ``exclude`` and ``.sourceignore`` files leave out; on any
+    error print the messages and exit 2 (a Secret that cannot be decrypted is one: nothing
+    is applied)."""
     paths = list(sources) or ["."]
+    admitted = admission or Admission()
     try:
         result, files = load_source(
-            paths, keyring if keyring is not None else Keyring(), exclude=exclude
+            paths,
+            keyring if keyring is not None else Keyring(),
+            policy=admitted.policy,
+            limits=admitted.limits,
+            max_pods=admitted.max_pods,
+            exclude=exclude,
         )
     except InputError as exc:
         raise click.UsageError(str(exc)) from exc
@@ -145,14 +156,18 @@ def compute_plan(
     key_file: str | None = None,
     prune_volumes: bool = False,
     list_volumes: bool = False,
+    admission: Admission | None = None,
     exclude: tuple[str, ...] = (),
 ) -> Computed:
     """Validated manifests, the hosts observed (and remembered), and the plan between them.
 
     ``assume_down``: hosts to plan as lost past their grace period (``diff --assume-down``);
-    the memory file keeps what was really observed. ``exclude``: ``--exclude`` globs.
+    the memory file keeps what was really observed. ``admission``: what the operator lets
+    the source ask of the hosts (``cli.admission``). ``exclude``: ``--exclude`` globs.
     """
-    validation, revision = validated_source(sources, keyring_from_flags(key_file), exclude)
+    validation, revision = validated_source(
+        sources, keyring_from_flags(key_file), admission, exclude
+    )
     hosts = hosts_from_flag(hosts_file)
     unknown = sorted(set(assume_down) - {h.name for h in hosts})
     if unknown:

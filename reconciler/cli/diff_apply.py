@@ -2,8 +2,8 @@
 shown, or carried out.
 
 Both read the same flags and compute the same plan (``cli.common.compute_plan``); ``apply``
-then refuses a mass prune, runs the plan with a progress bar on a terminal and reports
-every action.
+then refuses a mass prune or a mass creation, runs the plan with a progress bar on a terminal
+and reports every action.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from reconciler.apply.converge import converge, remove_volumes
 from reconciler.apply.execute import ActionResult, ApplyReport
 from reconciler.apply.state import state_dir
 from reconciler.cli import options as opt
+from reconciler.cli.admission import admission_from_flags
 from reconciler.cli.common import Computed, compute_plan, settings_from_flags
 from reconciler.cli.group import EXIT_ERROR, EXIT_INVALID, EXIT_OK, cli
 from reconciler.cli.output import echo_results, echo_styled, echo_volume_removals
@@ -26,7 +27,7 @@ from reconciler.cli.whatif import (
     what_if_lines,
     what_if_markdown,
 )
-from reconciler.plan.guards import Limits, refusals
+from reconciler.plan.guards import Limits, refused
 from reconciler.render.plans import plan_json, plan_markdown, plan_text_lines
 
 
@@ -64,6 +65,9 @@ from reconciler.render.plans import plan_json, plan_markdown, plan_text_lines
 )
 @opt.prune_volumes()
 @opt.sops_age_key_file()
+@opt.policy()
+@opt.max_pods()
+@opt.source_limits()
 def diff_command(
     sources: tuple[str, ...],
     exclude: tuple[str, ...],
@@ -79,6 +83,11 @@ def diff_command(
     assume_down: tuple[str, ...],
     prune_volumes: bool,
     sops_age_key_file: str | None,
+    policy: str,
+    allow_host_path: tuple[str, ...],
+    max_pods: int,
+    max_source_files: int,
+    max_source_bytes: int,
 ) -> None:
     """Show what apply would change, without changing anything.
 
@@ -98,6 +107,9 @@ def diff_command(
         key_file=sops_age_key_file,
         prune_volumes=prune_volumes,
         list_volumes=True,  # a diff reports orphaned claims' volumes, whatever else
+        admission=admission_from_flags(
+            policy, allow_host_path, max_source_files, max_source_bytes, max_pods
+        ),
     )
     the_plan, shown = computed.plan, computed.revision
     if output == "json":
@@ -138,9 +150,14 @@ def diff_command(
 @opt.prune()
 @opt.allow_mass_prune()
 @opt.max_prune()
+@opt.allow_mass_create()
+@opt.max_create()
 @opt.concurrency()
 @opt.prune_volumes()
 @opt.sops_age_key_file()
+@opt.policy()
+@opt.max_pods()
+@opt.source_limits()
 def apply_command(
     sources: tuple[str, ...],
     exclude: tuple[str, ...],
@@ -155,9 +172,16 @@ def apply_command(
     prune: bool,
     allow_mass_prune: bool,
     max_prune: int,
+    allow_mass_create: bool,
+    max_create: int,
     concurrency: int,
     prune_volumes: bool,
     sops_age_key_file: str | None,
+    policy: str,
+    allow_host_path: tuple[str, ...],
+    max_pods: int,
+    max_source_files: int,
+    max_source_bytes: int,
 ) -> None:
     """Make the hosts run what the manifests say.
 
@@ -173,17 +197,18 @@ def apply_command(
         exclude=exclude,
         key_file=sops_age_key_file,
         prune_volumes=prune_volumes,
+        admission=admission_from_flags(
+            policy, allow_host_path, max_source_files, max_source_bytes, max_pods
+        ),
     )
     the_plan, revision = computed.plan, computed.revision
     echo_styled(plan_text_lines(the_plan, revision))
     if dry_run:
         sys.exit(EXIT_OK if the_plan.in_sync else EXIT_INVALID)
-    refused = refusals(the_plan, Limits(max_prune, allow_mass_prune))
-    if refused:
-        for reason in refused.values():
-            click.echo(
-                f"refused: this plan {reason} (pass --allow-mass-prune if you mean it)", err=True
-            )
+    reasons = refused(the_plan, Limits(max_prune, allow_mass_prune, max_create, allow_mass_create))
+    if reasons:
+        for reason in reasons:
+            click.echo(f"refused: {reason}", err=True)
         sys.exit(EXIT_ERROR)
     report = _apply_with_progress(computed, concurrency)
     echo_results(report)

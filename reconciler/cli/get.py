@@ -16,6 +16,7 @@ import click
 import yaml
 
 from reconciler.apply.converge import connect, load_source, observe
+from reconciler.check.policy import OPEN_POLICY
 from reconciler.cli import options as opt
 from reconciler.cli.common import hosts_from_flag, selector_from_flag, warn_unreachable
 from reconciler.cli.group import EXIT_ERROR, EXIT_INVALID, EXIT_OK, cli
@@ -137,7 +138,10 @@ def _manifests(sources: tuple[str, ...], exclude: tuple[str, ...]) -> list[Manif
     """The manifests of ``--source`` (default .); invalid ones exit 2, as rows built from
     broken manifests would be guesses."""
     try:
-        validation, files = load_source(list(sources) or ["."], exclude=exclude)
+        # shown, not run: the policy is the service's to enforce, not the table's
+        validation, files = load_source(
+            list(sources) or ["."], policy=OPEN_POLICY, exclude=exclude
+        )
     except InputError as exc:
         raise click.UsageError(str(exc)) from exc
     if not validation.valid:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from reconciler.core.text import escape_control
 from reconciler.render.diagnostics import diagnostic_line
 
 if TYPE_CHECKING:
@@ -60,10 +61,10 @@ def echo_styled(lines: Sequence[tuple[str, str]]) -> None:
 
         console = Console(highlight=False, soft_wrap=True)
         for text, style in lines:
-            console.print(Text(text, style=style))
+            console.print(Text(escape_control(text), style=style))
     else:
         for text, _ in lines:
-            click.echo(text)
+            click.echo(escape_control(text))  # reasons and errors quote manifest text
 
 
 def echo_results(report: ApplyReport) -> None:
@@ -75,10 +76,15 @@ def echo_results(report: ApplyReport) -> None:
         if action.container:
             target += f" container {action.container}"
         if result.ok:
-            click.echo(f"  ok      {action.verb.value:<8} {target} on {action.host}")
+            click.echo(
+                escape_control(f"  ok      {action.verb.value:<8} {target} on {action.host}")
+            )
         else:
             click.echo(
-                f"  FAILED  {action.verb.value:<8} {target} on {action.host}{where}: {result.error}"
+                escape_control(
+                    f"  FAILED  {action.verb.value:<8} {target} on {action.host}{where}: "
+                    f"{result.error}"
+                )
             )
 
 

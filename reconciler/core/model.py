@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from reconciler.core.text import TEXT_LIMIT, bounded
+
 #: A path into a document: mapping keys and sequence indexes, outermost first.
 FieldPath = tuple[str | int, ...]
 
@@ -100,6 +102,14 @@ class Diagnostic:
     kind: str = ""
     name: str = ""
     path: str = ""
+
+    def __post_init__(self) -> None:
+        # A message quotes manifest text, and a name or path is manifest text: a hostile
+        # 10 MB value must not be repeated whole into every output (core.text).
+        for name in ("message", "kind", "name", "path"):
+            value = getattr(self, name)
+            if len(value) > TEXT_LIMIT:
+                object.__setattr__(self, name, bounded(value))
 
     @property
     def is_error(self) -> bool:
@@ -248,6 +258,23 @@ class MountSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class SecuritySpec:
+    """How a container is confined, from its (and its pod's) securityContext, as the
+    operator's policy allowed it (``check.policy``); all defaults: Docker's own."""
+
+    privileged: bool = False
+    cap_add: tuple[str, ...] = ()
+    cap_drop: tuple[str, ...] = ()
+    user: str = ""  # "uid" or "uid:gid"; "" is the image's user
+    group_add: tuple[str, ...] = ()  # supplementalGroups
+    run_as_non_root: bool = False  # refuse an image that would run as root
+    read_only_root: bool = False
+    #: Docker's security options: no-new-privileges, seccomp=unconfined, apparmor=...,
+    #: label=..., systempaths=unconfined
+    security_opt: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class DesiredContainer:
     """One Docker container to run, fully resolved from the manifest."""
 
@@ -272,6 +299,7 @@ class DesiredContainer:
     source: Location | None = None
     ipv4_address: str = ""  # forwarders: the Service's cluster IP on the instance network
     aliases: tuple[str, ...] = ()  # forwarders: the Service's DNS names
+    security: SecuritySpec | None = None  # app containers with a securityContext
     #: env vars whose value is the pod's address (fieldRef status.podIP): known once the
     #: infra container has one, so the engine fills them in when it creates the container
     pod_ip_env: tuple[str, ...] = ()
@@ -296,6 +324,9 @@ class DesiredPod:
     source: Location
     replica: int | None = None
     network: NetworkSpec | None = None
+    #: the host namespaces the pod joins ("network", "pid", "ipc"), as its policy allowed
+    host_namespaces: frozenset[str] = frozenset()
+    sysctls: tuple[tuple[str, str], ...] = ()  # set on the infra container (the pod's)
 
     @property
     def key(self) -> tuple[str, str]:

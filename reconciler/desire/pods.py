@@ -7,6 +7,7 @@ never recreates a pod, while a change to anything it acts on always does.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -24,6 +25,7 @@ from reconciler.core.model import (
 )
 from reconciler.core.quantity import cpu_to_nano, memory_to_bytes, parse_quantity
 from reconciler.core.redact import redact_spec
+from reconciler.desire import security
 from reconciler.desire.claims import claim_labels, claim_volume_name, driver_for
 from reconciler.desire.config import FILE_SOURCES, PodConfig, PodFacts, resolve
 from reconciler.desire.services import DesiredService, service_env
@@ -110,6 +112,9 @@ def normalise_pod_spec(spec: Mapping[str, Any], hostname: str) -> dict[str, Any]
                 ],
             }
         )
+        context = security.normalise_container(spec, c)
+        if context is not None:  # written only when set: other pods keep their hash
+            containers[-1]["securityContext"] = context
     volumes = []
     for v in map(as_map, as_list(spec.get("volumes"))):
         if "emptyDir" in v:
@@ -146,6 +151,7 @@ def normalise_pod_spec(spec: Mapping[str, Any], hostname: str) -> dict[str, Any]
         "restartPolicy": spec.get("restartPolicy", "Always"),
         "hostname": hostname,
         "nodeSelector": dict(as_map(spec.get("nodeSelector"))),
+        **security.normalise_pod(spec),
     }
 
 
@@ -163,6 +169,7 @@ def _containers(
     services: Sequence[DesiredService] = (),
     publish_on: str = "",
     config: PodConfig | None = None,
+    host_address: str = "",
 ) -> tuple[DesiredContainer, ...]:
     """The infra container and the app containers of one pod.
 
@@ -170,6 +177,7 @@ def _containers(
     published on that address at a port Docker picks, so that Service forwarders on other
     hosts reach the pod. Service env vars are added here, outside the spec hash: adding a
     Service never recreates running pods (as in Kubernetes, only new containers see it).
+    ``host_address``: where a hostPort without a hostIP binds (see :func:`host_port_ip`).
     """
     hostname = spec["hostname"]
     published: list[PortBinding] = []
@@ -178,8 +186,9 @@ def _containers(
     for index, c in enumerate(spec["containers"]):
         for p in c["ports"]:
             if p["hostPort"] is not None:
+                host_ip = p["hostIP"] or host_port_ip(host_address)
                 published.append(
-                    PortBinding(p["containerPort"], p["protocol"], p["hostPort"], p["hostIP"])
+                    PortBinding(p["containerPort"], p["protocol"], p["hostPort"], host_ip)
                 )
             elif publish_on and p["protocol"] != "SCTP":
                 published.append(PortBinding(p["containerPort"], p["protocol"], 0, publish_on))
@@ -215,6 +224,7 @@ def _containers(
                 source=manifest.locate(spec_path + ("containers", index)),
                 pod_ip_env=tuple(config.pod_ip_env.get(c["name"], ())) if config else (),
                 pull_auth=config.pull_auth if config else (),
+                security=security.security_spec(c.get("securityContext")),
             )
         )
     infra = DesiredContainer(
@@ -334,7 +344,7 @@ def pod(
         volumes = _volume_specs(settings, owner.namespace, name, spec, config, ctx, host)
     except ValueError as exc:
         raise PodProblem(str(exc), spec_path + ("volumes",)) from exc
-    hashed = {
+    hashed: dict[str, Any] = {
         "spec": spec,
         "owner": [owner.kind, owner.namespace, owner.name],
         "labels": dict(pod_labels),
@@ -342,6 +352,11 @@ def pod(
         "network": [ctx.network.name, ctx.network.subnet],
         "publishPorts": bool(publish_on),  # not the address: the hash stays host-independent
     }
+    ports = [p for c in spec["containers"] for p in c["ports"]]
+    if any(p["hostPort"] is not None and not p["hostIP"] for p in ports):
+        # hostPorts bind the host's address, no longer every address: pods made before
+        # that are recreated once to bind the narrower way
+        hashed["hostPortsOn"] = "address"
     return DesiredPod(
         namespace=owner.namespace,
         name=name,
@@ -360,13 +375,28 @@ def pod(
             ctx.services,
             publish_on,
             config,
+            ctx.addresses.get(host, ""),
         ),
         volumes=volumes,
         restart_policy=spec["restartPolicy"],
         source=manifest.source,
         replica=replica,
         network=ctx.network,
+        host_namespaces=security.host_namespaces(spec),
+        sysctls=security.sysctls(spec),
     )
+
+def host_port_ip(address: str) -> str:
+    """Where a hostPort without a hostIP binds: the host's ``address`` from the hosts file
+    (127.0.0.1 for the local engine), not every address of the host, so that a port meant
+    for the hosts' own network is not published to every network the host is on. An
+    address that is not an IP literal (a DNS name) cannot be bound: every address then."""
+    try:
+        ipaddress.ip_address(address)
+    except ValueError:
+        return ""
+    return address
+
 
 def spec_requests(spec: Mapping[str, Any]) -> tuple[int, int]:
     """Total cpu (nano) and memory (bytes) requested by a pod, for capacity placement."""

@@ -67,7 +67,7 @@ class DockerHost:
         self._api: docker.APIClient | None = None
         self._lock = threading.Lock()
         self.images = HostImages(self._call, lambda: self.api, host.name, programs)
-        self.networks = HostNetworks(self._call, lambda: self.api, instance)
+        self.networks = HostNetworks(self._call, lambda: self.api, instance, host.name)
 
     # -- connection ------------------------------------------------------------------------
     @property
@@ -216,9 +216,17 @@ class DockerHost:
             mem_reservation=args.mem_reservation,
             binds={k: dict(v) for k, v in args.binds.items()} or None,
             mounts=mounts or None,
+            privileged=args.privileged,
+            cap_add=list(args.cap_add) or None,
+            cap_drop=list(args.cap_drop) or None,
+            group_add=list(args.group_add) or None,
+            read_only=args.read_only or None,
+            security_opt=list(args.security_opt) or None,
+            pid_mode=args.pid_mode,
+            uts_mode=args.uts_mode,
+            sysctls=dict(args.sysctls) or None,
         )
-        created = self._call(
-            f"create {args.name}",
+        created = self._create_named(
             api.create_container,
             args.image,
             name=args.name,
@@ -227,6 +235,7 @@ class DockerHost:
             command=list(args.command) if args.command is not None else None,
             environment=list(args.environment) or None,
             working_dir=args.working_dir,
+            user=args.user,
             labels=dict(args.labels),
             ports=list(args.exposed) or None,
             host_config=host_config,
@@ -236,9 +245,34 @@ class DockerHost:
         self._call(f"start {args.name}", api.start, container_id)
         return container_id
 
+    def _create_named(self, function: Any, *args: Any, name: str, **kwargs: Any) -> Any:
+        """A create call; when the name is taken by a container that is not ours, an
+        ``OwnershipError`` that names it (it is left alone), else Docker's own error."""
+        kwargs["name"] = name
+        try:
+            return self._call(f"create {name}", function, *args, **kwargs)
+        except ApplyError as exc:
+            if "Conflict" not in str(exc) and "already in use" not in str(exc):
+                raise
+            self._refuse_foreign("container", name)
+            raise
+
+    def _refuse_foreign(self, kind: str, name: str) -> None:
+        """Raise ``OwnershipError`` when the container called ``name`` is not ours."""
+        try:
+            info = self._call(f"inspect {name}", self.api.inspect_container, name)
+        except NotFound:
+            return
+        if not L.is_owned((info.get("Config") or {}).get("Labels"), self.instance):
+            raise OwnershipError(
+                f"{kind} {name} on host {self.host.name} exists and does not carry this "
+                "instance's labels: left alone (remove or rename it, or choose another "
+                "--instance)"
+            )
+
     def _create_volumes(self, pod: DesiredPod) -> None:
         for volume in T.volume_args(pod, self.instance):
-            self._call(
+            made = self._call(
                 f"create volume {volume.name}",
                 self.api.create_volume,
                 name=volume.name,
@@ -246,6 +280,14 @@ class DockerHost:
                 driver_opts=dict(volume.driver_opts) if volume.driver_opts else None,
                 labels=dict(volume.labels),
             )
+            # Docker answers a create of an existing name with that volume, labels and all:
+            # someone else's data must never be mounted into our pod
+            if not L.is_owned((made or {}).get("Labels"), self.instance):
+                raise OwnershipError(
+                    f"volume {volume.name} on host {self.host.name} exists and does not carry "
+                    "this instance's labels: left alone (remove or rename it, or choose another "
+                    "--instance)"
+                )
 
     def _create_infra(self, pod: DesiredPod) -> str:
         """A pod's infra container, or a Service's forwarder, on the instance network."""
@@ -290,18 +332,38 @@ class DockerHost:
         self._call(f"remove volume {volume.name}", self.api.remove_volume, volume.name)
 
     def _infra_id(self, pod: DesiredPod) -> str:
+        name = pod.containers[0].docker_name
         try:
-            info = self._call(
-                "inspect infra", self.api.inspect_container, pod.containers[0].docker_name
-            )
+            info = self._call("inspect infra", self.api.inspect_container, name)
         except NotFound as exc:
             raise ApplyError(f"infra container of pod {pod.name} is gone") from exc
+        if not L.is_owned((info.get("Config") or {}).get("Labels"), self.instance):
+            raise OwnershipError(
+                f"container {name} on host {self.host.name} does not carry this instance's "
+                "labels: left alone, and no container of ours joins it"
+            )
         return str(info["Id"])
+
+    def _check_non_root(self, container: DesiredContainer) -> None:
+        """``runAsNonRoot`` without a ``runAsUser``: the image's own user must be a non-zero
+        number, as Kubernetes checks before it starts a container."""
+        security = container.security
+        if security is None or not security.run_as_non_root or security.user:
+            return
+        info = self._call("inspect image", self.api.inspect_image, container.image)
+        user = str((info.get("Config") or {}).get("User") or "")
+        if T.runs_as_root(user):
+            shown = repr(user) if user else "root (no USER)"
+            raise ApplyError(
+                f"CreateContainerConfigError: container {container.container} has "
+                f"runAsNonRoot and image {container.image} runs as {shown}: set runAsUser"
+            )
 
     def create_pod(self, pod: DesiredPod) -> None:
         """Volumes, infra container, its files, then every app container; all or nothing."""
         for container in pod.app_containers:
             self.images.ensure(container.image, container.pull_policy, container.pull_auth)
+            self._check_non_root(container)
         infra = pod.containers[0]
         self.ensure_infra_image(infra.image, with_forwarder=infra.role == L.ROLE_FORWARDER)
         created: list[str] = []
@@ -320,6 +382,7 @@ class DockerHost:
     def create_container(self, pod: DesiredPod, name: str) -> None:
         container = next(c for c in pod.app_containers if c.container == name)
         self.images.ensure(container.image, container.pull_policy, container.pull_auth)
+        self._check_non_root(container)
         infra_id = self._infra_id(pod)
         self._create_app(pod, container, infra_id, self._pod_ip(pod, infra_id))
 
@@ -335,7 +398,16 @@ class DockerHost:
         self._call(f"start {container.name}", self.api.start, container.id)
 
     def remove(self, containers: Sequence[LiveContainer]) -> None:
-        """Stop app containers first, then the infra container; then remove all of them."""
+        """Stop app containers first, then the infra container; then remove all of them.
+
+        Each one's labels are checked first, whatever listed it: only ours are touched.
+        """
+        for container in containers:
+            if not L.is_owned(container.labels, self.instance):
+                raise OwnershipError(
+                    f"container {container.name} on host {self.host.name} does not carry this "
+                    "instance's labels: left alone"
+                )
         ordered = sorted(containers, key=lambda c: c.labels.get(L.ROLE) == L.ROLE_INFRA)
         for container in ordered:
             if container.state in ("running", "restarting", "paused"):

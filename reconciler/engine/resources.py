@@ -17,7 +17,13 @@ import docker
 import docker.types
 
 from reconciler.core import labels as L
-from reconciler.core.errors import ApplyError, ImagePullError, NotFound, ReconcilerError
+from reconciler.core.errors import (
+    ApplyError,
+    ImagePullError,
+    NotFound,
+    OwnershipError,
+    ReconcilerError,
+)
 from reconciler.core.model import NetworkSpec
 from reconciler.engine import translate as T
 from reconciler.engine.images import PAUSE_COMMAND, busybox_rootfs, find_static_busybox
@@ -136,10 +142,13 @@ class HostImages:
 class HostNetworks:
     """The instance's network on one host: created once, removed only when ours and idle."""
 
-    def __init__(self, call: Call, api: Callable[[], docker.APIClient], instance: str) -> None:
+    def __init__(
+        self, call: Call, api: Callable[[], docker.APIClient], instance: str, host_name: str = ""
+    ) -> None:
         self._call = call
         self._api = api
         self._instance = instance
+        self._host = host_name
         self._once = _Once()
 
     def ensure(self, network: NetworkSpec) -> None:
@@ -151,8 +160,16 @@ class HostNetworks:
                 return
             api = self._api()
             found = self._call("list networks", api.networks, filters={"name": network.name})
-            if not any(n.get("Name") == network.name for n in found or []):
+            same = [n for n in found or [] if n.get("Name") == network.name]
+            if not same:
                 self._create(T.network_args(network, self._instance))
+            elif not any(L.is_owned(n.get("Labels"), self._instance) for n in same):
+                # a name proves nothing: pods must never join someone else's network
+                raise OwnershipError(
+                    f"network {network.name} on host {self._host} does not carry this "
+                    "instance's labels: left alone (remove or rename it, or choose another "
+                    "--instance)"
+                )
             self._once.present.add(network.name)
 
     def _create(self, args: T.NetworkArgs) -> None:

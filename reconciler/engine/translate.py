@@ -13,7 +13,7 @@ from __future__ import annotations
 import io
 import tarfile
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from reconciler.core import labels as L
@@ -24,6 +24,7 @@ from reconciler.core.model import (
     LiveContainer,
     LiveVolume,
     NetworkSpec,
+    SecuritySpec,
     VolumeSpec,
 )
 
@@ -153,6 +154,18 @@ class ContainerArgs:
     binds: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # host path -> bind
     volume_mounts: tuple[VolumeMount, ...] = ()
     endpoint: EndpointArgs | None = None
+    # how the container is confined (a pod's securityContext and host namespaces, as the
+    # operator's policy allowed them); the defaults are Docker's
+    privileged: bool = False
+    cap_add: tuple[str, ...] = ()
+    cap_drop: tuple[str, ...] = ()
+    user: str | None = None
+    group_add: tuple[str, ...] = ()
+    read_only: bool = False
+    security_opt: tuple[str, ...] = ()
+    pid_mode: str | None = None
+    uts_mode: str | None = None
+    sysctls: Mapping[str, str] = field(default_factory=dict)
 
 
 #: where a pod's infra container mounts its files volumes, to fill them before the pod's
@@ -236,7 +249,7 @@ def infra_args(pod: DesiredPod, instance: str, revision: str) -> ContainerArgs:
     files = tuple(  # filled through the infra container before the app containers start
         VolumeMount(files_target(v), v.docker_name) for v in pod.volumes if v.source == "files"
     )
-    return ContainerArgs(
+    args = ContainerArgs(
         image=infra.image,
         name=infra.docker_name,
         labels=container_labels(pod, infra, instance, revision),
@@ -250,7 +263,30 @@ def infra_args(pod: DesiredPod, instance: str, revision: str) -> ContainerArgs:
         restart_policy="always",
         endpoint=endpoint,
         volume_mounts=files,
+        sysctls=dict(pod.sysctls),
     )
+    return _in_host_namespaces(args, pod.host_namespaces)
+
+
+def _in_host_namespaces(args: ContainerArgs, namespaces: frozenset[str]) -> ContainerArgs:
+    """An infra container that holds the host's network (its ports are the host's: nothing
+    to publish, no instance network, the host's name) and IPC namespaces instead of its
+    own, as ``hostNetwork`` and ``hostIPC`` ask."""
+    if not namespaces:
+        return args
+    changes: dict[str, Any] = {}
+    if "network" in namespaces:
+        changes.update(
+            network_mode="host",
+            endpoint=None,
+            exposed=(),
+            port_bindings={},
+            hostname=None,
+            uts_mode="host",
+        )
+    if "ipc" in namespaces:
+        changes["ipc_mode"] = "host"
+    return replace(args, **changes)
 
 
 def app_args(
@@ -275,6 +311,7 @@ def app_args(
             }
         else:
             mounts.append(VolumeMount(mount.path, volume.docker_name, mount.read_only))
+    security = container.security or SecuritySpec()
     return ContainerArgs(
         image=container.image,
         name=container.docker_name,
@@ -285,7 +322,7 @@ def app_args(
             f"{k}={pod_ip if k in container.pod_ip_env else v}" for k, v in container.env
         ),
         working_dir=container.working_dir or None,
-        ipc_mode=f"container:{infra_id}",
+        ipc_mode="host" if "ipc" in pod.host_namespaces else f"container:{infra_id}",
         network_mode=f"container:{infra_id}",
         restart_policy=DOCKER_RESTART_POLICY[container.restart_policy],
         nano_cpus=container.nano_cpus,
@@ -294,7 +331,23 @@ def app_args(
         mem_reservation=container.memory_reservation,
         binds=binds,
         volume_mounts=tuple(mounts),
+        privileged=security.privileged,
+        cap_add=security.cap_add,
+        cap_drop=security.cap_drop,
+        user=security.user or None,
+        group_add=security.group_add,
+        read_only=security.read_only_root,
+        security_opt=security.security_opt,
+        pid_mode="host" if "pid" in pod.host_namespaces else None,
     )
+
+
+def runs_as_root(user: str) -> bool:
+    """Whether an image's ``User`` (``""``, ``root``, ``0``, ``1000:1000``, ``app``) cannot
+    be shown to be a non-root user: Kubernetes' runAsNonRoot check. A name is refused too,
+    as by Kubernetes: only a number can be checked without reading the image's passwd."""
+    name = user.partition(":")[0]
+    return not name.isdigit() or int(name) == 0
 
 
 @dataclass(frozen=True, slots=True)

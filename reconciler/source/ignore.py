@@ -13,6 +13,7 @@ The rules only apply to what a directory walk finds: a file named explicitly is 
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -21,6 +22,8 @@ import pathspec
 from reconciler.core.model import Diagnostic, Location, Severity
 
 IGNORE_FILE = ".sourceignore"
+#: A longer ignore file is not read: it is input from whoever can push to the repository.
+MAX_IGNORE_BYTES = 256 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,17 +52,18 @@ class SourceIgnore:
             _Rules("", pathspec.GitIgnoreSpec.from_lines(list(exclude))) if exclude else None
         )
 
-    def enter(self, dirpath: str, filenames: Sequence[str]) -> None:
+    def enter(self, shown_dir: str, real_dir: str, names: Sequence[str]) -> None:
         """Read the directory's ``.sourceignore``, if it has one, before its entries are
-        judged. Unreadable files are skipped: the walk reports what it can read."""
-        if IGNORE_FILE not in filenames:
+        judged: ``shown_dir`` is the directory as the walk names it, ``real_dir`` where it
+        is. Only a regular file is read (never a link: the tree is untrusted input), and
+        at most ``MAX_IGNORE_BYTES`` of it. Unreadable files are skipped: the walk reports
+        what it can read."""
+        if IGNORE_FILE not in names:
             return
-        try:
-            with open(os.path.join(dirpath, IGNORE_FILE), encoding="utf-8") as stream:
-                lines = stream.read().splitlines()
-        except (OSError, UnicodeDecodeError):
+        lines = _read_rules(os.path.join(real_dir, IGNORE_FILE))
+        if lines is None:
             return
-        directory = self._key(dirpath)
+        directory = self._key(shown_dir)
         self._files.append(_Rules(directory, pathspec.GitIgnoreSpec.from_lines(lines)))
 
     def ignored(self, dirpath: str, name: str, *, is_dir: bool) -> bool:
@@ -81,6 +85,24 @@ class SourceIgnore:
     def _key(self, dirpath: str) -> str:
         relative = os.path.relpath(dirpath, self.root)
         return "" if relative == "." else relative.replace(os.sep, "/")
+
+
+def _read_rules(path: str) -> list[str] | None:
+    """The lines of the ignore file at ``path``; None unless it is a readable regular file."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as stream:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        data = stream.read(MAX_IGNORE_BYTES + 1)
+    if len(data) > MAX_IGNORE_BYTES:
+        return None
+    try:
+        return data.decode("utf-8").splitlines()
+    except UnicodeDecodeError:
+        return None
 
 
 def not_a_manifest(filename: str, position: tuple[int, int]) -> Diagnostic:

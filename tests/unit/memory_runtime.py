@@ -22,7 +22,13 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from reconciler.core import labels as L
-from reconciler.core.errors import ApplyError, HostUnavailable, ImagePullError, NotFound
+from reconciler.core.errors import (
+    ApplyError,
+    HostUnavailable,
+    ImagePullError,
+    NotFound,
+    OwnershipError,
+)
 from reconciler.core.model import DesiredPod, HostState, LiveContainer, LiveVolume
 from reconciler.engine import translate as T
 
@@ -217,6 +223,9 @@ class MemoryHost:
 
     def remove(self, containers: Sequence[LiveContainer]) -> None:
         self._check("remove")
+        for container in containers:  # as DockerHost.remove: labels first, whatever listed it
+            if not L.is_owned(container.labels, self.instance):
+                raise OwnershipError(f"container {container.name} is not ours: left alone")
         for container in containers:
             item = self.containers.pop(container.id, None)
             if item is not None:

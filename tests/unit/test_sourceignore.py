@@ -62,7 +62,7 @@ def test_sourceignore_at_the_root_leaves_files_out(tmp_path: Path) -> None:
             ".sourceignore": "# not manifests\ndocker-compose.yml\nkustomization.yaml\n/ci/\n",
         },
     )
-    assert found(root) == ["web.yaml", "apps/ci/keep.yaml"]
+    assert found(root) == ["apps/ci/keep.yaml", "web.yaml"]  # the walk's order: by name
     assert load_paths([str(root)]).diagnostics == []
 
 
@@ -134,3 +134,16 @@ def test_validate_diff_and_get_take_exclude(tmp_path: Path) -> None:
     for verb in ("diff", "apply", "get"):
         shown = runner.invoke(cli, [verb, "--help"])
         assert "--exclude GLOB" in shown.output, verb
+
+
+def test_a_sourceignore_link_is_not_followed(tmp_path: Path) -> None:
+    # the tree is input from whoever can push: a .sourceignore that is a symbolic link (to
+    # a file outside it, here) is not read, so it cannot hide manifests nor read the host
+    outside = tmp_path / "outside"
+    outside.write_text("web.yaml\n")
+    root = tree(tmp_path / "repo", {"web.yaml": POD})
+    (root / ".sourceignore").symlink_to(outside)
+    assert found(root) == ["web.yaml"]
+    (root / ".sourceignore").unlink()
+    (root / ".sourceignore").write_text("web.yaml\n")
+    assert found(root) == []

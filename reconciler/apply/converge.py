@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from reconciler.apply import readiness
 from reconciler.apply import state as memory_file
 from reconciler.apply.execute import ActionResult, ApplyReport, execute
 from reconciler.apply.runtime import HostRuntime
@@ -122,7 +123,8 @@ def make_plan(
     prune_volumes: bool = False,
 ) -> tuple[DesiredState, Plan]:
     desired = compute_desired(manifests, hosts, live, settings, host_memory, now)
-    the_plan = plan(desired, live, prune=prune)
+    # restarts held back by their back-off need the time of day: the caller's, else now
+    the_plan = plan(desired, live, prune=prune, now=now or time.time())
     the_plan.orphaned_volumes = orphaned_volumes(desired.claims, live)
     the_plan.prune_volumes = prune_volumes
     return desired, the_plan
@@ -200,12 +202,15 @@ def converge(
     host_memory: Mapping[str, HostRecord] | None = None,
     now: float = 0.0,
     state_dir: Path | None = None,
+    wait_ready: bool = False,
 ) -> Converged:
     """Apply ``the_plan``; when pods changed, re-observe and bring the forwarders up to date.
 
     Forwarders carry a Service's endpoints, which exist only once the pods run. So pods go
     first; then one list call per host shows where they run now, a fresh plan says which
     forwarders must follow, and those run. When no pod changes, the plan runs as it is.
+    ``wait_ready`` (``reconciler apply``): pods made with readiness probes are given the
+    time their probes need to pass before the forwarders are planned (``apply.readiness``).
     """
     workload, _ = the_plan.split_forwarders()
     if not workload.actions:
@@ -213,6 +218,9 @@ def converge(
             apply_plan(the_plan, runtimes, concurrency=concurrency, on_result=on_result)
         )
     report = apply_plan(workload, runtimes, concurrency=concurrency, on_result=on_result)
+    probed = readiness.made_by(workload)
+    if wait_ready and probed:  # a one-shot apply: its new pods' probes get their time
+        readiness.wait_ready(probed, lambda: observe(runtimes), readiness.grace(probed))
     # what runs now: the forwarders' endpoints, and the host memory (which pods each host
     # runs, so that a host lost before the next pass keeps them for its grace period)
     live, host_memory, now = observe_and_remember(

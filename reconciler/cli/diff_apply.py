@@ -246,6 +246,7 @@ def _apply_with_progress(computed: Computed, concurrency: int) -> ApplyReport:
             state_dir=state_dir(),
             concurrency=concurrency,
             on_result=on_result,
+            wait_ready=True,
         )
         if done.followup is not None and done.followup.actions:
             click.echo(

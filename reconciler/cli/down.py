@@ -80,12 +80,14 @@ def down_command(
 
 
 def _remove_idle_networks(runtimes: dict[str, DockerHost], instance: str) -> None:
-    """The instance's network goes once nothing of the instance is left on a host."""
+    """The instance's network (and its probe tools volume) go once nothing of the instance
+    is left on a host."""
     network = cluster_network(instance)
     for name, state in observe(runtimes).items():
         if state.reachable and not state.containers:
             try:
                 runtimes[name].remove_state_marker()
+                runtimes[name].probe_tools.remove()
                 if runtimes[name].remove_network(network):
                     click.echo(f"removed network {network.name} on {name}")
             except (HostUnavailable, ApplyError) as exc:

@@ -30,6 +30,16 @@ REVISION = PREFIX + "revision"  # the source revision the object was created fro
 SOURCE = PREFIX + "source"  # file:line of the manifest
 REPLICA = PREFIX + "replica"  # the ordinal of an RC replica
 CLUSTER_IP = PREFIX + "cluster-ip"  # forwarders: the Service's address, kept while it lives
+#: what a container's Docker health carries (docs/health.md): on an infra container
+#: "readiness" (the pod's); on an app container the probes its health check runs, e.g.
+#: "liveness,startup". Absent: the container has no health check.
+HEALTH = PREFIX + "health"
+PROBES = PREFIX + "probes"  # an app container's probes, by kind: "readiness,liveness"
+RESTARTS = PREFIX + "restarts"  # how often the reconciler restarted this container
+BACKOFF = PREFIX + "backoff"  # seconds this instance waited before its start (CrashLoopBackOff)
+START_AFTER = PREFIX + "start-after"  # epoch seconds before which this instance must not start
+FORWARDER = PREFIX + "forwarder"  # an endpoints record: the id of the forwarder it describes
+ENDPOINTS = PREFIX + "endpoints"  # an endpoints record: what the forwarder was last given
 CLAIM = PREFIX + "claim"  # a PersistentVolumeClaim's volume: the claim's name
 CLAIM_NAMESPACE = PREFIX + "claim-namespace"
 
@@ -38,6 +48,9 @@ ROLE_INFRA = "infra"
 ROLE_APP = "app"
 ROLE_FORWARDER = "forwarder"  # a Service's forwarder on one host (a pod of its own)
 ROLE_STATE = "state"  # a never-started marker container: the last applied revision
+ROLE_INIT = "init"  # an init container: runs to completion before the app containers
+ROLE_ENDPOINTS = "endpoints"  # a never-started record: the endpoints a forwarder was given
+ROLE_TOOLS = "tools"  # a never-started helper that fills the probe tools volume (a moment)
 DEFAULT_INSTANCE = "default"
 
 

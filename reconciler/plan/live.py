@@ -9,6 +9,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from reconciler.core import health
 from reconciler.core import labels as L
 from reconciler.core.model import LiveContainer, ObjectRef
 from reconciler.core.redact import redact_spec
@@ -82,3 +83,10 @@ def group_pods(containers: Iterable[LiveContainer]) -> dict[tuple[str, str], lis
         pods.setdefault(key, []).append(c)
     return pods
 
+
+def pod_ready(containers: Iterable[LiveContainer]) -> bool:
+    """Whether a live pod (all its containers, from one list call) is ready: infra and app
+    containers running, no liveness or startup probe failing, and its readiness probes
+    passing. The same answer Service endpoints use (``core.health.pod_ready``, where the
+    rules are; docs/health.md)."""
+    return health.pod_ready(containers)

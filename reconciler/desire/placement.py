@@ -55,6 +55,10 @@ class Placer:
             return False
         return host.memory_bytes is None or self.memory[host.name] + memory <= host.memory_bytes
 
+    def any_reachable(self) -> bool:
+        """Whether any host answered: when none did, placement says that, not capacity."""
+        return any(self._reachable(h) for h in self.hosts)
+
     def eligible(self, node_selector: Mapping[str, str], cpu: int, memory: int) -> list[Host]:
         return [h for h in self.hosts if self._fits(h, node_selector, cpu, memory)]
 
@@ -124,11 +128,17 @@ def held_pods(
 
 
 def unplaceable(
-    manifest: Manifest, pod: str, node_selector: Mapping[str, str], spec_path: tuple[str | int, ...]
+    manifest: Manifest,
+    pod: str,
+    node_selector: Mapping[str, str],
+    spec_path: tuple[str | int, ...],
+    any_reachable: bool = True,
 ) -> Diagnostic:
     wanted = ",".join(f"{k}={v}" for k, v in node_selector.items())
     why = (
-        f"no reachable host matches nodeSelector {wanted} with capacity left"
+        "no host is reachable (see the unreachable hosts above)"
+        if not any_reachable
+        else f"no reachable host matches nodeSelector {wanted} with capacity left"
         if wanted
         else ("no reachable host has capacity left for its requests")
     )

@@ -250,6 +250,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         found = scale_hosts.measure(args.passes, args.repeat)
         targets += scale_hosts.report(found)
+        print("all targets: " + verdicts.overall_line(t["result"] for t in targets))
     if args.json:
         print(json.dumps({"rows": rows, "targets": targets, "hosts": found}))
     return 0

@@ -152,23 +152,27 @@ class StampedPod(DesiredPod):
     ) -> StampedPod:
         made = object.__new__(cls)
         shape = shared.shape
-        for field, value in (
-            ("namespace", shape.namespace),
-            ("name", name),
-            ("owner", shape.owner),
-            ("host", shape.host),
-            ("labels", shape.labels),
-            ("spec_hash", spec_hash),
-            ("restart_policy", shape.restart_policy),
-            ("source", shape.source),
-            ("replica", replica),
-            ("network", shape.network),
-            ("host_namespaces", shape.host_namespaces),
-            ("sysctls", shape.sysctls),
-            ("_shared", shared),
-            ("_hostname", hostname),
+        for setter, value in zip(
+            _SETTERS,
+            (
+                shape.namespace,
+                name,
+                shape.owner,
+                shape.host,
+                shape.labels,
+                spec_hash,
+                shape.restart_policy,
+                shape.source,
+                replica,
+                shape.network,
+                shape.host_namespaces,
+                shape.sysctls,
+                shared,
+                hostname,
+            ),
+            strict=True,
         ):
-            object.__setattr__(made, field, value)
+            setter(made, value)
         return made
 
     def __getattr__(self, name: str) -> Any:
@@ -209,6 +213,26 @@ class StampedPod(DesiredPod):
 
 
 _LAZY = frozenset(("spec", "containers", "volumes"))
+#: the slots a stamp sets, in the order ``StampedPod.stamp`` gives their values
+_SETTERS = tuple(
+    getattr(StampedPod, slot).__set__
+    for slot in (
+        "namespace",
+        "name",
+        "owner",
+        "host",
+        "labels",
+        "spec_hash",
+        "restart_policy",
+        "source",
+        "replica",
+        "network",
+        "host_namespaces",
+        "sysctls",
+        "_shared",
+        "_hostname",
+    )
+)
 
 
 def container_names(pod: DesiredPod) -> tuple[str, ...]:

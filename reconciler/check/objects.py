@@ -1,6 +1,7 @@
 """Semantic checks of one object, by kind: its apiVersion and kind (``check_shape``), then
-its metadata and what the API server checks of a Pod, a ReplicationController or a Service
-(``CHECKS``). The pod spec checks they share are in ``pods``.
+its metadata and what the API server checks of a Pod, a ReplicationController, a Service or
+a Deployment (``CHECKS``; the Deployment's spec is checked in ``deployments``). The pod spec
+checks they share are in ``pods``.
 """
 
 from __future__ import annotations
@@ -8,10 +9,18 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from reconciler.check.deployments import check_deployment_spec
 from reconciler.check.pods import check_ip, check_pod_spec
 from reconciler.check.report import Reporter
 from reconciler.core import names
-from reconciler.core.model import SUPPORTED_KINDS, FieldPath, Manifest, as_list, as_map
+from reconciler.core.model import (
+    API_VERSIONS,
+    SUPPORTED_KINDS,
+    FieldPath,
+    Manifest,
+    as_list,
+    as_map,
+)
 
 NODE_PORT_RANGE = (30000, 32767)
 
@@ -168,11 +177,23 @@ def _check_service(report: Reporter, body: Mapping[str, Any]) -> None:
         )
 
 
+def _check_deployment(report: Reporter, body: Mapping[str, Any]) -> None:
+    _check_metadata(report, ("metadata",), as_map(body.get("metadata")), names.dns1123_subdomain)
+    template_meta = as_map(as_map(as_map(body.get("spec")).get("template")).get("metadata"))
+    _check_metadata(report, ("spec", "template", "metadata"), template_meta, None)
+    check_deployment_spec(report, body)
+
+
 CHECKS: dict[str, Callable[[Reporter, Mapping[str, Any]], None]] = {
     "Pod": _check_pod,
     "ReplicationController": _check_rc,
     "Service": _check_service,
+    "Deployment": _check_deployment,
 }
+
+#: Deployments written in the API groups that served them before apps/v1 (removed in
+#: Kubernetes 1.16): not converted, as with the v1beta shapes of the core kinds.
+_OLD_DEPLOYMENT_APIS = ("extensions/v1beta1", "apps/v1beta1", "apps/v1beta2")
 
 
 def check_shape(report: Reporter, manifest: Manifest) -> bool:
@@ -192,16 +213,25 @@ def check_shape(report: Reporter, manifest: Manifest) -> bool:
             "(and List of them)",
         )
         ok = False
+    expected = API_VERSIONS.get(kind, "v1") if isinstance(kind, str) else "v1"
     if "apiVersion" not in body:
-        report.error(("apiVersion",), "missing required field 'apiVersion' (use v1)")
+        report.error(("apiVersion",), f"missing required field 'apiVersion' (use {expected})")
+        ok = False
+    elif kind == "Deployment" and api_version in _OLD_DEPLOYMENT_APIS:
+        report.error(
+            ("apiVersion",),
+            f"apiVersion {api_version} for Deployment was removed in Kubernetes 1.16; use "
+            "apps/v1 (which requires spec.selector, e.g. spec.selector.matchLabels set to "
+            "the template's labels)",
+        )
         ok = False
     elif isinstance(api_version, str) and api_version in _OLD_API_HINTS:
         report.error(("apiVersion",), _OLD_API_HINTS[api_version].format(v=api_version))
         ok = False
-    elif api_version != "v1":
+    elif api_version != expected and kind in SUPPORTED_KINDS:  # else the kind is the error
         report.error(
             ("apiVersion",),
-            f"unsupported apiVersion {api_version!r} for {kind}: use v1",
+            f"unsupported apiVersion {api_version!r} for {kind}: use {expected}",
         )
         ok = False
     return ok

@@ -22,6 +22,7 @@ SCHEMA_FILES = {
     "Pod": "pod.json",
     "ReplicationController": "replicationcontroller.json",
     "Service": "service.json",
+    "Deployment": "deployment.json",  # apps/v1: its apiVersion is the schema's const
 }
 
 

@@ -30,12 +30,18 @@ REVISION = PREFIX + "revision"  # the source revision the object was created fro
 SOURCE = PREFIX + "source"  # file:line of the manifest
 REPLICA = PREFIX + "replica"  # the ordinal of an RC replica
 CLUSTER_IP = PREFIX + "cluster-ip"  # forwarders: the Service's address, kept while it lives
+TEMPLATE_HASH = PREFIX + "template-hash"  # a Deployment's pod: the revision it runs
+ROLLOUT = PREFIX + "rollout"  # a rollout marker: the Deployment's rollout memory, as JSON
+GENERATION = PREFIX + "generation"  # a rollout marker: how many times it was written
 
 INFRA_CONTAINER = "POD"
 ROLE_INFRA = "infra"
 ROLE_APP = "app"
 ROLE_FORWARDER = "forwarder"  # a Service's forwarder on one host (a pod of its own)
 ROLE_STATE = "state"  # a never-started marker container: the last applied revision
+ROLE_ROLLOUT = "rollout"  # a never-started marker container: one Deployment's rollout memory
+#: the pod label Kubernetes gives a Deployment's pods: the hash of their template
+POD_TEMPLATE_HASH = "pod-template-hash"
 DEFAULT_INSTANCE = "default"
 
 

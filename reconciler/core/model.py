@@ -14,7 +14,9 @@ from typing import Any
 #: A path into a document: mapping keys and sequence indexes, outermost first.
 FieldPath = tuple[str | int, ...]
 
-SUPPORTED_KINDS: tuple[str, ...] = ("Pod", "ReplicationController", "Service")
+SUPPORTED_KINDS: tuple[str, ...] = ("Pod", "ReplicationController", "Service", "Deployment")
+#: The apiVersion each kind is read in (every other kind: ``v1``).
+API_VERSIONS: Mapping[str, str] = {"Deployment": "apps/v1"}
 DEFAULT_NAMESPACE = "default"
 
 
@@ -265,6 +267,7 @@ class DesiredPod:
     source: Location
     replica: int | None = None
     network: NetworkSpec | None = None
+    template_hash: str = ""  # a Deployment's pod: the revision (pod template) it runs
 
     @property
     def key(self) -> tuple[str, str]:
@@ -307,3 +310,5 @@ class HostState:
     error: str = ""
     engine_version: str = ""
     applied_revision: str = ""  # what the last complete apply recorded on this host
+    #: never-started markers holding each Deployment's rollout memory (``plan.rollout_memory``)
+    rollouts: tuple[LiveContainer, ...] = ()

@@ -24,10 +24,17 @@ import docker.types
 
 from reconciler.core import labels as L
 from reconciler.core.errors import ApplyError, HostUnavailable, NotFound, OwnershipError
-from reconciler.core.model import DesiredContainer, DesiredPod, HostState, LiveContainer
+from reconciler.core.model import (
+    DesiredContainer,
+    DesiredPod,
+    HostState,
+    LiveContainer,
+    ObjectRef,
+)
 from reconciler.engine import translate as T
 from reconciler.engine.client import call, open_client
 from reconciler.engine.resources import HostImages, HostNetworks
+from reconciler.plan.live import pod_ready
 from reconciler.source.hosts import Host
 
 #: What the forwarder image holds besides busybox (path -> program), made on first use.
@@ -321,31 +328,94 @@ class DockerHost:
                 with contextlib.suppress(NotFound):
                     self._call("remove volume", self.api.remove_volume, volume["Name"], force=True)
 
-    def wait_running(self, pod: DesiredPod, timeout: float = 30.0, settle: float = 0.5) -> None:
-        """Block until every container of ``pod`` runs (and still runs after ``settle``)."""
+    def wait_ready(self, pod: DesiredPod, timeout: float = 30.0, settle: float = 0.5) -> None:
+        """Block until ``pod`` is ready (``plan.live.pod_ready``, what gates a rollout) and
+        still is after ``settle``: one list call per poll, filtered to the pod's labels."""
         deadline = time.monotonic() + timeout
-        names = [c.docker_name for c in pod.containers]
-        stable_since: float | None = None
+        filters = {
+            "label": [
+                *L.ownership_filters(self.instance),
+                f"{L.POD}={pod.name}",
+                f"{L.POD_NAMESPACE}={pod.namespace}",
+            ]
+        }
+        wanted = {c.docker_name for c in pod.containers}
+        ready_since: float | None = None
         while True:
-            states = []
-            for name in names:
-                try:
-                    info = self._call(f"inspect {name}", self.api.inspect_container, name)
-                except NotFound as exc:
-                    raise ApplyError(f"container {name} disappeared") from exc
-                states.append(info["State"])
-            if all(s.get("Running") and not s.get("Restarting") for s in states):
-                stable_since = stable_since or time.monotonic()
-                if time.monotonic() - stable_since >= settle:
+            listed = self._call("list pod", self.api.containers, all=True, filters=filters)
+            found = [T.live_container(self.host.name, item) for item in listed or []]
+            missing = wanted - {c.name for c in found}
+            if missing:
+                raise ApplyError(f"pod {pod.name}: {', '.join(sorted(missing))} disappeared")
+            if pod_ready(found):
+                ready_since = ready_since or time.monotonic()
+                if time.monotonic() - ready_since >= settle:
                     return
             else:
-                stable_since = None
+                ready_since = None
             if time.monotonic() > deadline:
-                bad = [n for n, s in zip(names, states, strict=True) if not s.get("Running")]
+                bad = [f"{c.name} {c.state} ({c.status})" for c in found if not c.running]
                 raise ApplyError(
-                    f"pod {pod.name} is not running after {timeout:.0f}s ({', '.join(bad)})"
+                    f"pod {pod.name} is not ready after {timeout:.0f}s"
+                    + (f" ({', '.join(bad)})" if bad else "")
                 )
             time.sleep(0.1)
+
+    # -- rollout markers (plan.rollout_memory) ---------------------------------------------
+    def record_rollout(
+        self, deployment: ObjectRef, memory: str, generation: int, image: str
+    ) -> None:
+        """The next generation of a Deployment's rollout memory: created first, then the
+        older generations removed, so that a reader never finds none."""
+        name = T.rollout_marker_name(self.instance, deployment, generation)
+        labels = T.rollout_marker_labels(self.instance, deployment, memory, generation)
+        self.ensure_infra_image(image)
+        filters = {"label": T.rollout_marker_filters(self.instance, deployment)}
+        before = self._call("list rollout markers", self.api.containers, all=True, filters=filters)
+        for item in before or []:  # this generation, written before (by us or a peer)
+            if item.get("Names") == [f"/{name}"] and L.is_owned(item.get("Labels"), self.instance):
+                with contextlib.suppress(NotFound):
+                    self._call(
+                        "remove rollout marker", self.api.remove_container, item["Id"], force=True
+                    )
+        self._call(
+            "record rollout",
+            self.api.create_container,
+            image,
+            command=["true"],
+            name=name,
+            labels=labels,
+            host_config=self.api.create_host_config(network_mode="none"),
+        )
+        for item in before or []:
+            older = int((item.get("Labels") or {}).get(L.GENERATION, "0") or 0) < generation
+            if older and L.is_owned(item.get("Labels"), self.instance):
+                with contextlib.suppress(NotFound):
+                    self._call(
+                        "remove rollout marker", self.api.remove_container, item["Id"], force=True
+                    )
+
+    def forget_rollout(self, deployment: ObjectRef) -> None:
+        filters = {"label": T.rollout_marker_filters(self.instance, deployment)}
+        found = self._call("list rollout markers", self.api.containers, all=True, filters=filters)
+        for item in found or []:
+            if L.is_owned(item.get("Labels"), self.instance):
+                with contextlib.suppress(NotFound):
+                    self._call(
+                        "remove rollout marker", self.api.remove_container, item["Id"], force=True
+                    )
+
+    def failure_details(self, containers: Sequence[LiveContainer]) -> dict[str, str]:
+        """What one inspect per container adds to the list call: the exit code, whether it
+        was killed for memory, its restarts, and the last health probe's output."""
+        details: dict[str, str] = {}
+        for container in containers:
+            try:
+                info = self._call("inspect", self.api.inspect_container, container.id)
+            except ApplyError:  # NotFound included: it went away meanwhile
+                continue
+            details[container.id] = T.container_details(info)
+        return details
 
     # -- reading for `get` -------------------------------------------------------------------
     def restart_counts(self, containers: Sequence[LiveContainer]) -> dict[str, int]:

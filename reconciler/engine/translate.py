@@ -21,6 +21,7 @@ from reconciler.core.model import (
     HostState,
     LiveContainer,
     NetworkSpec,
+    ObjectRef,
 )
 
 DOCKER_RESTART_POLICY = {"Always": "always", "OnFailure": "on-failure", "Never": "no"}
@@ -50,6 +51,37 @@ def marker_labels(instance: str, revision: str) -> dict[str, str]:
     return {**ownership_labels(instance), L.ROLE: L.ROLE_STATE, L.REVISION: revision}
 
 
+def rollout_marker_name(instance: str, deployment: ObjectRef, generation: int) -> str:
+    """The never-started container holding one generation of a Deployment's rollout memory
+    (``plan.rollout_memory``). ``deploy_<name>`` cannot be a pod's name (pods have no
+    ``_``), so it never collides with a pod's containers."""
+    return f"{instance}_{deployment.namespace}_deploy_{deployment.name}_rollout-{generation}"
+
+
+def rollout_marker_labels(
+    instance: str, deployment: ObjectRef, memory: str, generation: int
+) -> dict[str, str]:
+    return {
+        **ownership_labels(instance),
+        L.ROLE: L.ROLE_ROLLOUT,
+        L.OWNER_KIND: deployment.kind,
+        L.OWNER_NAMESPACE: deployment.namespace,
+        L.OWNER_NAME: deployment.name,
+        L.ROLLOUT: memory,
+        L.GENERATION: str(generation),
+    }
+
+
+def rollout_marker_filters(instance: str, deployment: ObjectRef) -> list[str]:
+    """Docker ``label`` filters selecting every rollout marker of one Deployment."""
+    return [
+        *L.ownership_filters(instance),
+        f"{L.ROLE}={L.ROLE_ROLLOUT}",
+        f"{L.OWNER_NAMESPACE}={deployment.namespace}",
+        f"{L.OWNER_NAME}={deployment.name}",
+    ]
+
+
 def container_labels(
     pod: DesiredPod, container: DesiredContainer, instance: str, revision: str
 ) -> dict[str, str]:
@@ -72,6 +104,8 @@ def container_labels(
     }
     if pod.replica is not None:
         result[L.REPLICA] = str(pod.replica)
+    if pod.template_hash:
+        result[L.TEMPLATE_HASH] = pod.template_hash
     if container.role in (L.ROLE_INFRA, L.ROLE_FORWARDER):
         result[L.SPEC] = L.canonical_json({"spec": pod.spec})
     if container.ipv4_address:
@@ -266,14 +300,46 @@ def live_container(host: str, item: Mapping[str, Any]) -> LiveContainer:
 
 def host_state(host: str, instance: str, listed: Iterable[Mapping[str, Any]]) -> HostState:
     """One host's state from its container list: our containers (never anyone else's, even
-    if the engine's filter let one through), and the revision its newest marker records."""
+    if the engine's filter let one through), the revision its newest marker records, and
+    the Deployments' rollout markers (apart: they are no pods)."""
     owned = [item for item in listed if L.is_owned(item.get("Labels"), instance)]
     markers = [i for i in owned if (i.get("Labels") or {}).get(L.ROLE) == L.ROLE_STATE]
-    containers = tuple(live_container(host, item) for item in owned if item not in markers)
+    rollouts = [i for i in owned if (i.get("Labels") or {}).get(L.ROLE) == L.ROLE_ROLLOUT]
+    apart = {id(item) for item in markers + rollouts}
+    containers = tuple(live_container(host, item) for item in owned if id(item) not in apart)
     applied = max(markers, key=lambda i: int(i.get("Created", 0)), default=None)
     return HostState(
         host,
         reachable=True,
         containers=containers,
         applied_revision=(applied.get("Labels") or {}).get(L.REVISION, "") if applied else "",
+        rollouts=tuple(live_container(host, item) for item in rollouts),
     )
+
+
+def container_details(info: Mapping[str, Any]) -> str:
+    """What ``GET /containers/{id}/json`` says of a container that is not ready, in one
+    line: its state, exit code, OOM kill, restarts, and the last health probe's output."""
+    state = info.get("State") or {}
+    name = ((info.get("Config") or {}).get("Labels") or {}).get(L.CONTAINER) or str(
+        info.get("Name", "")
+    ).lstrip("/")
+    parts = [f"container {name} {state.get('Status', '?')}"]
+    if state.get("Status") in ("exited", "restarting") or state.get("ExitCode"):
+        parts.append(f"exit code {state.get('ExitCode', '?')}")
+    if state.get("OOMKilled"):
+        parts.append("killed: out of memory")
+    if state.get("Error"):
+        parts.append(str(state["Error"]))
+    if info.get("RestartCount"):
+        parts.append(f"restarted {info['RestartCount']} time(s)")
+    health = state.get("Health") or {}
+    log = health.get("Log") or []
+    if health.get("Status"):
+        last = log[-1] if log else {}
+        output = " ".join(str(last.get("Output", "")).split())[:200]
+        probe = f"health {health['Status']}"
+        if last:
+            probe += f", last probe exit code {last.get('ExitCode', '?')}"
+        parts.append(probe + (f": {output}" if output else ""))
+    return ", ".join(parts)

@@ -79,3 +79,17 @@ def group_pods(containers: Iterable[LiveContainer]) -> dict[tuple[str, str], lis
         pods.setdefault(key, []).append(c)
     return pods
 
+
+
+def pod_ready(containers: Iterable[LiveContainer]) -> bool:
+    """Whether a pod (all its live containers) is ready: what gates a rollout's next step
+    and a ReplicationController's next replacement.
+
+    Today's meaning: the infra container and at least one app container exist and every
+    one of them runs. The health work (probes, Docker health states) replaces this body;
+    every caller goes through this one function.
+    """
+    found = list(containers)
+    has_infra = any(c.labels.get(L.ROLE) == L.ROLE_INFRA for c in found)
+    has_app = any(c.labels.get(L.ROLE) == L.ROLE_APP for c in found)
+    return has_infra and has_app and all(c.running for c in found)

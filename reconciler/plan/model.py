@@ -13,6 +13,7 @@ from enum import StrEnum
 from typing import Any
 
 from reconciler.core.model import DesiredPod, Diagnostic, LiveContainer, Location, ObjectRef
+from reconciler.plan.rollouts import Rollouts
 
 
 class Verb(StrEnum):
@@ -74,11 +75,16 @@ class Plan:
     unreachable: dict[str, str] = field(default_factory=dict)  # host -> error
     owned_pods: dict[str, int] = field(default_factory=dict)  # host -> pods we own there
     skipped_prunes: list[Action] = field(default_factory=list)  # with --no-prune
+    #: each Deployment's rollout step (``plan.rollout``): its status, the memory to write
+    rollouts: Rollouts = field(default_factory=Rollouts)
 
     @property
     def in_sync(self) -> bool:
+        """Nothing to do: no action, no error, every host answering, and no rollout under
+        way (one waiting for pods to become ready has nothing to do yet, but is not done)."""
         errors = any(d.is_error for d in self.problems)
-        return not self.actions and not errors and not self.unreachable
+        rolling = self.rollouts.in_progress
+        return not self.actions and not errors and not self.unreachable and not rolling
 
     def split_forwarders(self) -> tuple[Plan, Plan]:
         """(everything but Service forwarders, only the forwarders), problems kept on the first."""
@@ -90,6 +96,7 @@ class Plan:
             unreachable=self.unreachable,
             owned_pods=self.owned_pods,
             skipped_prunes=self.skipped_prunes,
+            rollouts=self.rollouts,
         )
         return first, Plan(actions=forwarders, owned_pods=self.owned_pods)
 

@@ -7,7 +7,9 @@ namespace and pod name, then container.
 Sequencing: every action belongs to a ``group``. Actions of one group run one after the
 other; groups run concurrently. A ReplicationController whose template changed gets one
 rollout group, so its pods are replaced one at a time and the next only after the new one
-runs: the controller never drops below replicas - 1.
+is ready: the controller never drops below replicas - 1. A Deployment's rollout is decided
+before this (``plan.rollout``: which pods exist at this step); here its pods are created
+and removed like any others, with the rollout's reasons.
 """
 
 from collections import defaultdict
@@ -23,7 +25,7 @@ from reconciler.plan.model import Action, FieldChange, Plan, Verb
 
 
 def _rollout_group(pod: DesiredPod) -> str:
-    if pod.owner.kind == "ReplicationController":
+    if pod.owner.kind in ("ReplicationController", "Deployment"):
         return f"rollout/{pod.owner.namespace}/{pod.owner.name}"
     return f"pod/{pod.host}/{pod.namespace}/{pod.name}"
 
@@ -59,7 +61,7 @@ def plan(
             result.actions.extend(
                 _pod_actions(desired_pods[key], live_pods.get(key), desired, live_counts)
             )
-        for key in sorted(set(live_pods) - set(desired_pods)):
+        for key in sorted(set(live_pods) - set(desired_pods) - desired.kept):
             action = _removal(host, key, live_pods[key], desired)
             if prune or not action.prune:
                 result.actions.append(action)
@@ -106,6 +108,12 @@ def _pod_actions(
             reason = (
                 f"replica {pod.name} missing: ReplicationController {pod.owner.name} wants "
                 f"{wanted} pod(s), {have} exist"
+            )
+        elif pod.owner.kind == "Deployment":
+            reason = desired.reasons.get(pod.key) or (
+                f"pod missing: Deployment {pod.owner.name} wants "
+                f"{desired.deployments.get(pod.owner, 0)} pod(s), "
+                f"{live_counts.get(pod.owner, 0)} exist"
             )
         elif pod.owner.kind == "Service":
             reason = f"no forwarder for Service {pod.owner.name} on this host"
@@ -181,6 +189,11 @@ def _removal(
         reason = (
             f"ReplicationController {owner.name} wants {desired.replicas[owner]} pod(s) "
             "(scale down)"
+        )
+        prune = False
+    elif owner.kind == "Deployment" and owner in desired.deployments:
+        reason = desired.removal_reasons.get(key) or (
+            f"Deployment {owner.name} wants {desired.deployments[owner]} pod(s) (scale down)"
         )
         prune = False
     else:

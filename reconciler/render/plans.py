@@ -9,6 +9,7 @@ from typing import Any
 
 from reconciler.core.redact import mask_env
 from reconciler.plan.model import FieldChange, Plan
+from reconciler.render.deployments import rollout_dicts, rollout_lines
 from reconciler.render.diagnostics import diagnostic_dict, diagnostic_line
 
 _VERB_MARKS = {"create": "+", "start": ">", "recreate": "~", "remove": "-"}
@@ -49,6 +50,7 @@ def plan_json(plan: Plan, revision: str) -> str:
             "unreachable": plan.unreachable,
             "problems": [diagnostic_dict(d) for d in plan.problems],
             "skipped_prunes": [a.as_dict() for a in plan.skipped_prunes],
+            "rollouts": rollout_dicts(plan.rollouts),
         },
         indent=2,
     )
@@ -93,7 +95,10 @@ def plan_text_lines(plan: Plan, revision: str) -> list[tuple[str, str]]:
                 "dim",
             )
         )
+    lines += rollout_lines(plan.rollouts)
     state = "in sync" if plan.in_sync else summary_text(plan.summary())
+    if not plan.actions and plan.rollouts.in_progress:
+        state = "a rollout is waiting for pods to become available"
     lines.append(
         (f"revision {revision or '(none)'}: {state}", "bold green" if plan.in_sync else "bold")
     )

@@ -28,7 +28,9 @@ MAX_FILE_BYTES = 8 * 1024 * 1024
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 STDIN_NAME = "<stdin>"
-LIST_KINDS = frozenset({"List", "PodList", "ServiceList", "ReplicationControllerList"})
+LIST_KINDS = frozenset(
+    {"List", "PodList", "ServiceList", "ReplicationControllerList", "DeploymentList"}
+)
 
 
 @dataclass

@@ -10,7 +10,9 @@ unit test.
 
 What it simulates on purpose: images (a missing image fails the create like a failed pull),
 hosts that stop answering, containers that exit or are killed, foreign containers (not ours,
-never listed to us), and the event stream of ``die``/``destroy`` events.
+never listed to us), the event stream of ``die``/``destroy`` events, images whose containers
+crash at once (``crashing``: a template whose pods never become ready), and the
+Deployments' rollout markers.
 """
 
 from __future__ import annotations
@@ -23,8 +25,9 @@ from typing import Any
 
 from reconciler.core import labels as L
 from reconciler.core.errors import ApplyError, HostUnavailable, ImagePullError, NotFound
-from reconciler.core.model import DesiredPod, HostState, LiveContainer
+from reconciler.core.model import DesiredPod, HostState, LiveContainer, ObjectRef
 from reconciler.engine import translate as T
+from reconciler.plan.live import pod_ready
 
 _ids = itertools.count(1)
 
@@ -71,6 +74,9 @@ class MemoryHost:
         self.volumes: dict[str, dict[str, str]] = {}  # name -> labels
         self.calls: list[str] = []  # every operation, in order ("create web-0/POD", ...)
         self.fail_create: set[str] = set()  # docker names whose create the engine refuses
+        #: images whose containers exit at once (code 3) and are restarted by the engine:
+        #: they never run long enough to be ready
+        self.crashing: set[str] = set()
         self.closed = False
         self._lock = threading.Lock()
         self._ips = itertools.count(2)
@@ -178,6 +184,9 @@ class MemoryHost:
                     }
                 )
         container_id = self._add(args.name, args.image, dict(args.labels), ports)
+        if args.image in self.crashing:
+            item = self.containers[container_id]
+            item["State"], item["Status"] = "restarting", "Restarting (3) Less than a second ago"
         if args.endpoint is not None:
             address = args.endpoint.ipv4_address or f"10.99.0.{next(self._ips)}"
             self.containers[container_id]["NetworkSettings"] = {
@@ -200,6 +209,8 @@ class MemoryHost:
         if item is None:
             raise NotFound(f"start {container.name}: no such container")
         item["State"], item["Status"] = "running", "Up Less than a second"
+        if item["Image"] in self.crashing:
+            item["State"], item["Status"] = "restarting", "Restarting (3) Less than a second ago"
         self.calls.append(f"start {container.name}")
 
     def remove(self, containers: Sequence[LiveContainer]) -> None:
@@ -218,10 +229,12 @@ class MemoryHost:
                 if labels.get(L.POD) == pod and labels.get(L.POD_NAMESPACE) == namespace:
                     del self.volumes[name]
 
-    def wait_running(self, pod: DesiredPod, timeout: float = 30.0, settle: float = 0.5) -> None:
-        for container in pod.containers:
-            if self.by_name(container.docker_name)["State"] != "running":
-                raise ApplyError(f"pod {pod.name} is not running after {timeout:.0f}s")
+    def wait_ready(self, pod: DesiredPod, timeout: float = 30.0, settle: float = 0.5) -> None:
+        """No clock here: the pod is ready now, or it never will be (an image that crashes)."""
+        names = {c.docker_name for c in pod.containers}
+        found = [c for c in self.observe().containers if c.name in names]
+        if len(found) != len(names) or not pod_ready(found):
+            raise ApplyError(f"pod {pod.name} is not ready after {timeout:.0f}s")
 
     # -- HostRuntime / ServiceRuntime ------------------------------------------------------
     def observe(self) -> HostState:
@@ -252,3 +265,50 @@ class MemoryHost:
                 del self.containers[container_id]
         container_id = self._add(name, image, T.marker_labels(self.instance, revision), ())
         self.containers[container_id]["State"] = "created"
+
+    # -- rollout markers -------------------------------------------------------------------------
+    def markers(self, deployment: ObjectRef) -> list[dict[str, Any]]:
+        """The rollout markers of one Deployment on this host, as listed."""
+        wanted = {
+            label.partition("=")[0]: label.partition("=")[2]
+            for label in T.rollout_marker_filters(self.instance, deployment)
+        }
+        return [
+            item
+            for item in self.containers.values()
+            if all(item["Labels"].get(k) == v for k, v in wanted.items())
+        ]
+
+    def record_rollout(
+        self, deployment: ObjectRef, memory: str, generation: int, image: str
+    ) -> None:
+        self._check("record rollout")
+        name = T.rollout_marker_name(self.instance, deployment, generation)
+        before = self.markers(deployment)
+        for item in before:
+            if item["Names"] == [f"/{name}"]:
+                del self.containers[item["Id"]]
+        labels = T.rollout_marker_labels(self.instance, deployment, memory, generation)
+        container_id = self._add(name, image, labels, ())
+        self.containers[container_id]["State"] = "created"
+        for item in before:
+            if int(item["Labels"][L.GENERATION]) < generation:
+                self.containers.pop(item["Id"], None)
+        self.calls.append(f"record rollout {deployment.name} {generation}")
+
+    def forget_rollout(self, deployment: ObjectRef) -> None:
+        self._check("forget rollout")
+        for item in self.markers(deployment):
+            del self.containers[item["Id"]]
+        self.calls.append(f"forget rollout {deployment.name}")
+
+    def failure_details(self, containers: Sequence[LiveContainer]) -> dict[str, str]:
+        self._check("inspect")
+        details = {}
+        for container in containers:
+            item = self.containers.get(container.id)
+            if item is not None:
+                name = item["Labels"].get(L.CONTAINER, "")
+                code = " exit code 3," if item["State"] == "restarting" else ""
+                details[container.id] = f"container {name} {item['State']},{code} (memory)"
+        return details

@@ -49,7 +49,7 @@ def copy(name: str, directory: Path, as_name: str | None = None) -> Path:
 def test_valid_manifests_exit_0_with_a_summary() -> None:
     result = run(str(VALID))
     assert result.exit_code == 0, result.output
-    assert result.output == "10 object(s) in 4 file(s): valid, 0 error(s), 0 warning(s)\n"
+    assert result.output == "13 object(s) in 5 file(s): valid, 0 error(s), 0 warning(s)\n"
 
 
 def test_warnings_alone_still_exit_0(tmp_path: Path) -> None:
@@ -152,7 +152,7 @@ def test_json_output_for_valid_input() -> None:
     assert result.exit_code == 0
     assert json.loads(result.output) == {
         "valid": True,
-        "objects": 10,
+        "objects": 13,
         "errors": [],
         "warnings": [],
     }

@@ -152,6 +152,8 @@ def test_valid_fixtures_together_have_no_diagnostics() -> None:
     assert result.diagnostics == [], _report(result.diagnostics)
     refs = sorted(str(m.ref) for m in result.manifests)
     assert refs == [
+        "Deployment/shop",
+        "Deployment/worker",
         "Pod/keystone-db",
         "Pod/log-agent",
         "Pod/staging/cache-probe",
@@ -160,6 +162,7 @@ def test_valid_fixtures_together_have_no_diagnostics() -> None:
         "ReplicationController/web",
         "Service/db",
         "Service/keystone-public",
+        "Service/shop",
         "Service/staging/cache",
         "Service/web",
     ]
@@ -203,9 +206,10 @@ def test_valid_fixtures_pass_the_kubernetes_validate_command() -> None:
 
 
 def _defs() -> dict[str, Any]:
-    documents = schema_documents()
-    defs_id = next(sid for sid in documents if sid.endswith("/_defs.json"))
-    defs: dict[str, Any] = documents[defs_id]["$defs"]
+    """Every schema's ``$defs`` by name (``_defs.json``'s, and a kind's own: Deployment)."""
+    defs: dict[str, Any] = {}
+    for document in schema_documents().values():
+        defs.update(document.get("$defs", {}))
     return defs
 
 

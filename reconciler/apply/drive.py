@@ -43,7 +43,13 @@ class Driven:
     timed_out: bool = False
     refused: dict[str, str] = field(default_factory=dict)
     memory_errors: list[str] = field(default_factory=list)
-    forwarder_changes: int = 0
+    last: ApplyReport = field(default_factory=ApplyReport)  # the last pass's actions
+
+    @property
+    def still_failing(self) -> list[ActionResult]:
+        """Actions that failed in the last pass: an action that failed once and then
+        worked on a later pass (a rollout retries) is not a failure of the apply."""
+        return self.last.failed
 
     @property
     def failed_rollouts(self) -> list[Step]:
@@ -110,10 +116,9 @@ def drive(
         )
         result.passes += 1
         result.report.results.extend(done.report.results)
+        result.last = done.report
         result.rollouts = done.rollouts or the_plan.rollouts
         result.memory_errors.extend(done.memory_errors or [])
-        if done.followup is not None:
-            result.forwarder_changes += len(done.followup.actions)
         for ref, step in result.rollouts.steps.items():
             if step.failure is not None:
                 result.failures[ref] = step

@@ -15,7 +15,7 @@ import click
 
 from reconciler.apply.converge import Converged
 from reconciler.apply.drive import Driven, Pacing, drive
-from reconciler.apply.execute import ActionResult
+from reconciler.apply.execute import ActionResult, ApplyReport
 from reconciler.apply.state import state_dir
 from reconciler.cli import options as opt
 from reconciler.cli.common import Computed, compute_plan, settings_from_flags
@@ -149,7 +149,7 @@ def apply_command(
             )
         sys.exit(EXIT_ERROR)
     driven = _apply_with_progress(computed, concurrency, limits, Pacing(timeout=timeout, wait=wait))
-    failed = len(driven.report.failed)
+    failed = len(driven.still_failing)
     for message in driven.memory_errors:
         click.echo(f"warning: {message}", err=True)
     for reason in driven.refused.values():
@@ -167,9 +167,9 @@ def apply_command(
             err=True,
         )
     passes = f" in {driven.passes} passes" if driven.passes > 1 else ""
+    ran = len(driven.report.results)
     click.echo(
-        f"applied {len(driven.report.results) - failed} of {len(driven.report.results)} "
-        f"action(s){passes}"
+        f"applied {ran - len(driven.report.failed)} of {ran} action(s){passes}"
         + (f", {failed} failed" if failed else "")
         + (f"; {len(rollout_failures)} rollout(s) failed" if rollout_failures else "")
         + (
@@ -196,6 +196,7 @@ def _apply_with_progress(
     pass), with a progress bar on a terminal and a line whenever a rollout moves."""
     the_plan = computed.plan
     shown: dict[str, str] = {}
+    seen_errors: set[tuple[str, str, str, str]] = set()
 
     def run(
         say: Callable[[str, str], None],
@@ -203,8 +204,15 @@ def _apply_with_progress(
         quiet: bool = False,
     ) -> Driven:
         def on_pass(done: Converged) -> None:
-            if not quiet:
-                echo_results(done.report)
+            if not quiet:  # a failure repeated by the next passes is shown once
+                fresh = ApplyReport()
+                for result in done.report.results:
+                    action = result.action
+                    seen = (action.verb.value, action.host, action.pod, result.error)
+                    if result.ok or seen not in seen_errors:
+                        fresh.results.append(result)
+                        seen_errors.add(seen)
+                echo_results(fresh)
             if done.followup is not None and done.followup.actions:
                 say(
                     f"services: {len(done.followup.actions)} forwarder change(s) after the "
@@ -212,9 +220,9 @@ def _apply_with_progress(
                     "",
                 )
             for text, style in rollout_lines(done.rollouts or the_plan.rollouts):
-                key = text.split(":", 1)[0]
-                if shown.get(key) != text:
-                    shown[key] = text
+                which = text.split(":", 1)[0]
+                if shown.get(which) != text:
+                    shown[which] = text
                     say(text, style)
 
         return drive(

@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 import click
+import yaml
 
 from reconciler.apply.converge import connect, load_source, observe
 from reconciler.cli import options as opt
@@ -20,7 +21,14 @@ from reconciler.cli.common import hosts_from_flag, selector_from_flag, warn_unre
 from reconciler.cli.group import EXIT_ERROR, EXIT_INVALID, EXIT_OK, cli
 from reconciler.cli.output import print_diagnostics
 from reconciler.core.errors import InputError
-from reconciler.core.model import Manifest
+from reconciler.core.model import HostState, Manifest
+from reconciler.core.selectors import Selector
+from reconciler.render.deployments import (
+    deployment_object,
+    deployment_rows,
+    deployment_views,
+    kube_list,
+)
 from reconciler.render.diagnostics import validation_summary
 from reconciler.render.views import (
     forwarder_views,
@@ -46,11 +54,16 @@ RESOURCES = {
     "hosts": "hosts",
     "host": "hosts",
     "nodes": "hosts",
+    "deployments": "deployments",
+    "deployment": "deployments",
+    "deploy": "deployments",
 }
 
 
 @cli.command("get")
-@click.argument("resource", type=click.Choice(sorted(RESOURCES)), metavar="pods|rc|services|hosts")
+@click.argument(
+    "resource", type=click.Choice(sorted(RESOURCES)), metavar="pods|rc|services|deployments|hosts"
+)
 @opt.hosts()
 @opt.instance()
 @opt.source_paths()
@@ -58,9 +71,11 @@ RESOURCES = {
 @click.option(
     "-o",
     "--output",
-    type=click.Choice(("table", "wide", "json")),
+    type=click.Choice(("table", "wide", "json", "yaml", "name")),
     default="table",
     show_default=True,
+    help="deployments: json and yaml are a Kubernetes List of apps/v1 Deployments, name is "
+    "deployment.apps/NAME (as kubectl).",
 )
 def get_command(
     resource: str,
@@ -70,9 +85,11 @@ def get_command(
     selector: str | None,
     output: str,
 ) -> None:
-    """List pods, replication controllers, services or hosts, read from the live hosts.
+    """List pods, replication controllers, services, deployments or hosts, read from the
+    live hosts.
 
-    Services and the DESIRED column of rc come from the manifests (--source, default .).
+    Services and the DESIRED column of rc come from the manifests (--source, default .);
+    deployments come from their rollout memory on the hosts.
     """
     parsed = selector_from_flag(selector)
     kind = RESOURCES[resource]
@@ -83,6 +100,11 @@ def get_command(
     pods = live_pods(states, parsed)
     wide = output == "wide"
     now = time.time()
+    if kind == "deployments":
+        _print_deployments(states, parsed, output, now)
+        sys.exit(EXIT_OK if all(s.reachable for s in states.values()) else EXIT_INVALID)
+    if output in ("yaml", "name"):
+        raise click.UsageError(f"-o {output} is for deployments (so far); use -o json")
     if kind == "pods":
         restarts: dict[str, int] = {}
         for pod in pods:
@@ -134,3 +156,25 @@ def _manifests(sources: tuple[str, ...]) -> list[Manifest]:
 def _print_table(rows: list[dict[str, Any]]) -> None:
     for line in table_lines(rows):
         click.echo(line)
+
+
+def _print_deployments(
+    states: dict[str, HostState], selector: Selector, output: str, now: float
+) -> None:
+    """Deployments as the hosts know them (their rollout memory and their pods)."""
+    views = [
+        view
+        for view in deployment_views(states, now)
+        if selector.matches(view.memory.spec.get("labels") or {})
+    ]
+    if output in ("json", "yaml"):
+        listed = kube_list([deployment_object(view) for view in views])
+        if output == "json":
+            click.echo(json.dumps(listed, indent=2))
+        else:
+            click.echo(yaml.safe_dump(listed, sort_keys=False), nl=False)
+    elif output == "name":
+        for view in views:
+            click.echo(f"deployment.apps/{view.ref.name}")
+    else:
+        _print_table(deployment_rows(views, output == "wide"))

@@ -34,6 +34,7 @@ LAZY_COMMANDS = {
     "status": "reconciler.cli.remote",
     "suspend": "reconciler.cli.remote",
     "resume": "reconciler.cli.remote",
+    "rollout": "reconciler.cli.rollout",
 }
 
 
@@ -59,8 +60,8 @@ EXIT_ERROR = 2
 def cli() -> None:
     """GitOps for plain Docker hosts.
 
-    Reads Kubernetes-style manifests (Pod, ReplicationController, Service, apiVersion v1)
-    and reconciles them onto Docker engines.
+    Reads Kubernetes-style manifests (Pod, ReplicationController, Service, apiVersion v1;
+    Deployment, apps/v1) and reconciles them onto Docker engines.
     """
 
 

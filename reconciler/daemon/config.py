@@ -42,6 +42,9 @@ class RunConfig:
     grace_seconds: int = 10
     git_timeout: float = 60.0
     stop_timeout: float = 30.0
+    #: while a Deployment rolls out, the next pass comes this soon (its pods' readiness is
+    #: what lets it go on), instead of waiting for the resync
+    rollout_interval: float = 1.0
 
     @property
     def is_git(self) -> bool:
@@ -62,3 +65,5 @@ class PassOutcome:
     applied: int = 0
     failed: int = 0
     error: str = ""
+    rolling: bool = False  # a Deployment's rollout is under way: look again soon
+    rollouts_failed: int = 0  # Deployments whose template is marked failed

@@ -37,6 +37,7 @@ from typing import Any
 from reconciler.apply.converge import connect, converge, make_plan, observe_and_remember
 from reconciler.apply.execute import ActionResult
 from reconciler.apply.runtime import ServiceRuntime
+from reconciler.core.model import ObjectRef
 from reconciler.daemon.config import PassOutcome, RunConfig
 from reconciler.daemon.fetch import DesiredSource
 from reconciler.daemon.http.metrics import Metrics
@@ -46,6 +47,8 @@ from reconciler.daemon.triggers import DockerEvents, OwnRemovals, _Trigger, watc
 from reconciler.desire.hostmemory import HostRecord
 from reconciler.plan.guards import Limits, refusals
 from reconciler.plan.model import Verb
+from reconciler.plan.rollouts import Rollouts
+from reconciler.render.deployments import failure_line
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +83,8 @@ class ReconcileService:
         self._stopping = threading.Event()
         self._suspended = False
         self._memory: dict[str, HostRecord] = {}  # host memory when no state dir is set
+        #: per Deployment, the last failed action on one of its pods: why a rollout fails
+        self._rollout_errors: dict[ObjectRef, str] = {}
         self._source = DesiredSource(config, self.board, self.metrics, self._record_error)
         self._server: Server | None = None
         self._observer: Any = None
@@ -195,8 +200,11 @@ class ReconcileService:
                     if fetched is not None and fetched[1] == before:
                         continue
                     reasons = ["poll: new revision"]
-                self.run_pass(_summary(reasons) or "resync")
-                next_resync = time.monotonic() + self.config.resync
+                outcome = self.run_pass(_summary(reasons) or "resync")
+                wait = self.config.resync
+                if outcome.rolling:  # the rollout goes on as soon as its pods are ready
+                    wait = min(wait, self.config.rollout_interval)
+                next_resync = time.monotonic() + wait
         finally:
             self.close()
         return 0
@@ -262,6 +270,8 @@ class ReconcileService:
             prune=config.prune,
             host_memory=memory,
             now=now,
+            errors=self._rollout_errors,
+            commit=revision,
         )
         refused = refusals(the_plan, Limits(config.max_prune, config.allow_mass_prune))
         if refused:
@@ -286,10 +296,13 @@ class ReconcileService:
             )
         finally:
             self._own.settle()  # what this pass removed stays its own a while longer
+        self._rollout_errors = done.rollout_errors()
+        rollouts = done.rollouts or the_plan.rollouts
+        rollouts_failed = self._report_rollouts(rollouts, revision, done.memory_errors or [])
         failed = len(done.report.failed)
         applied = len(done.report.results) - failed
         self.board.record_actions(ok=applied, failed=failed)
-        ok = failed == 0 and not the_plan.unreachable
+        ok = failed == 0 and not the_plan.unreachable and not rollouts_failed
         if failed == 0:
             self._record_revision(live, revision)
         duration = time.monotonic() - started
@@ -303,6 +316,11 @@ class ReconcileService:
             self.metrics.set_last_successful_sync()
         elif failed:
             self._record_error("apply", f"{failed} action(s) failed")
+        elif rollouts_failed:
+            names = ", ".join(f"Deployment/{s.ref.name}" for s in rollouts.failures)
+            self._record_error(
+                "rollout", f"{rollouts_failed} rollout(s) failed and rolled back: {names}"
+            )
         log.info(
             "pass done: revision %s, %d applied, %d failed, %.2fs",
             revision or "(none)",
@@ -311,7 +329,63 @@ class ReconcileService:
             duration,
             extra={"revision": revision},
         )
-        return PassOutcome(ok, revision, applied, failed)
+        return PassOutcome(
+            ok,
+            revision,
+            applied,
+            failed,
+            rolling=rollouts.in_progress,
+            rollouts_failed=rollouts_failed,
+        )
+
+    def _report_rollouts(self, rollouts: Rollouts, revision: str, problems: list[str]) -> int:
+        """Each Deployment's rollout on ``/status``; a failure decided in this pass counted
+        in ``reconciler_rollout_failures_total`` and logged (once: the memory on the hosts
+        says it was decided, so a restarted service does not count it again). Returns how
+        many Deployments' templates are marked failed."""
+        board: dict[str, dict[str, Any]] = {}
+        for ref, step in sorted(rollouts.steps.items()):
+            status = step.status
+            name = f"{ref.namespace}/{ref.name}"
+            entry: dict[str, Any] = {
+                "state": status.state,
+                "revision": status.revision,
+                "template_hash": status.template_hash,
+                "replicas": status.replicas,
+                "updated": status.updated,
+                "ready": status.ready,
+                "available": status.available,
+                "message": status.message,
+                "source": status.source,
+            }
+            if status.failure is not None:
+                entry["failed"] = {
+                    "revision": status.failure.number,
+                    "template_hash": status.failure.hash,
+                    "reason": status.failure.reason,
+                    "source": status.failure.source,
+                    "at": status.failure.at,
+                    "rolled_back_to": status.revision,
+                }
+            board[name] = entry
+            if step.failure is not None:
+                self.metrics.rollout_failure(name)
+                log.error(
+                    "%s",
+                    failure_line(status),
+                    extra={"revision": revision, "object": f"Deployment/{name}"},
+                )
+            elif step.completed:
+                log.info(
+                    "rollout of Deployment/%s: revision %d rolled out",
+                    name,
+                    status.revision,
+                    extra={"revision": revision, "object": f"Deployment/{name}"},
+                )
+        for problem in problems:
+            log.warning("%s", problem)
+        self.board.set_rollouts(board)
+        return len(rollouts.failures)
 
     def _on_result(self, result: ActionResult) -> None:
         action = result.action

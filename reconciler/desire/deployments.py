@@ -71,11 +71,6 @@ def label_selector(selector: Mapping[str, Any]) -> Selector:
     return Selector(tuple(requirements))
 
 
-def selector_text(selector: Mapping[str, Any]) -> str:
-    """The selector as ``-l`` would write it: ``app=web,tier in (a,b)``."""
-    return str(label_selector(selector))
-
-
 def template_labels(template: Mapping[str, Any]) -> dict[str, str]:
     return {
         str(k): str(v) for k, v in as_map(as_map(template.get("metadata")).get("labels")).items()
@@ -131,6 +126,7 @@ class DeploymentSpec:
     paused: bool
     template: Mapping[str, Any]
     template_hash: str
+    labels: Mapping[str, str] = field(default_factory=dict)  # the Deployment's own
 
     def summary(self) -> dict[str, Any]:
         """What ``get deployments`` and ``rollout status`` show without the manifests: kept
@@ -150,6 +146,7 @@ class DeploymentSpec:
             "revisionHistoryLimit": self.history_limit,
             "paused": self.paused,
             "source": str(self.source),
+            "labels": dict(self.labels),
         }
 
 
@@ -189,6 +186,7 @@ def deployment_spec(
         paused=bool(spec.get("paused", False)),
         template=template,
         template_hash=template_hash(template, settings, multi_host, restarted_at),
+        labels={str(k): str(v) for k, v in manifest.labels.items()},
     )
 
 

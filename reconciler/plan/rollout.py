@@ -122,13 +122,13 @@ def _target(
     manifest = spec.template_hash
     if spec.paused:
         return before.target if before.target in templates else ""
+    pin = before.pin
+    if pin is not None and pin.manifest == manifest and pin.hash in templates:
+        return pin.hash  # `rollout undo` chose, over the manifest and over a rollback
     failed = before.failed
     if failed is not None and failed.hash == manifest:
         good = before.last_good
         return good if good and good != manifest and good in templates else manifest
-    pin = before.pin
-    if pin is not None and pin.manifest == manifest and pin.hash in templates:
-        return pin.hash
     return manifest
 
 
@@ -270,14 +270,12 @@ def _step(
     failure = None
     stalled = state == PROGRESSING and now - progress_at > spec.deadline
     if stalled and target == spec.template_hash:
-        good = before.last_good if before.last_good != target else ""
         failure = Failure(
             hash=target,
             number=number,
             reason=failure_reason(spec, list(in_range.values()), error),
             at=now,
             source=str(spec.source),
-            rolled_back_to=numbers.get(good, 0) if good in templates else 0,
         )
         failed = failure
 
@@ -453,13 +451,15 @@ def status_message(status: RolloutStatus, memory: RolloutMemory) -> str:
     )
     failure = status.failure
     if failure is not None:
-        failed = f"revision {failure.number} failed: {failure.reason}"
         if status.state == FAILED:
-            return f"{name}: {failed}; no earlier revision was ever fully available"
-        back = f"revision {failure.rolled_back_to or status.revision}"
+            return (
+                f"{name}: revision {failure.number} failed: {failure.reason}; no earlier "
+                "revision was ever fully available"
+            )
+        failed = f"revision {failure.number} failed"
         if status.state == COMPLETE:
-            return f"{name}: {failed}; rolled back to {back}"
-        return f"{name}: {failed}; rolling back to {back}: {counts}"
+            return f"{name}: {failed}; running revision {status.revision} ({counts})"
+        return f"{name}: {failed}; rolling back to revision {status.revision}: {counts}"
     if status.state == COMPLETE:
         return f"{name}: revision {status.revision} rolled out ({status.replicas} available)"
     if status.state == PAUSED:

@@ -43,15 +43,13 @@ class Revision:
 
 @dataclass(frozen=True, slots=True)
 class Failure:
-    """A rollout that made no progress within its deadline: which revision, why, and what
-    the Deployment went back to (0: there was nothing to go back to)."""
+    """A rollout that made no progress within its deadline: which revision, and why."""
 
     hash: str
     number: int
     reason: str
     at: float
     source: str = ""
-    rolled_back_to: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,3 +182,46 @@ def marker_generations(live: Mapping[str, HostState]) -> dict[ObjectRef, dict[st
             held = result.setdefault(marker_owner(marker.labels), {})
             held[host] = max(held.get(host, -1), generation)
     return result
+
+
+#: how far ahead of any pass in flight a command's write goes: a pass that read the memory
+#: before ``rollout undo`` wrote it would otherwise write the same generation over it
+COMMAND_GENERATION_STEP = 10
+
+
+def undo(memory: RolloutMemory, to_revision: int = 0) -> tuple[RolloutMemory, Revision]:
+    """``rollout undo``: run an earlier revision instead of the manifest's template, until
+    that template changes. Default: the revision before the current one. ``ValueError``
+    with the reason when there is none to go back to."""
+    current = memory.number(memory.target)
+    kept = sorted(memory.revisions, key=lambda r: r.number)
+    if to_revision:
+        chosen = next((r for r in kept if r.number == to_revision), None)
+        if chosen is None:
+            known = ", ".join(str(r.number) for r in kept) or "none"
+            raise ValueError(f"no revision {to_revision} in the history (kept: {known})")
+    else:
+        failed = memory.failed.hash if memory.failed is not None else ""
+        earlier = [r for r in kept if r.number < current and r.hash != failed]
+        if not earlier:
+            raise ValueError(f"no revision before the current one ({current}) to go back to")
+        chosen = earlier[-1]
+    if chosen.hash == memory.target:
+        raise ValueError(f"revision {chosen.number} is already the current one")
+    pinned = dataclasses.replace(
+        memory,
+        pin=Pin(chosen.hash, memory.manifest),
+        generation=memory.generation + COMMAND_GENERATION_STEP,
+    )
+    return pinned, chosen
+
+
+def restart(memory: RolloutMemory, now: float) -> RolloutMemory:
+    """``rollout restart``: every pod is replaced (the restart time is part of the template
+    hash, as kubectl's restartedAt annotation), and a failed template is tried again."""
+    return dataclasses.replace(
+        memory,
+        restarted_at=round(now, 3),
+        pin=None,
+        generation=memory.generation + COMMAND_GENERATION_STEP,
+    )

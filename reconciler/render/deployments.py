@@ -17,6 +17,7 @@ from typing import Any
 
 from reconciler.core.model import HostState, ObjectRef
 from reconciler.core.redact import mask_env
+from reconciler.desire.deployments import label_selector
 from reconciler.plan.rollout import COMPLETE, FAILED, PAUSED, ObservedPod, RolloutStatus
 from reconciler.plan.rollout_memory import RolloutMemory, read_memories
 from reconciler.plan.rollouts import Rollouts, observed_pods
@@ -73,13 +74,11 @@ def failure_line(status: RolloutStatus) -> str:
     what runs instead."""
     failure = status.failure
     assert failure is not None
-    instead = (
-        f"rolled back to revision {failure.rolled_back_to}"
-        if failure.rolled_back_to
-        else "no earlier revision to roll back to"
-    )
-    if failure.rolled_back_to and status.state != COMPLETE:
-        instead = f"rolling back to revision {failure.rolled_back_to}"
+    instead = "no earlier revision to roll back to"
+    if status.state == COMPLETE:
+        instead = f"rolled back to revision {status.revision}"
+    elif status.state != FAILED:
+        instead = f"rolling back to revision {status.revision}"
     return (
         f"rollout of Deployment/{_name(status.ref)} FAILED: revision {failure.number} "
         f"({failure.hash}) at {failure.source or status.source}: {failure.reason}; {instead}"
@@ -149,7 +148,7 @@ def deployment_rows(views: Iterable[DeploymentView], wide: bool) -> list[dict[st
             containers = _containers(template)
             row["CONTAINERS"] = ",".join(str(c.get("name", "")) for c in containers)
             row["IMAGES"] = ",".join(str(c.get("image", "")) for c in containers)
-            row["SELECTOR"] = _selector_text(view.memory.spec.get("selector") or {})
+            row["SELECTOR"] = str(label_selector(view.memory.spec.get("selector") or {}))
             row["REVISION"] = view.memory.number(view.memory.target)
             row["STATUS"] = _state_text(view)
         rows.append(row)
@@ -167,14 +166,6 @@ def _containers(template: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     spec = template.get("spec") if isinstance(template, Mapping) else None
     found = spec.get("containers") if isinstance(spec, Mapping) else None
     return [c for c in found if isinstance(c, Mapping)] if isinstance(found, list) else []
-
-
-def _selector_text(selector: Mapping[str, Any]) -> str:
-    parts = [f"{k}={v}" for k, v in (selector.get("matchLabels") or {}).items()]
-    for e in selector.get("matchExpressions") or []:
-        values = ",".join(e.get("values") or [])
-        parts.append(f"{e.get('key')} {e.get('operator')}" + (f" ({values})" if values else ""))
-    return ",".join(parts)
 
 
 def history_rows(memory: RolloutMemory, now: float) -> list[dict[str, Any]]:

@@ -74,6 +74,8 @@ def _check_selector(report: Reporter, spec: Mapping[str, Any], labels: Mapping[s
         expression = as_map(expression)
         epath = path + ("matchExpressions", index)
         expr_key, operator = expression.get("key"), expression.get("operator")
+        if not isinstance(operator, str):
+            operator = None  # the schema reported it
         values = [v for v in as_list(expression.get("values")) if isinstance(v, str)]
         if isinstance(expr_key, str):
             key_problem = names.qualified_name(expr_key)

@@ -283,7 +283,8 @@ def _step(
         revisions = [
             dataclasses.replace(r, complete=True) if r.hash == target else r for r in revisions
         ]
-    keep = {target, before.last_good, *(p.template_hash for p in pods)}
+    last_good = target if complete else before.last_good
+    keep = {target, last_good, *(p.template_hash for p in pods)}
     if failed is not None:
         keep.add(failed.hash)
     if pin is not None:
@@ -291,7 +292,7 @@ def _step(
     memory = RolloutMemory(
         revisions=_history(revisions, keep, spec.history_limit),
         target=target,
-        last_good=target if complete else before.last_good,
+        last_good=last_good,
         failed=failed,
         pin=pin,
         restarted_at=before.restarted_at,

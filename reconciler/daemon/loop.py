@@ -316,9 +316,10 @@ class ReconcileService:
             self.metrics.set_last_successful_sync()
         elif failed:
             self._record_error("apply", f"{failed} action(s) failed")
-        elif rollouts_failed:
+        elif rollouts_failed:  # logged in full when decided; here: /status and the metric
             names = ", ".join(f"Deployment/{s.ref.name}" for s in rollouts.failures)
-            self._record_error(
+            self.metrics.sync_error("rollout")
+            self.board.set_error(
                 "rollout", f"{rollouts_failed} rollout(s) failed and rolled back: {names}"
             )
         log.info(

@@ -170,7 +170,7 @@ def _print_deployments(
     if output in ("json", "yaml"):
         listed = kube_list([deployment_object(view) for view in views])
         if output == "json":
-            click.echo(json.dumps(listed, indent=2))
+            click.echo(json.dumps(listed, indent=4))
         else:
             click.echo(yaml.safe_dump(listed, sort_keys=False), nl=False)
     elif output == "name":

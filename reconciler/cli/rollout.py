@@ -20,8 +20,8 @@ from reconciler.cli.group import EXIT_INVALID, EXIT_OK, cli
 from reconciler.cli.output import echo_styled
 from reconciler.core.model import DEFAULT_NAMESPACE, HostState, ObjectRef
 from reconciler.engine.host import DockerHost
-from reconciler.plan.rollout import COMPLETE, PAUSED
 from reconciler.plan.rollout_memory import RolloutMemory, encode, read_memories, restart, undo
+from reconciler.plan.rollout_status import COMPLETE, PAUSED
 from reconciler.plan.rollouts import observed_pods
 from reconciler.render.deployments import DeploymentView, history_rows, template_text
 from reconciler.render.views import table_lines

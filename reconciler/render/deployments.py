@@ -18,8 +18,9 @@ from typing import Any
 from reconciler.core.model import HostState, ObjectRef
 from reconciler.core.redact import mask_env
 from reconciler.desire.deployments import label_selector
-from reconciler.plan.rollout import COMPLETE, FAILED, PAUSED, ObservedPod, RolloutStatus
+from reconciler.plan.rollout import ObservedPod
 from reconciler.plan.rollout_memory import RolloutMemory, read_memories
+from reconciler.plan.rollout_status import COMPLETE, FAILED, PAUSED, RolloutStatus
 from reconciler.plan.rollouts import Rollouts, observed_pods
 from reconciler.render.views import age
 

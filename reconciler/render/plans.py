@@ -133,6 +133,9 @@ def plan_markdown(plan: Plan, revision: str) -> str:
                 f"| {a.host} | {a.verb.value} | {a.owner.kind}/{a.owner.namespace}/{a.owner.name}"
                 f" | {a.pod} | {a.container or ''} | {_md_escape(a.reason)} |"
             )
+    if plan.rollouts.steps:
+        out += ["", "Rollouts:", ""]
+        out += [f"- {_md_escape(text)}" for text, _ in rollout_lines(plan.rollouts)]
     detailed = [a for a in plan.actions if a.changes]
     if detailed:
         out += ["", "<details><summary>Field changes</summary>", ""]

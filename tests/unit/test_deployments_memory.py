@@ -15,7 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.apply.converge import Converged, make_plan, observe, observe_and_remember
+from reconciler.apply.converge import (
+    Converged,
+    converge,
+    make_plan,
+    observe,
+    observe_and_remember,
+)
 from reconciler.apply.drive import Driven, Pacing, drive
 from reconciler.apply.runtime import HostRuntime
 from reconciler.check.validate import validate
@@ -384,3 +390,29 @@ def test_the_service_reports_a_failed_rollout_in_status_metrics_and_log(
     metrics = loop.metrics.render().decode()
     assert 'reconciler_rollout_failures_total{deployment="default/web"} 1.0' in metrics
     assert loop.board.snapshot()["rollouts"]["default/web"]["failed"]["revision"] == 2
+
+
+def test_a_pass_gives_the_forwarders_the_new_pods_before_it_removes_old_ones() -> None:
+    """A Service always has ready endpoints: in a pass where new pods became ready and old
+    ones go, the forwarders learn of the new pods first."""
+    hosts, runtimes = cluster("h1")
+    clock = Clock()
+    apply(deployment("web:1", replicas=2), hosts, runtimes, clock)
+    host = runtimes["h1"]
+    host.crashing.add("web:2")  # the new pod is made, not ready yet: no endpoint
+    apply(deployment("web:2", replicas=2), hosts, runtimes, clock, wait=False)
+    host.crashing.discard("web:2")
+    for item in host.containers.values():  # now it is ready
+        if item["Image"] == "web:2":
+            item["State"], item["Status"] = "running", "Up 1 second"
+    manifests = validate(parse_text(deployment("web:2", replicas=2), "web.yaml")).manifests
+    live, memory, now = observe_and_remember(runtimes, "mem", None, clock=clock)
+    _, the_plan = make_plan(manifests, hosts, live, SETTINGS, host_memory=memory, now=now)
+    verbs = {(a.verb.value, a.owner.kind) for a in the_plan.actions}
+    assert {("remove", "Deployment"), ("recreate", "Service")} <= verbs
+    host.calls.clear()
+    converge(the_plan, manifests, hosts, SETTINGS, runtimes, host_memory=memory, now=now)
+    calls = host.calls
+    forwarder = next(i for i, c in enumerate(calls) if c == "create svc_web")
+    removal = next(i for i, c in enumerate(calls) if c.startswith("remove mem_default_web-"))
+    assert forwarder < removal, calls

@@ -16,7 +16,7 @@ import pytest
 from reconciler.check.validate import validate
 from reconciler.desire.deployments import DeploymentSpec, deployment_spec, fenceposts, scaled
 from reconciler.desire.settings import Settings
-from reconciler.plan.rollout import COMPLETE, FAILED, PAUSED, PROGRESSING, ObservedPod, Step, step
+from reconciler.plan.rollout import ObservedPod, Step, step
 from reconciler.plan.rollout_memory import (
     RolloutMemory,
     decode,
@@ -24,6 +24,7 @@ from reconciler.plan.rollout_memory import (
     restart,
     undo,
 )
+from reconciler.plan.rollout_status import COMPLETE, FAILED, PAUSED, PROGRESSING
 from reconciler.source.load import parse_text
 
 T0 = 1_700_000_000.0

@@ -235,8 +235,8 @@ class DockerEvents:
                         break
                     actor = event.get("Actor") or {}
                     labels = actor.get("Attributes") or {}
-                    if labels.get(L.ROLE) == L.ROLE_STATE:
-                        continue
+                    if labels.get(L.ROLE) in (L.ROLE_STATE, L.ROLE_ROLLOUT):
+                        continue  # markers: replaced by the passes themselves, never run
                     trigger = _Trigger(
                         f"event {event.get('Action')} {labels.get('name', '')}",
                         str(event.get("id") or actor.get("ID") or ""),

@@ -294,6 +294,7 @@ class MemoryHost:
         for item in before:
             if int(item["Labels"][L.GENERATION]) < generation:
                 self.containers.pop(item["Id"], None)
+                self._emit("destroy", item)  # as the engine reports any removal
         self.calls.append(f"record rollout {deployment.name} {generation}")
 
     def forget_rollout(self, deployment: ObjectRef) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -416,3 +417,44 @@ def test_a_pass_gives_the_forwarders_the_new_pods_before_it_removes_old_ones() -
     forwarder = next(i for i, c in enumerate(calls) if c == "create svc_web")
     removal = next(i for i, c in enumerate(calls) if c.startswith("remove mem_default_web-"))
     assert forwarder < removal, calls
+
+
+def test_the_service_is_not_woken_by_its_own_rollout_markers(tmp_path: Path) -> None:
+    """Writing a rollout's memory removes the older marker (a ``destroy`` event): that must
+    not wake a pass, or every pass of a rollout would wake the next at once."""
+    source = tmp_path / "manifests"
+    source.mkdir()
+    (source / "web.yaml").write_text(deployment("web:1", replicas=2))
+    hosts, runtimes = cluster("h1")
+    host = runtimes["h1"]
+    config = RunConfig(
+        source=str(source),
+        listen="127.0.0.1:0",
+        hosts=hosts,
+        instance="mem",
+        settings=SETTINGS,
+        resync=3600,
+        rollout_interval=0.05,
+    )
+    loop = ReconcileService(config, runtimes=runtimes)
+    runner = threading.Thread(target=loop.run, daemon=True)
+    runner.start()
+    try:
+        deadline = time.monotonic() + 10
+        while loop.board.snapshot()["rollouts"].get("default/web", {}).get("state") != "complete":
+            assert time.monotonic() < deadline, "never rolled out"
+            time.sleep(0.02)
+        time.sleep(0.3)
+        passes = loop.passes
+        memory = read_memories(observe(runtimes))[WEB]
+        host.record_rollout(WEB, encode(memory), memory.generation + 1, "pause")
+        time.sleep(1.5)
+        assert loop.passes == passes  # the marker's destroy event was not a reason
+        host.exit(next(n for n in host.running() if n.endswith("_app")))
+        deadline = time.monotonic() + 10
+        while loop.passes == passes:  # a dead app container is
+            assert time.monotonic() < deadline, "the die event woke no pass"
+            time.sleep(0.02)
+    finally:
+        loop.stop()
+        runner.join(timeout=10)

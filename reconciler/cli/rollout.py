@@ -89,8 +89,8 @@ def _write(
     help="Give up after this many seconds (exit 1). Default: wait as long as it takes.",
 )
 @click.option(
-    "-w/-W",
     "--watch/--no-watch",
+    "-w/-W",
     default=True,
     show_default=True,
     help="Wait for the rollout to finish (else: say where it stands once).",

@@ -355,3 +355,33 @@ def test_surge_and_unavailability_hold_at_every_sample_of_a_rollout_over_two_hos
             with contextlib.suppress(docker.errors.DockerException, OSError):
                 purge(api, rig.instance)
             api.close()
+
+
+def test_undo_and_restart_are_recorded_on_the_host_and_rolled_out_by_apply(rig: Rig) -> None:
+    rig.write("web.yaml", deployment(replicas=2, min_ready=0))
+    assert rig.apply().exit_code == 0
+    first = set(running_pods(rig).values())
+    rig.write("web.yaml", deployment(greeting="v2", replicas=2, min_ready=0))
+    assert rig.apply().exit_code == 0
+    second = set(running_pods(rig).values())
+    assert first != second
+    undone = rollout(rig, "undo", "web")
+    assert undone.returncode == 0, undone.stderr
+    assert "rolled back to revision 1" in undone.stdout
+    result = rig.apply()  # the manifest still says v2: the undo holds
+    assert result.exit_code == 0, result.output
+    assert set(running_pods(rig).values()) == first
+    restarted = rollout(rig, "restart", "web")
+    assert restarted.returncode == 0, restarted.stderr
+    result = rig.apply()  # a restart drops the undo and rolls the manifest out afresh
+    assert result.exit_code == 0, result.output
+    third = set(running_pods(rig).values())
+    assert third.isdisjoint(first | second) and len(third) == 1
+    history = rollout(rig, "history", "web")
+    assert history.returncode == 0, history.stderr
+    assert [line.split()[0] for line in history.stdout.splitlines()[2:]] == ["1", "2", "3"]
+    assert "current" in history.stdout.splitlines()[-1]
+    status = rollout(rig, "status", "web", "--timeout", "30")
+    assert status.returncode == 0 and "successfully rolled out" in status.stdout
+    nothing = rollout(rig, "status", "nope", "--timeout", "5")
+    assert nothing.returncode == 1 and "no rollout recorded" in nothing.stderr

@@ -22,3 +22,9 @@ _.on_any_event
 _.object
 # pytest uses these by name: module marks, autouse fixtures
 pytestmark, no_leftover_processes
+# socketserver calls handle_error when a handler raised (a client broke a limit mid-request)
+_.handle_error
+# urllib's opener calls the redirect handler's redirect_request by name
+_.redirect_request
+# html.parser.HTMLParser calls these by name (the browser test's DOM reader)
+_.handle_starttag, _.handle_endtag, _.handle_data

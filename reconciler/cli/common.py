@@ -9,7 +9,8 @@ hosts and settings.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import click
 
@@ -27,8 +28,8 @@ from reconciler.cli.output import print_diagnostics
 from reconciler.core.errors import HostsFileError, InputError, SelectorError
 from reconciler.core.model import HostState
 from reconciler.core.selectors import Selector, parse_selector
-from reconciler.desire.hostmemory import HostRecord
-from reconciler.desire.settings import Settings
+from reconciler.desire.hostmemory import HostRecord, assume_lost
+from reconciler.desire.settings import DesiredState, Settings
 from reconciler.engine.host import DockerHost
 from reconciler.plan.model import Plan
 from reconciler.render.diagnostics import validation_summary
@@ -113,6 +114,8 @@ class Computed:
     prune: bool
     host_memory: dict[str, HostRecord]
     now: float
+    desired: DesiredState | None = None
+    live: dict[str, HostState] = field(default_factory=dict)  # as observed, no assumption
 
 
 def compute_plan(
@@ -121,13 +124,45 @@ def compute_plan(
     settings: Settings,
     prune: bool,
     grace: int = 10,
+    assume_down: Sequence[str] = (),
 ) -> Computed:
-    """Validated manifests, the hosts observed (and remembered), and the plan between them."""
+    """Validated manifests, the hosts observed (and remembered), and the plan between them.
+
+    ``assume_down``: hosts to plan as lost past their grace period (``diff --assume-down``);
+    the memory file keeps what was really observed.
+    """
     validation, revision = validated_source(sources)
     hosts = hosts_from_flag(hosts_file)
+    unknown = sorted(set(assume_down) - {h.name for h in hosts})
+    if unknown:
+        raise click.UsageError(
+            f"--assume-down {', '.join(unknown)}: no such host "
+            f"(hosts: {', '.join(h.name for h in hosts)})"
+        )
     runtimes = connect(hosts, settings.instance, revision, grace_seconds=grace)
     live, memory, now = observe_and_remember(runtimes, settings.instance, state_dir())
-    _, the_plan = make_plan(
-        validation.manifests, hosts, live, settings, prune=prune, host_memory=memory, now=now
+    planned, remembered = live, memory
+    if assume_down:
+        planned, remembered = assume_lost(live, memory, assume_down, now, settings.host_grace)
+    desired, the_plan = make_plan(
+        validation.manifests,
+        hosts,
+        planned,
+        settings,
+        prune=prune,
+        host_memory=remembered,
+        now=now,
     )
-    return Computed(validation, the_plan, revision, runtimes, hosts, settings, prune, memory, now)
+    return Computed(
+        validation,
+        the_plan,
+        revision,
+        runtimes,
+        hosts,
+        settings,
+        prune,
+        memory,
+        now,
+        desired,
+        live,
+    )

@@ -21,6 +21,12 @@ from reconciler.cli import options as opt
 from reconciler.cli.common import Computed, compute_plan, settings_from_flags
 from reconciler.cli.group import EXIT_ERROR, EXIT_INVALID, EXIT_OK, cli
 from reconciler.cli.output import echo_results, echo_styled
+from reconciler.cli.whatif import (
+    checkout_revision,
+    what_if_json,
+    what_if_lines,
+    what_if_markdown,
+)
 from reconciler.plan.guards import Limits, refusals
 from reconciler.render.deployments import failure_line, rollout_lines
 from reconciler.render.plans import plan_json, plan_markdown, plan_text_lines
@@ -43,6 +49,20 @@ from reconciler.render.plans import plan_json, plan_markdown, plan_text_lines
     help="text for people, json for tools, markdown for a PR comment.",
 )
 @opt.prune(help_text="Count owned objects no longer in the manifests as removals.")
+@click.option(
+    "--revision",
+    default=None,
+    metavar="REF",
+    help="Plan with the manifests of this branch, tag or commit of the git source (a URL, a "
+    "bare repository, or a directory in a work tree): what it would change, before merging.",
+)
+@click.option(
+    "--assume-down",
+    multiple=True,
+    metavar="HOST",
+    help="Plan as if HOST were lost past its grace period: where its replicas go, what "
+    "cannot be placed, which Services lose endpoints (repeatable).",
+)
 def diff_command(
     sources: tuple[str, ...],
     hosts_file: str | None,
@@ -53,28 +73,47 @@ def diff_command(
     host_grace: float,
     output: str,
     prune: bool,
+    revision: str | None,
+    assume_down: tuple[str, ...],
 ) -> None:
     """Show what apply would change, without changing anything.
 
     Exit 0 when the hosts are in sync, 1 when changes are pending, 2 on an error
-    (invalid manifests, unreadable hosts file, unreachable host).
+    (invalid manifests, unreadable hosts file, unreachable host). With --assume-down, the
+    hosts assumed lost are no error, and pods that could not be placed are changes (1).
     """
+    if revision is not None:
+        sources = checkout_revision(sources, revision)
     computed = compute_plan(
         sources,
         hosts_file,
         settings_from_flags(instance, infra_image, forwarder_image, cluster_cidr, host_grace),
         prune,
+        assume_down=assume_down,
     )
-    the_plan, revision = computed.plan, computed.revision
+    the_plan, shown = computed.plan, computed.revision
     if output == "json":
-        click.echo(plan_json(the_plan, revision))
+        text = plan_json(the_plan, shown)
+        click.echo(what_if_json(text, computed, assume_down) if assume_down else text)
     elif output == "markdown":
-        click.echo(plan_markdown(the_plan, revision), nl=False)
+        text = plan_markdown(the_plan, shown)
+        click.echo(what_if_markdown(text, computed, assume_down) if assume_down else text, nl=False)
     else:
-        echo_styled(plan_text_lines(the_plan, revision))
-    if the_plan.unreachable or any(d.is_error for d in the_plan.problems):
+        if assume_down:
+            hosts = ", ".join(assume_down)
+            echo_styled([(f"what if {hosts} were lost (past --host-grace):", "bold")])
+        echo_styled(plan_text_lines(the_plan, shown))
+        if assume_down:
+            echo_styled([(line, "bold") for line in what_if_lines(computed, assume_down)])
+    unreachable = {h for h in the_plan.unreachable if h not in assume_down}
+    placing = assume_down and all(
+        "cannot be placed" in d.message for d in the_plan.problems if d.is_error
+    )
+    errors = any(d.is_error for d in the_plan.problems) and not placing
+    if unreachable or errors:
         sys.exit(EXIT_ERROR)
-    sys.exit(EXIT_OK if the_plan.in_sync else EXIT_INVALID)
+    changes = bool(the_plan.actions) or any(d.is_error for d in the_plan.problems)
+    sys.exit(EXIT_INVALID if changes else EXIT_OK)
 
 
 @cli.command("apply")

@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import json
 import sys
+import time
 import urllib.error
 import urllib.request
 from typing import Any
@@ -54,20 +55,17 @@ def _request(url: str, path: str, method: str = "GET", secret: str = "") -> Any:
 @opt.url()
 @click.option("-o", "--output", type=click.Choice(("text", "json")), default="text")
 def status_command(url: str, output: str) -> None:
-    """Show a running service's source, revision, last sync, hosts, pending changes and
-    last error (from its /status)."""
+    """Show a running service's source, revision, last sync, hosts, workloads, pending
+    changes, the revision it holds back and its last error (from its /status); -o json
+    prints the JSON itself."""
     status = _request(url, "/status")
     if output == "json" or not isinstance(status, dict):
         click.echo(json.dumps(status, indent=2))
         sys.exit(EXIT_OK)
-    for key, value in status.items():
-        if isinstance(value, dict | list):
-            click.echo(f"{key}:")
-            items = value.items() if isinstance(value, dict) else enumerate(value)
-            for sub, item in items:
-                click.echo(f"  {sub}: {json.dumps(item) if isinstance(item, dict) else item}")
-        else:
-            click.echo(f"{key}: {value}")
+    from reconciler.render.statustext import status_lines
+
+    for line in status_lines(status, time.time()):
+        click.echo(line)
     sys.exit(EXIT_OK)
 
 

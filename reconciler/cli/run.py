@@ -26,7 +26,8 @@ from reconciler.core.errors import SourceError
 from reconciler.daemon.config import RunConfig
 from reconciler.daemon.logs import setup_logging
 from reconciler.daemon.loop import ReconcileService
-from reconciler.source.git import GitSource
+from reconciler.daemon.notify import check_url, shown_url
+from reconciler.source.git import GitSource, SignaturePolicy
 
 
 def _load_config(ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
@@ -100,7 +101,7 @@ def _load_config(ctx: click.Context, _param: click.Parameter, value: str | None)
     envvar=opt.env_var("listen"),
     default=opt.DEFAULT_LISTEN,
     show_default=True,
-    help="HOST:PORT of /healthz /readyz /metrics /status /hooks/git.",
+    help="HOST:PORT of the status page (/) and /healthz /readyz /metrics /status /hooks/git.",
 )
 @opt.hosts()
 @opt.instance()
@@ -134,6 +135,43 @@ def _load_config(ctx: click.Context, _param: click.Parameter, value: str | None)
 @opt.allow_mass_prune(from_env=True)
 @opt.grace_period(from_env=True, most=None)
 @click.option(
+    "--notify",
+    envvar=opt.env_var("notify"),
+    multiple=True,
+    metavar="URL",
+    help="POST every event (applied, failed, held, rollout failed, drift healed, host lost "
+    "or back) to URL; repeatable (the env var takes several, space-separated).",
+)
+@click.option(
+    "--notify-format",
+    envvar=opt.env_var("notify-format"),
+    type=click.Choice(("json", "slack")),
+    default="json",
+    show_default=True,
+    help="Body of the notifications: the event as JSON, or a Slack-compatible {\"text\"}.",
+)
+@click.option(
+    "--verify-signatures",
+    is_flag=True,
+    envvar=opt.env_var("verify-signatures"),
+    help="Apply only commits signed by an allowed key (git sources); any other commit is "
+    "held like an invalid one.",
+)
+@click.option(
+    "--allowed-signers",
+    envvar=opt.env_var("allowed-signers"),
+    default=None,
+    metavar="FILE",
+    help="SSH keys that may sign, in git's allowed_signers format (gpg.ssh.allowedSignersFile).",
+)
+@click.option(
+    "--gpg-keyring",
+    envvar=opt.env_var("gpg-keyring"),
+    default=None,
+    metavar="FILE",
+    help="GPG public keys that may sign (as `gpg --export` writes them).",
+)
+@click.option(
     "--print-config",
     is_flag=True,
     help="Print the settings in effect (after flags, env vars and file) and exit.",
@@ -160,6 +198,11 @@ def run_command(
     max_prune: int,
     allow_mass_prune: bool,
     grace_period: int,
+    notify: tuple[str, ...],
+    notify_format: str,
+    verify_signatures: bool,
+    allowed_signers: str | None,
+    gpg_keyring: str | None,
     print_config: bool,
 ) -> None:
     """Reconcile continuously: commit to git and the hosts follow; a container dies and
@@ -167,6 +210,16 @@ def run_command(
     _, _, port = listen.rpartition(":")
     if not port.isdigit():
         raise click.BadParameter(f"{listen!r}: expected HOST:PORT", param_hint="--listen")
+    for url in notify:
+        problem = check_url(url)
+        if problem:
+            raise click.BadParameter(problem, param_hint="--notify")
+    if (allowed_signers or gpg_keyring) and not verify_signatures:
+        raise click.BadParameter(
+            "a key file without --verify-signatures would check nothing: add "
+            "--verify-signatures",
+            param_hint="--allowed-signers/--gpg-keyring",
+        )
     if print_config:
         shown = {
             name: value
@@ -174,6 +227,7 @@ def run_command(
             if name not in ("print_config", "webhook_secret")
         }
         shown["webhook_secret"] = "******" if webhook_secret else ""
+        shown["notify"] = [shown_url(url) for url in notify]  # a hook's URL is its secret
         click.echo(json.dumps(shown, indent=2, sort_keys=True))
         sys.exit(EXIT_OK)
     setup_logging(log_format)
@@ -198,7 +252,21 @@ def run_command(
         max_prune=max_prune,
         allow_mass_prune=allow_mass_prune,
         grace_seconds=grace_period,
+        verify_signatures=verify_signatures,
+        allowed_signers=Path(allowed_signers) if allowed_signers else None,
+        gpg_keyring=Path(gpg_keyring) if gpg_keyring else None,
+        notify=notify,
+        notify_format=notify_format,
     )
+    if verify_signatures:
+        if not config.is_git:
+            raise click.BadParameter(
+                "only a git source has commits to verify", param_hint="--verify-signatures"
+            )
+        try:
+            SignaturePolicy(config.allowed_signers, config.gpg_keyring).check()
+        except SourceError as exc:
+            raise click.BadParameter(str(exc), param_hint="--verify-signatures") from exc
     if config.is_git:
         try:  # malformed url, ref or path: a usage error now, not a failing service later
             GitSource(source, ref=branch, path=subpath)

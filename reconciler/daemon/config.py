@@ -42,6 +42,13 @@ class RunConfig:
     grace_seconds: int = 10
     git_timeout: float = 60.0
     stop_timeout: float = 30.0
+    #: apply only commits signed by a key of ``allowed_signers`` (SSH) or ``gpg_keyring``
+    verify_signatures: bool = False
+    allowed_signers: Path | None = None
+    gpg_keyring: Path | None = None
+    #: receivers of the events (``--notify``), and their body: ``json`` or ``slack``
+    notify: Sequence[str] = ()
+    notify_format: str = "json"
     #: while a Deployment rolls out, the next pass comes this soon (its pods' readiness is
     #: what lets it go on), instead of waiting for the resync
     rollout_interval: float = 1.0

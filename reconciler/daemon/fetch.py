@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -27,7 +27,11 @@ from reconciler.daemon.http.metrics import Metrics
 from reconciler.daemon.http.status import StatusBoard
 from reconciler.daemon.triggers import Backoff
 from reconciler.render.diagnostics import diagnostic_line
-from reconciler.source.git import Checkout, GitSource, sync
+from reconciler.source.git import Checkout, GitSource, SignaturePolicy, sync, verify
+
+#: ``on_held(revision, kind, reason, lines)``: a revision is not applied; ``kind`` is
+#: ``invalid`` or ``signature``.
+OnHeld = Callable[[str, str, str, Sequence[str]], None]
 
 log = logging.getLogger(__name__)
 
@@ -42,14 +46,20 @@ class DesiredSource:
     """The source of ``reconciler run`` and the last valid manifests read from it."""
 
     def __init__(
-        self, config: RunConfig, board: StatusBoard, metrics: Metrics, record_error: RecordError
+        self,
+        config: RunConfig,
+        board: StatusBoard,
+        metrics: Metrics,
+        record_error: RecordError,
+        on_held: OnHeld | None = None,
     ) -> None:
         self.config = config
         self.board = board
         self.metrics = metrics
         self._record_error = record_error
+        self._on_held = on_held
         self.last_good: tuple[list[Manifest], str] | None = None
-        self.invalid = False  # the newest revision failed validation
+        self.invalid = False  # the newest revision failed validation or its signature check
         self.next_fetch = 0.0  # monotonic time of the next git fetch
         self._backoff = Backoff(cap=max(config.interval, 1.0))
 
@@ -86,9 +96,15 @@ class DesiredSource:
             self._backoff.succeeded()
             self.next_fetch = time.monotonic() + config.interval
             directory, revision = checkout.manifests, checkout.revision[:12]
+            self.board.overview.set_root(str(checkout.root))
+            if revision == self.board.overview.held_revision:
+                return self.last_good  # held already: reported, nothing new to check
+            if config.verify_signatures and not self._signed(checkout, revision):
+                return self.last_good
         else:
             directory = Path(config.source) / config.path
             revision = source_revision([str(directory)])
+            self.board.overview.set_root(config.source)
         same = self.last_good is not None and revision == self.last_good[1]
         if config.is_git and revision and same:
             return self.last_good  # same commit: nothing to reload
@@ -102,14 +118,55 @@ class DesiredSource:
         self.invalid = not validation.valid
         if not validation.valid:
             lines = [diagnostic_line(d) for d in validation.errors]
-            self._record_error(
-                "validation",
+            message = (
                 f"revision {revision or '(working tree)'} is invalid: {len(lines)} error(s); "
-                f"still enforcing {self.last_good[1] if self.last_good else 'nothing'}",
-                details=lines,
+                f"still enforcing {self._enforced}"
             )
+            self._record_error("validation", message, details=lines)
             for line in lines[:20]:
                 log.error("%s", line, extra={"revision": revision})
+            self._hold(revision, "invalid", message, lines)
             return self.last_good
+        self.board.overview.release()
+        self.board.overview.set_warnings([diagnostic_line(d) for d in validation.warnings])
         self.last_good = (validation.manifests, revision)
         return self.last_good
+
+    @property
+    def _enforced(self) -> str:
+        return self.last_good[1] if self.last_good else "nothing"
+
+    def _hold(self, revision: str, kind: str, message: str, lines: Sequence[str]) -> None:
+        self.board.overview.hold(revision, kind, message, lines)
+        if self._on_held is not None:
+            self._on_held(revision, kind, message, lines)
+
+    def _signed(self, checkout: Checkout, revision: str) -> bool:
+        """Whether the fetched commit is signed by an allowed key; if not, it is held."""
+        config = self.config
+        policy = SignaturePolicy(config.allowed_signers, config.gpg_keyring)
+        try:
+            verdict = verify(
+                checkout.root, checkout.revision, policy, config.source, config.git_timeout
+            )
+        except (SourceError, SourceUnavailable) as exc:
+            reason = f"commit {revision}: signature not checked: {exc}"
+            verdict_ok, why = False, reason
+        else:
+            verdict_ok, why = verdict.ok, verdict.reason
+            if verdict.ok:
+                log.info(
+                    "commit %s signed by %s (%s)",
+                    revision,
+                    verdict.signer or "an allowed key",
+                    verdict.key,
+                    extra={"revision": revision},
+                )
+        if verdict_ok:
+            return True
+        self.board.set_desired_revision(revision)
+        self.invalid = True
+        message = f"revision {revision} is held: {why}; still enforcing {self._enforced}"
+        self._record_error("signature", message, details=[why])
+        self._hold(revision, "signature", message, [why])
+        return False

@@ -34,21 +34,29 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from reconciler.apply.converge import connect, converge, make_plan, observe_and_remember
+from reconciler.apply.converge import (
+    connect,
+    converge,
+    make_plan,
+    observe,
+    observe_and_remember,
+)
 from reconciler.apply.execute import ActionResult
 from reconciler.apply.runtime import ServiceRuntime
 from reconciler.core.model import ObjectRef
 from reconciler.daemon.config import PassOutcome, RunConfig
+from reconciler.daemon.events import Announcer
 from reconciler.daemon.fetch import DesiredSource
 from reconciler.daemon.http.metrics import Metrics
 from reconciler.daemon.http.server import Server, serve
 from reconciler.daemon.http.status import StatusBoard
+from reconciler.daemon.notify import Notifier
+from reconciler.daemon.report import PassReport
+from reconciler.daemon.rollouts import RolloutReporter
 from reconciler.daemon.triggers import DockerEvents, OwnRemovals, _Trigger, watch_directory
 from reconciler.desire.hostmemory import HostRecord
 from reconciler.plan.guards import Limits, refusals
 from reconciler.plan.model import Verb
-from reconciler.plan.rollouts import Rollouts
-from reconciler.render.deployments import failure_line
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +93,22 @@ class ReconcileService:
         self._memory: dict[str, HostRecord] = {}  # host memory when no state dir is set
         #: per Deployment, the last failed action on one of its pods: why a rollout fails
         self._rollout_errors: dict[ObjectRef, str] = {}
-        self._source = DesiredSource(config, self.board, self.metrics, self._record_error)
+        self._notifier = (
+            Notifier(config.notify, config.notify_format, self.metrics.notification)
+            if config.notify
+            else None
+        )
+        announcer = Announcer(
+            self.board.overview.record_event,
+            self._notifier.send if self._notifier is not None else None,
+        )
+        self.report = PassReport(
+            config.instance, config.hosts, self.board, announcer, self.runtimes
+        )
+        self._source = DesiredSource(
+            config, self.board, self.metrics, self._record_error, self.report.held
+        )
+        self._rollouts = RolloutReporter(self.board, self.metrics, announcer, config.instance)
         self._server: Server | None = None
         self._observer: Any = None
         self._events = DockerEvents(
@@ -121,6 +144,8 @@ class ReconcileService:
                 log.debug("ignored: %s (a container a pass removed)", trigger.reason)
             else:
                 reasons.append(trigger.reason)
+                if trigger.died is not None:
+                    self.report.restarted(*trigger.died)
         return reasons
 
     def _on_webhook(self, reason: str) -> None:
@@ -159,7 +184,7 @@ class ReconcileService:
             on_suspend=self._on_suspend,
             branch=self.config.branch or None,
         )
-        log.info("serving /healthz /readyz /metrics /status /hooks/git on %s", self._server.url)
+        log.info("status page at %s/ (and /healthz /readyz /metrics /status)", self._server.url)
 
     def _start_watch(self) -> None:
         """Watch a directory source: a change wakes the loop (see :func:`watch_directory`)."""
@@ -189,8 +214,9 @@ class ReconcileService:
                 due_fetch = self.config.is_git and now >= self._source.next_fetch
                 if not reasons and now < next_resync and not due_fetch:
                     continue
-                if self._suspended:
-                    next_resync = now + self.config.resync
+                if self._suspended:  # plan only: the page shows what resuming would do
+                    self.run_pass(_summary(reasons) or "resync", dry_run=True)
+                    next_resync = time.monotonic() + self.config.resync
                     continue
                 if not reasons and now < next_resync:
                     # only the poll is due: a full pass only when the commit moved
@@ -217,6 +243,8 @@ class ReconcileService:
             with contextlib.suppress(Exception):
                 self._observer.stop()
         self._events.close()
+        if self._notifier is not None:
+            self._notifier.close()
         for runtime in self.runtimes.values():
             runtime.close()
 
@@ -237,9 +265,14 @@ class ReconcileService:
         signal.signal(signal.SIGINT, handler)
 
     # -- one pass ----------------------------------------------------------------------------
-    def run_pass(self, reason: str) -> PassOutcome:
-        """One level-triggered pass: fetch → validate → observe → plan → apply."""
+    def run_pass(self, reason: str, dry_run: bool = False) -> PassOutcome:
+        """One level-triggered pass: fetch → validate → observe → plan → apply.
+
+        ``dry_run`` (while suspended) stops after the plan: the page shows it as pending.
+        """
         started = time.monotonic()
+        if dry_run:
+            return self._plan_only(reason, started)
         self.passes += 1
         self.board.sync_started()
         log.info("pass: %s", reason)
@@ -262,7 +295,8 @@ class ReconcileService:
                 log.warning("host %s unreachable: %s", host, state.error, extra={"host": host})
         self.metrics.set_hosts({h: s.reachable for h, s in live.items()})
         self.metrics.set_objects_managed(sum(len(s.containers) for s in live.values()))
-        _, the_plan = make_plan(
+        self.report.observed(live)
+        wanted, the_plan = make_plan(
             manifests,
             list(config.hosts),
             live,
@@ -277,7 +311,21 @@ class ReconcileService:
         if refused:
             message = "; ".join(refused.values()) + " (refused: --allow-mass-prune to force)"
             self._record_error("apply", message)
-            self.board.sync_finished(ok=False, duration=time.monotonic() - started)
+            self.report.failed("apply", message)
+            duration = time.monotonic() - started
+            self.report.finished(
+                reason=reason,
+                revision=revision,
+                manifests=manifests,
+                desired=wanted,
+                plan=the_plan,
+                report=None,
+                before=live,
+                after=live,
+                duration=duration,
+                ok=False,
+            )
+            self.board.sync_finished(ok=False, duration=duration)
             return PassOutcome(ok=False, revision=revision, error=message)
         self.board.set_pending(len(the_plan.actions))
         try:
@@ -298,7 +346,7 @@ class ReconcileService:
             self._own.settle()  # what this pass removed stays its own a while longer
         self._rollout_errors = done.rollout_errors()
         rollouts = done.rollouts or the_plan.rollouts
-        rollouts_failed = self._report_rollouts(rollouts, revision, done.memory_errors or [])
+        rollouts_failed = self._rollouts.report(rollouts, revision, done.memory_errors or [])
         failed = len(done.report.failed)
         applied = len(done.report.results) - failed
         self.board.record_actions(ok=applied, failed=failed)
@@ -316,12 +364,18 @@ class ReconcileService:
             self.metrics.set_last_successful_sync()
         elif failed:
             self._record_error("apply", f"{failed} action(s) failed")
-        elif rollouts_failed:  # logged in full when decided; here: /status and the metric
-            names = ", ".join(f"Deployment/{s.ref.name}" for s in rollouts.failures)
-            self.metrics.sync_error("rollout")
-            self.board.set_error(
-                "rollout", f"{rollouts_failed} rollout(s) failed and rolled back: {names}"
-            )
+        self.report.finished(
+            reason=reason,
+            revision=revision,
+            manifests=manifests,
+            desired=wanted,
+            plan=the_plan,
+            report=done.report,
+            before=live,
+            after=observe(self.runtimes) if done.report.results else live,
+            duration=duration,
+            ok=ok,
+        )
         log.info(
             "pass done: revision %s, %d applied, %d failed, %.2fs",
             revision or "(none)",
@@ -339,54 +393,43 @@ class ReconcileService:
             rollouts_failed=rollouts_failed,
         )
 
-    def _report_rollouts(self, rollouts: Rollouts, revision: str, problems: list[str]) -> int:
-        """Each Deployment's rollout on ``/status``; a failure decided in this pass counted
-        in ``reconciler_rollout_failures_total`` and logged (once: the memory on the hosts
-        says it was decided, so a restarted service does not count it again). Returns how
-        many Deployments' templates are marked failed."""
-        board: dict[str, dict[str, Any]] = {}
-        for ref, step in sorted(rollouts.steps.items()):
-            status = step.status
-            name = f"{ref.namespace}/{ref.name}"
-            entry: dict[str, Any] = {
-                "state": status.state,
-                "revision": status.revision,
-                "template_hash": status.template_hash,
-                "replicas": status.replicas,
-                "updated": status.updated,
-                "ready": status.ready,
-                "available": status.available,
-                "message": status.message,
-                "source": status.source,
-            }
-            if status.failure is not None:
-                entry["failed"] = {
-                    "revision": status.failure.number,
-                    "template_hash": status.failure.hash,
-                    "reason": status.failure.reason,
-                    "source": status.failure.source,
-                    "at": status.failure.at,
-                    "rolled_back_to": status.revision,
-                }
-            board[name] = entry
-            if step.failure is not None:
-                self.metrics.rollout_failure(name)
-                log.error(
-                    "%s",
-                    failure_line(status),
-                    extra={"revision": revision, "object": f"Deployment/{name}"},
-                )
-            elif step.completed:
-                log.info(
-                    "rollout of Deployment/%s: revision %d rolled out",
-                    name,
-                    status.revision,
-                    extra={"revision": revision, "object": f"Deployment/{name}"},
-                )
-        for problem in problems:
-            log.warning("%s", problem)
-        self.board.set_rollouts(board)
-        return len(rollouts.failures)
+    def _plan_only(self, reason: str, started: float) -> PassOutcome:
+        """A pass that stops after planning: what resuming would do, for the page."""
+        desired = self._source.fetch()
+        if desired is None:
+            return PassOutcome(ok=False, error="no valid manifests yet")
+        manifests, revision = desired
+        config = self.config
+        live, memory, now = observe_and_remember(
+            self.runtimes, config.instance, config.state_dir, self._memory
+        )
+        self._memory = memory
+        for host, state in sorted(live.items()):
+            self.board.set_host(host, state.reachable, state.error)
+        self.report.observed(live)
+        wanted, the_plan = make_plan(
+            manifests,
+            list(config.hosts),
+            live,
+            config.settings,
+            prune=config.prune,
+            host_memory=memory,
+            now=now,
+        )
+        self.board.set_pending(len(the_plan.actions))
+        self.report.finished(
+            reason=f"{reason} (suspended: planned only)",
+            revision=revision,
+            manifests=manifests,
+            desired=wanted,
+            plan=the_plan,
+            report=None,
+            before=live,
+            after=live,
+            duration=time.monotonic() - started,
+            ok=True,
+        )
+        return PassOutcome(ok=True, revision=revision)
 
     def _on_result(self, result: ActionResult) -> None:
         action = result.action
@@ -431,6 +474,8 @@ class ReconcileService:
         self.metrics.sync_error(kind)
         self.board.set_error(kind, message, list(details))
         log.error("%s: %s", kind, message)
+        if kind == "git":  # the others are announced by the pass, with more to say
+            self.report.failed(kind, message)
 
 
 def _summary(reasons: Sequence[str]) -> str:

@@ -52,6 +52,8 @@ class _Trigger:
 
     reason: str
     container: str = ""
+    #: (namespace, pod) when this is the ``die`` of one of a pod's app containers: a restart
+    died: tuple[str, str] | None = None
 
 
 class Backoff:
@@ -237,9 +239,11 @@ class DockerEvents:
                     labels = actor.get("Attributes") or {}
                     if labels.get(L.ROLE) in (L.ROLE_STATE, L.ROLE_ROLLOUT):
                         continue  # markers: replaced by the passes themselves, never run
+                    died = event.get("Action") == "die" and labels.get(L.ROLE) == L.ROLE_APP
                     trigger = _Trigger(
                         f"event {event.get('Action')} {labels.get('name', '')}",
                         str(event.get("id") or actor.get("ID") or ""),
+                        (labels.get(L.POD_NAMESPACE, ""), labels.get(L.POD, "")) if died else None,
                     )
                     if self._own.echoes(trigger):  # known already: not even a gap to wait
                         self._ignored()

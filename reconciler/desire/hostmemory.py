@@ -14,7 +14,7 @@ share it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from reconciler.core import labels as L
@@ -56,3 +56,31 @@ def remember(
 
 def within_grace(record: HostRecord, now: float, grace: float) -> bool:
     return record.down_since is not None and now - record.down_since < grace
+
+
+def assume_lost(
+    live: Mapping[str, HostState],
+    memory: Mapping[str, HostRecord],
+    lost: Iterable[str],
+    now: float,
+    grace: float,
+) -> tuple[dict[str, HostState], dict[str, HostRecord]]:
+    """``live`` and ``memory`` as they would be had each host of ``lost`` stopped answering
+    longer than ``grace`` seconds ago: what ``diff --assume-down`` plans with.
+
+    A lost host is observed as unreachable, and remembered with the pods it runs now (or,
+    already unreachable, those it was remembered with), exactly as ``remember`` would have
+    recorded it at its last answer; so the plan is the one ``apply`` would make after the
+    host's real loss.
+    """
+    states = dict(live)
+    records = dict(memory)
+    for host in lost:
+        state = live.get(host)
+        if state is not None and state.reachable:
+            pods = _pods_of(state)
+        else:
+            pods = memory.get(host, HostRecord()).pods
+        states[host] = HostState(host, reachable=False, error="assumed down (--assume-down)")
+        records[host] = HostRecord(now - grace - 1.0, pods)
+    return states, records

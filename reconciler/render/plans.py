@@ -28,8 +28,9 @@ def _change_line(change: FieldChange) -> str:
     return f"{change.path}: {json.dumps(old)} -> {json.dumps(new)}"
 
 
-def plan_json(plan: Plan, revision: str) -> str:
-    """``{"revision", "in_sync", "changes": [...], "summary": {action: count}}`` and more."""
+def plan_actions(plan: Plan) -> list[dict[str, Any]]:
+    """Each action as a JSON-ready dict: verb, host, object, pod, reason, the manifest's
+    file:line and the changed fields (secret-looking env values masked)."""
     changes = []
     for action in plan.actions:
         entry: dict[str, Any] = action.as_dict()
@@ -41,11 +42,16 @@ def plan_json(plan: Plan, revision: str) -> str:
         if action.source is not None:
             entry["source"] = str(action.source)
         changes.append(entry)
+    return changes
+
+
+def plan_json(plan: Plan, revision: str) -> str:
+    """``{"revision", "in_sync", "changes": [...], "summary": {action: count}}`` and more."""
     return json.dumps(
         {
             "revision": revision,
             "in_sync": plan.in_sync,
-            "changes": changes,
+            "changes": plan_actions(plan),
             "summary": plan.summary(),
             "unreachable": plan.unreachable,
             "problems": [diagnostic_dict(d) for d in plan.problems],

@@ -257,6 +257,10 @@ class MemoryHost:
         self._streams.append(stream)
         return stream
 
+    def engine_version(self) -> str:
+        self._check("version")
+        return "memory-1.0"
+
     def record_revision(self, revision: str, image: str) -> None:
         self._check("record revision")
         name = T.marker_name(self.instance)

@@ -140,3 +140,38 @@ def test_an_invalid_revision_keeps_the_last_valid_one_in_force(tmp_path: Path) -
     assert "is invalid: 1 error(s); still enforcing" in message
     assert details[0].startswith(f"{tmp_path / 'web.yaml'}:3:")
     assert b"\nreconciler_validation_errors 1.0\n" in metrics.render()
+
+
+def test_notify_and_signature_settings_are_checked_and_never_printed_whole(
+    tmp_path: Path,
+) -> None:
+    hook = "https://hooks.slack.com/services/T000/B000/XXXXSECRET"
+    path = tmp_path / "config.yaml"
+    path.write_text(f"source: /srv/manifests\nnotify: ['{hook}', 'http://127.0.0.1:9/h']\n")
+    result = CliRunner(env={"RECONCILER_NOTIFY_FORMAT": "slack"}).invoke(
+        cli, ["run", "--config", str(path), "--print-config"]
+    )
+    assert result.exit_code == 0, result.output
+    shown = json.loads(result.output)
+    assert shown["notify"] == ["https://hooks.slack.com/…", "http://127.0.0.1:9/…"]
+    assert shown["notify_format"] == "slack" and "XXXXSECRET" not in result.output
+    bad = CliRunner().invoke(cli, ["run", "--source", ".", "--notify", "ftp://x/y"])
+    assert bad.exit_code == 2 and "expected an http:// or https:// URL" in bad.output
+    lonely = CliRunner().invoke(
+        cli, ["run", "--source", str(tmp_path), "--allowed-signers", str(path)]
+    )
+    assert lonely.exit_code == 2 and "without --verify-signatures" in lonely.output
+    directory = CliRunner().invoke(
+        cli,
+        ["run", "--source", str(tmp_path), "--verify-signatures", "--allowed-signers", str(path)],
+    )
+    assert directory.exit_code == 2 and "only a git source" in directory.output
+    bare = tmp_path / "m.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(bare)], check=True)
+    keyless = CliRunner().invoke(cli, ["run", "--source", str(bare), "--verify-signatures"])
+    assert keyless.exit_code == 2 and "needs --allowed-signers FILE" in keyless.output
+    missing = CliRunner().invoke(
+        cli,
+        ["run", "--source", str(bare), "--verify-signatures", "--allowed-signers", "/nope"],
+    )
+    assert missing.exit_code == 2 and "/nope: no such file" in missing.output

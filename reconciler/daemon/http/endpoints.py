@@ -3,6 +3,8 @@
 Every endpoint takes the request's headers and body and returns a :class:`_Reply`; none
 touches a socket, so the rules of the API read in one place:
 
+- ``/`` is the read-only status page (:mod:`.page`: its files under ``/ui/`` and its data
+  at ``/ui/view``), served with a strict Content-Security-Policy.
 - ``/healthz`` is always 200; ``/readyz`` is 200 once a sync succeeded, 503 before
   (:meth:`.status.StatusBoard.readiness`); ``/metrics`` and ``/status`` render what the loop
   wrote into :class:`.metrics.Metrics` and :class:`.status.StatusBoard`.
@@ -33,6 +35,7 @@ from http import HTTPStatus
 from typing import Any
 
 from reconciler.daemon.http.metrics import METRICS_CONTENT_TYPE, Metrics
+from reconciler.daemon.http.page import PageEndpoint, page_routes
 from reconciler.daemon.http.status import StatusBoard
 from reconciler.daemon.http.webhook import (
     GENERIC_SIGNATURE,
@@ -91,6 +94,8 @@ class _API:
         }
         if self.webhook_secret:
             table["/hooks/git"] = {"POST": self.git_hook}
+        for path, endpoint in page_routes(self.board).items():  # the status page, read-only
+            table[path] = {"GET": _page(endpoint)}
         self.routes = table
 
     def healthz(self, headers: Message, body: bytes) -> _Reply:
@@ -157,6 +162,13 @@ class _API:
         suspended = self.board.suspended
         note = " (reconciling is suspended: nothing will be applied)" if suspended else ""
         return _text(HTTPStatus.ACCEPTED, f"triggered: {reason}{note}")
+
+
+def _page(endpoint: PageEndpoint) -> _Endpoint:
+    def answer(headers: Message, body: bytes) -> _Reply:
+        return _Reply(*endpoint(headers, body))
+
+    return answer
 
 
 def _verb(suspended: bool) -> str:

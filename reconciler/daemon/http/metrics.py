@@ -23,8 +23,9 @@ METRICS_CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
 
 ACTIONS: Final = ("create", "start", "recreate", "remove")
 ACTION_RESULTS: Final = ("ok", "failed")
-SYNC_ERROR_KINDS: Final = ("git", "host", "validation", "apply", "rollout")
+SYNC_ERROR_KINDS: Final = ("git", "host", "validation", "apply", "signature", "rollout")
 WEBHOOK_RESULTS: Final = ("accepted", "unauthorized", "ignored", "bad_request")
+NOTIFICATION_RESULTS: Final = ("sent", "retried", "failed", "dropped")
 
 
 def _check(value: str, allowed: tuple[str, ...], what: str) -> str:
@@ -107,6 +108,15 @@ class Metrics:
             ["result"],
             registry=r,
         )
+        self.notifications = Counter(
+            "reconciler_notifications",
+            "Notification deliveries (--notify), by outcome: sent, retried (one more try "
+            "after a failure), failed (gave up), dropped (the receiver's queue was full).",
+            ["result"],
+            registry=r,
+        )
+        for outcome in NOTIFICATION_RESULTS:
+            self.notifications.labels(result=outcome)
         for action in ACTIONS:
             for result in ACTION_RESULTS:
                 self.actions.labels(action=action, result=result)
@@ -147,7 +157,8 @@ class Metrics:
         self.validation_errors.set(count)
 
     def sync_error(self, kind: str) -> None:
-        """``kind`` is git, host, validation, apply or rollout."""
+        """``kind`` is git, host, validation, apply, signature (a commit not signed by an
+        allowed key) or rollout (a Deployment's template marked failed)."""
         self.sync_errors.labels(kind=_check(kind, SYNC_ERROR_KINDS, "sync error kind")).inc()
 
     def set_suspended(self, suspended: bool) -> None:
@@ -160,6 +171,12 @@ class Metrics:
     def webhook_request(self, result: str) -> None:
         """accepted, unauthorized, ignored or bad_request; the server calls this itself."""
         self.webhook_requests.labels(result=_check(result, WEBHOOK_RESULTS, "result")).inc()
+
+    def notification(self, result: str) -> None:
+        """sent, retried, failed or dropped; the notifier's threads call this."""
+        self.notifications.labels(
+            result=_check(result, NOTIFICATION_RESULTS, "notification result")
+        ).inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -30,6 +30,13 @@ from typing import Any, Final, cast
 from urllib.parse import urlsplit
 
 from reconciler.daemon.http.endpoints import _API, _Reply, _text
+from reconciler.daemon.http.limits import (
+    MAX_CONNECTIONS,
+    MAX_HEADER_BYTES,
+    REQUEST_DEADLINE,
+    BoundedReader,
+    Reaper,
+)
 from reconciler.daemon.http.metrics import Metrics
 from reconciler.daemon.http.status import StatusBoard
 
@@ -54,12 +61,54 @@ class _HTTPServer(ThreadingHTTPServer):
     #: and status calls arrive together while the GIL is busy, and clients see resets
     request_queue_size = 128
     api: _API
+    reaper: Reaper
+    #: connections served at once (one thread each); past it a connection gets a 503 at once
+    max_connections = MAX_CONNECTIONS
+    #: seconds from accepting a connection to the end of its answer (``limits``)
+    request_deadline = REQUEST_DEADLINE
+    _active = 0
+    _active_lock = threading.Lock()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """A thread per connection, up to :attr:`max_connections`; past that, a 503 written
+        without a thread (it fits the socket's empty buffer) and the connection closed."""
+        with self._active_lock:
+            full = self._active >= self.max_connections
+            if not full:
+                self._active += 1
+        if full:
+            try:
+                request.setblocking(False)
+                request.send(_BUSY)
+            except OSError:
+                pass
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A connection that broke a limit or went away mid-request: a debug line, never a
+        traceback on stderr (socketserver's default)."""
+        log.debug("connection from %s ended early", client_address, exc_info=True)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            with self._active_lock:
+                self._active -= 1
 
     def server_bind(self) -> None:
         socketserver.TCPServer.server_bind(self)  # bind only; HTTPServer's adds getfqdn
         host, port = self.server_address[:2]
         self.server_name = str(host)
         self.server_port = int(port)
+
+
+_BUSY: Final = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n"
+    b"Retry-After: 1\r\nConnection: close\r\n\r\nbusy\n"
+)
 
 
 class _HTTPServer6(_HTTPServer):
@@ -79,6 +128,25 @@ class _Handler(BaseHTTPRequestHandler):
     @property
     def api(self) -> _API:
         return cast(_HTTPServer, self.server).api
+
+    def setup(self) -> None:
+        """The socket's per-read timeout (``timeout``) and, over the whole exchange, the
+        reaper's deadline; the request line and headers read through a byte budget."""
+        super().setup()
+        server = cast(_HTTPServer, self.server)
+        self._watch = server.reaper.watch(self.connection, server.request_deadline)
+        self.rfile = BoundedReader(self.rfile, MAX_HEADER_BYTES)  # type: ignore[assignment]
+
+    def parse_request(self) -> bool:
+        parsed = super().parse_request()
+        cast(BoundedReader, self.rfile).headers_done()
+        return parsed
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            cast(_HTTPServer, self.server).reaper.forget(self._watch)
 
     def log_message(self, format: str, *args: Any) -> None:
         """Access and error lines go to ``logging`` at DEBUG: a scrape every 15 s is noise."""
@@ -248,6 +316,7 @@ class Server:
             self._stopped = True
         self._httpd.shutdown()  # returns once serve_forever's next poll sees the flag
         self._httpd.server_close()
+        self._httpd.reaper.stop()
         self._thread.join(timeout=1.0)
 
     def __enter__(self) -> Server:
@@ -285,6 +354,8 @@ def serve(
     on_suspend: Callable[[bool], None],
     branch: str | None = None,
     max_body_bytes: int = MAX_BODY_BYTES,
+    max_connections: int = MAX_CONNECTIONS,
+    request_deadline: float = REQUEST_DEADLINE,
 ) -> Server:
     """Listen on ``address:port`` (0: any free port) and serve on a background thread.
 
@@ -292,7 +363,8 @@ def serve(
     ``/resume``; an empty string counts as none. ``branch``, when given, makes pushes to any
     other ref (other branches, tags) answer "ignored" without calling ``on_trigger``; pushes
     whose payload names no ref always trigger, since a needless fetch is cheap and a missed
-    one is not. Raises ``OSError`` when the address cannot be bound.
+    one is not. ``max_connections`` and ``request_deadline`` bound slow and numerous
+    clients (:mod:`.limits`). Raises ``OSError`` when the address cannot be bound.
     """
     secret = webhook_secret or None
     if address.startswith("[") and address.endswith("]"):
@@ -301,6 +373,9 @@ def serve(
     server_class = _HTTPServer6 if ":" in address else _HTTPServer
     httpd = server_class((address, port), _Handler, bind_and_activate=False)
     httpd.api = api
+    httpd.reaper = Reaper()
+    httpd.max_connections = max_connections
+    httpd.request_deadline = request_deadline
     try:
         httpd.server_bind()
         httpd.server_activate()

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from reconciler.core.redact import redact
+from reconciler.daemon.http.overview import Overview
 
 #: Validation errors kept for ``/status``: a broken repository can have thousands, and the
 #: first screenful is what an operator reads; the total is kept beside them.
@@ -101,6 +102,8 @@ class StatusBoard:
         self._last_error: _LastError | None = None
         self._suspended = False
         self._rollouts: dict[str, dict[str, Any]] = {}
+        #: the world, pending plan, held revision, syncs and events (the page's data)
+        self.overview = Overview()
         self._counters: dict[str, int] = {
             "syncs_started": 0,
             "syncs_succeeded": 0,
@@ -290,4 +293,4 @@ class StatusBoard:
                 },
                 "rollouts": {name: dict(entry) for name, entry in sorted(self._rollouts.items())},
                 "counters": dict(self._counters),
-            }
+            } | self.overview.snapshot()

@@ -27,7 +27,8 @@ The modules, in the order a sync uses them; callers import only the names re-exp
   killed syncs, the revision the last sync completed.
 - ``resolve``: a ref to a commit, fetching no more than it needs.
 - ``update``: ``sync`` itself: lock, clone or update, check out, clean, re-clone once.
-- ``revision``: ``revision_of``.
+- ``revision``: ``revision_of``, and ``repository_of`` (the work tree a path is in).
+- ``signatures``: ``verify``, whether a commit is signed by a key the operator allows.
 
 Design notes (docs/sources.md has the long form):
 
@@ -45,17 +46,22 @@ Design notes (docs/sources.md has the long form):
 """
 
 from reconciler.core.errors import SourceError, SourceFailure, SourceUnavailable
-from reconciler.source.git.revision import revision_of
+from reconciler.source.git.revision import repository_of, revision_of
+from reconciler.source.git.signatures import SignaturePolicy, Verdict, verify
 from reconciler.source.git.source import Checkout, GitSource, default_cache_dir
 from reconciler.source.git.update import sync
 
 __all__ = [
     "Checkout",
     "GitSource",
+    "SignaturePolicy",
     "SourceError",
     "SourceFailure",
     "SourceUnavailable",
+    "Verdict",
     "default_cache_dir",
+    "repository_of",
     "revision_of",
     "sync",
+    "verify",
 ]

@@ -33,3 +33,20 @@ def revision_of(path: str) -> str:
         return f"{sha}+dirty" if dirty else sha
     finally:
         repo.close()  # reading the commit started a `git cat-file` that would outlive us
+
+
+def repository_of(path: str) -> tuple[str, str] | None:
+    """(the work tree's root, ``path`` relative to it) when ``path`` is inside a git work
+    tree, else None: ``diff --revision`` reads another commit of the same repository."""
+    try:
+        repo = git.Repo(path, search_parent_directories=True)
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+        return None
+    try:
+        root = repo.working_tree_dir
+        if root is None:
+            return None
+        relative = os.path.relpath(os.path.abspath(path), root)
+        return str(root), "" if relative == "." else relative
+    finally:
+        repo.close()

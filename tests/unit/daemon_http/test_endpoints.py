@@ -63,7 +63,7 @@ def test_webhook_without_a_secret_does_not_exist(api: Start, secret: str | None)
 def test_unknown_path_is_404_and_wrong_method_is_405(api: Start) -> None:
     a = api()
     assert request(a.server, "GET", "/nope").status == 404
-    assert request(a.server, "GET", "/").status == 404
+    assert request(a.server, "GET", "/index.html").status == 404  # "/" is the status page
     resp = request(a.server, "POST", "/healthz")
     assert resp.status == 405
     assert resp.headers["Allow"] == "GET, HEAD"

@@ -199,6 +199,11 @@ def test_a_rollout_that_never_becomes_ready_fails_is_rolled_back_and_reported(
     rig.write("web/service.yaml", service(node_port))
     rig.write("web/deployment.yaml", deployment(replicas=3, surge=1, unavailable=0))
     served = run_service("--resync", "2")
+    wait_for(  # rollout status needs the rollout's memory: written by the first pass
+        lambda: "default/web" in served.status().get("rollouts", {}),
+        timeout=60,
+        what=f"the first pass\n{served.output()}",
+    )
     done = rollout(rig, "status", "web", "--timeout", "90")
     assert done.returncode == 0, done.stdout + done.stderr + served.output()
     assert "successfully rolled out" in done.stdout

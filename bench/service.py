@@ -471,10 +471,10 @@ def bench_latency(
                 started = time.perf_counter()
                 (watch_dir / "pod.yaml").write_text(marker_pod(value))
             else:
-                repos[kind].commit(value)
+                commit = repos[kind].commit(value)
                 started = time.perf_counter()
-                if kind == "webhook":
-                    body = push_body()
+                if kind == "webhook":  # as GitHub: each push names its commit (and counts once)
+                    body = push_body(after=commit)
                     hook_codes.add(
                         services[kind].post("/hooks/git", body, github_headers(SECRET, body))
                     )

@@ -53,6 +53,10 @@ FILES_PER_NAMESPACE = 50
 
 ROLES = ("api", "web", "worker", "auth", "search", "billing", "gateway", "catalog", "orders")
 LOG_LEVELS = ("debug", "info", "warning")
+#: The generated ReplicationControllers mount log directories under here: the operator's
+#: policy must allow them, as it would for a real tree that does (reconciler.check.policy).
+HOST_PATH_PREFIX = "/var/log/apps"
+POLICY_FLAGS = ("--allow-host-path", HOST_PATH_PREFIX)
 
 
 class BenchError(Exception):
@@ -157,7 +161,7 @@ def _replication_controller(rng: random.Random, name: str, role: str, ns: str) -
                         {
                             "name": "logs",
                             "hostPath": {
-                                "path": f"/var/log/apps/{ns}/{name}",
+                                "path": f"{HOST_PATH_PREFIX}/{ns}/{name}",
                                 "type": "DirectoryOrCreate",
                             },
                         },
@@ -341,7 +345,9 @@ def _failure(what: str, done: subprocess.CompletedProcess[str]) -> BenchError:
 
 def check_reconciler(tree: Tree) -> None:
     """``reconciler validate -o json ROOT`` must say valid, with no warnings, for every object."""
-    _, done = _run([_command("reconciler"), "validate", "-o", "json", str(tree.root)])
+    _, done = _run(
+        [_command("reconciler"), "validate", *POLICY_FLAGS, "-o", "json", str(tree.root)]
+    )
     try:
         report = json.loads(done.stdout)
     except ValueError:
@@ -366,7 +372,7 @@ def check_reconciler(tree: Tree) -> None:
 
 def time_reconciler(tree: Tree, runs: int) -> list[Timing]:
     """One Timing per run of the whole ``reconciler validate ROOT`` command (must exit 0)."""
-    argv = [_command("reconciler"), "validate", str(tree.root)]
+    argv = [_command("reconciler"), "validate", *POLICY_FLAGS, str(tree.root)]
     timings = []
     for _ in range(runs):
         timing, done = _run(argv)

@@ -18,10 +18,14 @@ from pathlib import Path
 from reconciler.apply import state as memory_file
 from reconciler.apply.execute import ActionResult, ApplyReport, execute
 from reconciler.apply.runtime import HostRuntime
-from reconciler.check.validate import ValidationResult, validate
+from reconciler.check.policy import Policy
+from reconciler.check.validate import DEFAULT_POLICY, ValidationResult, validate
 from reconciler.core import labels as L
-from reconciler.core.model import HostState, Manifest, ObjectRef
+from reconciler.core.errors import ReconcilerError
+from reconciler.core.model import Diagnostic, HostState, LiveVolume, Manifest, ObjectRef
 from reconciler.desire import hostmemory
+from reconciler.desire.budget import pod_budget
+from reconciler.desire.claims import orphaned_volumes
 from reconciler.desire.compute import compute_desired
 from reconciler.desire.hostmemory import HostRecord
 from reconciler.desire.settings import DesiredState, Settings
@@ -35,13 +39,38 @@ from reconciler.plan.rollout_memory import encode
 from reconciler.plan.rollouts import Rollouts, plan_rollouts
 from reconciler.source.git import revision_of
 from reconciler.source.hosts import Host
-from reconciler.source.load import load_paths
+from reconciler.source.keys import Keyring
+from reconciler.source.load import SourceLimits, load_paths
+from reconciler.source.sops import open_secrets
 
 
-def load_source(paths: Sequence[str]) -> tuple[ValidationResult, int]:
-    """Validated manifests of a source tree, and how many files it had."""
-    loaded = load_paths(paths)
-    return validate(loaded), len(loaded.files)
+def load_source(
+    paths: Sequence[str],
+    keyring: Keyring | None = None,
+    *,
+    policy: Policy = DEFAULT_POLICY,
+    limits: SourceLimits | None = None,
+    root: str | None = None,
+    max_pods: int | None = None,
+) -> tuple[ValidationResult, int]:
+    """Validated manifests of a source tree, and how many files it had.
+
+    With a ``keyring`` (``diff``, ``apply``, ``run``), SOPS-encrypted Secrets are decrypted
+    in memory first and checked in full; one that cannot be opened is an error, so nothing
+    is applied. Without one (``get``), they are checked as ``validate`` checks them.
+
+    What the operator allows is checked here too, for ``diff``, ``apply`` and ``run`` alike:
+    the ``policy``, the source's ``limits`` (``root`` is the tree symbolic links must stay
+    in: a git checkout) and, when given, ``max_pods``.
+    """
+    loaded = load_paths(paths, limits=limits, root=root)
+    if keyring is not None:
+        loaded = open_secrets(loaded, keyring)
+    result = validate(loaded, policy)
+    if max_pods is not None and result.valid:
+        over: list[Diagnostic] = pod_budget(result.manifests, max_pods)
+        result.diagnostics = sorted([*result.diagnostics, *over], key=Diagnostic.sort_key)
+    return result, len(loaded.files)
 
 
 def source_revision(paths: Sequence[str]) -> str:
@@ -65,13 +94,24 @@ def connect(
     }
 
 
-def observe(runtimes: Mapping[str, HostRuntime]) -> dict[str, HostState]:
-    """Every host at once: a slow or dead host never delays the others' answers."""
+def observe(
+    runtimes: Mapping[str, HostRuntime], volumes: bool | None = None
+) -> dict[str, HostState]:
+    """Every host at once: a slow or dead host never delays the others' answers.
+    ``volumes``: list the claims' volumes too (None: where a container mounts one)."""
     if not runtimes:
         return {}
     with ThreadPoolExecutor(max_workers=len(runtimes), thread_name_prefix="observe") as pool:
-        futures = {name: pool.submit(runtime.observe) for name, runtime in runtimes.items()}
+        futures = {
+            name: pool.submit(runtime.observe, volumes) for name, runtime in runtimes.items()
+        }
         return {name: future.result() for name, future in futures.items()}
+
+
+def wants_volumes(manifests: Sequence[Manifest]) -> bool | None:
+    """List the claims' volumes when the manifests define claims (placement follows them);
+    otherwise only where a container mounts one (``observe``'s default)."""
+    return True if any(m.kind == "PersistentVolumeClaim" for m in manifests) else None
 
 
 def make_plan(
@@ -83,6 +123,7 @@ def make_plan(
     prune: bool = True,
     host_memory: Mapping[str, HostRecord] | None = None,
     now: float = 0.0,
+    prune_volumes: bool = False,
     errors: Mapping[ObjectRef, str] | None = None,
     commit: str = "",
 ) -> tuple[DesiredState, Plan]:
@@ -103,10 +144,32 @@ def make_plan(
     decisions = {ref: done.decision for ref, done in rollouts.steps.items()}
     desired = compute_desired(manifests, hosts, live, settings, host_memory, now, decisions)
     the_plan = plan(desired, live, prune=prune)
+    the_plan.orphaned_volumes = orphaned_volumes(desired.claims, live)
+    the_plan.prune_volumes = prune_volumes
     if not prune:
         rollouts.forget = []
     the_plan.rollouts = rollouts
     return desired, the_plan
+
+
+def remove_volumes(
+    volumes: Sequence[LiveVolume], runtimes: Mapping[str, HostRuntime]
+) -> list[tuple[LiveVolume, str]]:
+    """Remove claims' volumes (``--prune-volumes``, ``down --volumes``): each with "" when
+    it went, else why not (in use, not ours, host away). Never implicit."""
+    results = []
+    for volume in volumes:
+        runtime = runtimes.get(volume.host)
+        if runtime is None:
+            results.append((volume, f"host {volume.host} is not configured"))
+            continue
+        try:
+            runtime.remove_volume(volume)
+        except ReconcilerError as exc:
+            results.append((volume, str(exc)))
+            continue
+        results.append((volume, ""))
+    return results
 
 
 def observe_and_remember(
@@ -114,12 +177,13 @@ def observe_and_remember(
     instance: str,
     state_dir: Path | None,
     previous: Mapping[str, HostRecord] | None = None,
+    volumes: bool | None = None,
     clock: Callable[[], float] = time.time,
 ) -> tuple[dict[str, HostState], dict[str, HostRecord], float]:
     """Observe every host and update the instance's host memory (kept on disk when
     ``state_dir`` is given, else carried in ``previous``): what placement needs to give an
     unreachable host its grace period. ``clock``: the wall clock (tests pass their own)."""
-    live = observe(runtimes)
+    live = observe(runtimes, volumes)
     now = clock()
     if state_dir is None:
         return live, hostmemory.remember(previous or {}, live, now), now
@@ -282,7 +346,7 @@ def converge(
     # what runs now: the forwarders' endpoints, and the host memory (which pods each host
     # runs, so that a host lost before the next pass keeps them for its grace period)
     live, host_memory, now = observe_and_remember(
-        runtimes, settings.instance, state_dir, host_memory
+        runtimes, settings.instance, state_dir, host_memory, wants_volumes(manifests)
     )
     _, fresh = make_plan(
         manifests, hosts, live, settings, prune=prune, host_memory=host_memory, now=now

@@ -18,13 +18,19 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from reconciler.apply.converge import Converged, converge, make_plan, observe_and_remember
+from reconciler.apply.converge import (
+    Converged,
+    converge,
+    make_plan,
+    observe_and_remember,
+    wants_volumes,
+)
 from reconciler.apply.execute import ActionResult, ApplyReport
 from reconciler.apply.runtime import HostRuntime
 from reconciler.core.model import Manifest, ObjectRef
 from reconciler.desire.hostmemory import HostRecord
 from reconciler.desire.settings import Settings
-from reconciler.plan.guards import Limits, refusals
+from reconciler.plan.guards import Limits, refused
 from reconciler.plan.model import Plan
 from reconciler.plan.rollout import Step
 from reconciler.plan.rollouts import Rollouts
@@ -41,7 +47,7 @@ class Driven:
     rollouts: Rollouts = field(default_factory=Rollouts)
     failures: dict[ObjectRef, Step] = field(default_factory=dict)
     timed_out: bool = False
-    refused: dict[str, str] = field(default_factory=dict)
+    refused: list[str] = field(default_factory=list)
     memory_errors: list[str] = field(default_factory=list)
     last: ApplyReport = field(default_factory=ApplyReport)  # the last pass's actions
 
@@ -131,7 +137,12 @@ def drive(
             return result
         pacing.sleep(pacing.interval)
         live, host_memory, now = observe_and_remember(
-            runtimes, settings.instance, state_dir, host_memory, clock=pacing.wall
+            runtimes,
+            settings.instance,
+            state_dir,
+            host_memory,
+            wants_volumes(manifests),
+            clock=pacing.wall,
         )
         _, the_plan = make_plan(
             manifests,
@@ -144,6 +155,6 @@ def drive(
             errors=done.rollout_errors(),
             commit=commit,
         )
-        result.refused = refusals(the_plan, limits)
+        result.refused = refused(the_plan, limits)
         if result.refused:
             return result

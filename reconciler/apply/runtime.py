@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any, Protocol
 
-from reconciler.core.model import DesiredPod, HostState, LiveContainer, ObjectRef
+from reconciler.core.model import DesiredPod, HostState, LiveContainer, LiveVolume, ObjectRef
 
 
 class Runtime(Protocol):
@@ -45,7 +45,9 @@ class HostRuntime(Runtime, Protocol):
 
     revision: str
 
-    def observe(self) -> HostState: ...
+    def observe(self, volumes: bool | None = None) -> HostState: ...
+
+    def remove_volume(self, volume: LiveVolume) -> None: ...
 
     def close(self) -> None: ...
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from reconciler.check.config import check_claim, check_configmap, check_secret
 from reconciler.check.deployments import check_deployment_spec
 from reconciler.check.pods import check_ip, check_pod_spec
 from reconciler.check.report import Reporter
@@ -21,8 +22,11 @@ from reconciler.core.model import (
     as_list,
     as_map,
 )
+from reconciler.core.text import QUOTE_LIMIT, bounded, shown
 
 NODE_PORT_RANGE = (30000, 32767)
+#: Counts are Kubernetes int32s: ``replicas: 3000000000`` is refused, as the API server does.
+INT32_MAX = 2**31 - 1
 
 _OLD_API_HINTS = {
     "v1beta1": (
@@ -56,11 +60,11 @@ def _check_metadata(
         for key, value in as_map(meta.get(field_name)).items():
             problem = names.qualified_name(key)
             if problem:
-                report.error(path + (field_name, key), f"key {key!r}: {problem}")
+                report.error(path + (field_name, key), f"key {shown(key)}: {problem}")
             if value_rule is not None and isinstance(value, str):
                 problem = value_rule(value)
                 if problem:
-                    report.error(path + (field_name, key), f"value {value!r} {problem}")
+                    report.error(path + (field_name, key), f"value {shown(value)} {problem}")
 
 
 def _check_pod(report: Reporter, body: Mapping[str, Any]) -> None:
@@ -76,11 +80,17 @@ def _check_rc(report: Reporter, body: Mapping[str, Any]) -> None:
     _check_metadata(report, ("spec", "template", "metadata"), template_meta, None)
     template_spec = as_map(template.get("spec"))
     check_pod_spec(report, ("spec", "template", "spec"), template_spec)
+    replicas = spec.get("replicas")
+    if isinstance(replicas, int) and not isinstance(replicas, bool) and replicas > INT32_MAX:
+        report.error(
+            ("spec", "replicas"),
+            f"must be {INT32_MAX} or less (a Kubernetes int32); got {shown(replicas)}",
+        )
     policy = template_spec.get("restartPolicy", "Always")
     if isinstance(policy, str) and policy != "Always":
         report.error(
             ("spec", "template", "spec", "restartPolicy"),
-            f"a ReplicationController's pods must have restartPolicy Always; got {policy!r}",
+            f"a ReplicationController's pods must have restartPolicy Always; got {shown(policy)}",
         )
     labels = as_map(template_meta.get("labels"))
     selector = spec.get("selector")
@@ -98,13 +108,15 @@ def _check_rc(report: Reporter, body: Mapping[str, Any]) -> None:
     for key, value in selector.items():
         if labels.get(key) != value:
             found = (
-                f"the template has {key}={labels[key]}"
+                f"the template has {bounded(key, QUOTE_LIMIT)}="
+                f"{bounded(str(labels[key]), QUOTE_LIMIT)}"
                 if key in labels
-                else f"the template has no label {key!r}"
+                else f"the template has no label {shown(key)}"
             )
             report.error(
                 ("spec", "selector", key),
-                f"selector {key}={value} does not match the template's labels ({found}); the "
+                f"selector {bounded(key, QUOTE_LIMIT)}={bounded(str(value), QUOTE_LIMIT)} does not "
+                f"match the template's labels ({found}); the "
                 "controller would never see its own pods",
             )
 
@@ -131,7 +143,7 @@ def _check_service(report: Reporter, body: Mapping[str, Any]) -> None:
             if pname in seen_names:
                 report.error(
                     ppath + ("name",),
-                    f"duplicate port name {pname!r} (also ports[{seen_names[pname]}])",
+                    f"duplicate port name {shown(pname)} (also ports[{seen_names[pname]}])",
                 )
             seen_names.setdefault(pname, index)
         elif len(ports) > 1:
@@ -149,7 +161,7 @@ def _check_service(report: Reporter, body: Mapping[str, Any]) -> None:
         if isinstance(target, str):
             report.check_name(ppath + ("targetPort",), target, names.port_name)
         node_port = port.get("nodePort")
-        if isinstance(node_port, int):
+        if isinstance(node_port, int) and node_port != 0:  # 0 means unset, as in Kubernetes
             if service_type not in ("NodePort", "LoadBalancer"):
                 report.error(
                     ppath + ("nodePort",),
@@ -184,10 +196,26 @@ def _check_deployment(report: Reporter, body: Mapping[str, Any]) -> None:
     check_deployment_spec(report, body)
 
 
+def _with_metadata(
+    check: Callable[[Reporter, Mapping[str, Any]], None],
+) -> Callable[[Reporter, Mapping[str, Any]], None]:
+    """A kind's own checks after its metadata's (a DNS-1123 subdomain name)."""
+
+    def checked(report: Reporter, body: Mapping[str, Any]) -> None:
+        meta = as_map(body.get("metadata"))
+        _check_metadata(report, ("metadata",), meta, names.dns1123_subdomain)
+        check(report, body)
+
+    return checked
+
+
 CHECKS: dict[str, Callable[[Reporter, Mapping[str, Any]], None]] = {
     "Pod": _check_pod,
     "ReplicationController": _check_rc,
     "Service": _check_service,
+    "Secret": _with_metadata(check_secret),
+    "ConfigMap": _with_metadata(check_configmap),
+    "PersistentVolumeClaim": _with_metadata(check_claim),
     "Deployment": _check_deployment,
 }
 
@@ -209,7 +237,7 @@ def check_shape(report: Reporter, manifest: Manifest) -> bool:
     elif kind not in SUPPORTED_KINDS:
         report.error(
             ("kind",),
-            f"unsupported kind {kind!r}: the reconciler reads {', '.join(SUPPORTED_KINDS)} "
+            f"unsupported kind {shown(kind)}: the reconciler reads {', '.join(SUPPORTED_KINDS)} "
             "(and List of them)",
         )
         ok = False
@@ -231,7 +259,8 @@ def check_shape(report: Reporter, manifest: Manifest) -> bool:
     elif api_version != expected and kind in SUPPORTED_KINDS:  # else the kind is the error
         report.error(
             ("apiVersion",),
-            f"unsupported apiVersion {api_version!r} for {kind}: use {expected}",
+            f"unsupported apiVersion {shown(api_version)} for "
+            f"{bounded(str(kind), QUOTE_LIMIT)}: use {expected}",
         )
         ok = False
     return ok

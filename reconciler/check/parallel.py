@@ -28,10 +28,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from reconciler.check.policy import Policy
 from reconciler.check.tree import TreeFacts, finish, tree_facts
-from reconciler.check.validate import check_manifest
+from reconciler.check.validate import DEFAULT_POLICY, check_manifest
 from reconciler.core.model import Diagnostic
-from reconciler.source.load import parse_bytes, read_paths
+from reconciler.source.load import SourceLimits, parse_bytes, read_source
 
 #: Less input than this is checked in one process: a fork, a pickle and a second
 #: interpreter's page faults cost more than half of so little work.
@@ -74,14 +75,19 @@ def validate_paths(
     *,
     workers: int | None = None,
     min_bytes: int = MIN_PARALLEL_BYTES,
+    limits: SourceLimits | None = None,
+    policy: Policy = DEFAULT_POLICY,
 ) -> Validated:
     """Load and validate every file under ``paths`` (``-`` is stdin), using every core.
 
     ``workers`` is the number of processes, this one included (default: the CPUs this
     process may run on); input smaller than ``min_bytes`` is checked in this process.
-    Raises InputError, before any checking, for a path that cannot be read.
+    Raises InputError, before any checking, for a path that cannot be read; ``limits``
+    bound what is read (``source.load.SourceLimits``); ``policy`` is the operator's
+    (``check.policy``).
     """
-    inputs = read_paths(paths, stdin)
+    source = read_source(paths, stdin, limits=limits)
+    inputs = source.inputs
     count = _process_count(inputs, _cpus() if workers is None else workers, min_bytes)
     # The composer keeps every container it makes, so the collector's passes over the
     # older generations walk an ever larger heap without finding any garbage: about a
@@ -89,12 +95,12 @@ def validate_paths(
     collecting = gc.isenabled()
     gc.disable()
     try:
-        runs = _check_runs(inputs, count) if count > 1 else [_check_run(inputs)]
-        diagnostics = [d for run in runs for d in run.load_diagnostics]
+        runs = _check_runs(inputs, count, policy) if count > 1 else [_check_run(inputs, policy)]
+        diagnostics = [*source.diagnostics, *(d for run in runs for d in run.load_diagnostics)]
         for run in runs:
             diagnostics.extend(run.object_diagnostics)
         return Validated(
-            files=[name for run in runs for name in run.files],
+            files=[*source.refused, *(name for run in runs for name in run.files)],
             objects=sum(run.objects for run in runs),
             diagnostics=finish(diagnostics, [fact for run in runs for fact in run.facts]),
         )
@@ -140,7 +146,7 @@ def _split(inputs: _Inputs, count: int) -> list[_Inputs]:
     return runs
 
 
-def _check_run(inputs: _Inputs) -> _Run:
+def _check_run(inputs: _Inputs, policy: Policy = DEFAULT_POLICY) -> _Run:
     """Parse ``inputs`` and run every single-object check (the work a worker does).
 
     File by file, each file's manifests dropped once checked and their facts kept: the
@@ -153,12 +159,12 @@ def _check_run(inputs: _Inputs) -> _Run:
         run.objects += len(loaded.manifests)
         run.load_diagnostics.extend(loaded.diagnostics)
         for manifest in loaded.manifests:
-            check_manifest(manifest, run.object_diagnostics)
+            check_manifest(manifest, run.object_diagnostics, policy)
             run.facts.append(tree_facts(manifest))
     return run
 
 
-def _check_runs(inputs: _Inputs, processes: int) -> list[_Run]:
+def _check_runs(inputs: _Inputs, processes: int, policy: Policy) -> list[_Run]:
     """Check ``inputs`` in ``processes`` processes (this one and forked workers).
 
     The files are cut into many small runs, and each process takes the next run from a
@@ -174,16 +180,16 @@ def _check_runs(inputs: _Inputs, processes: int) -> list[_Run]:
     try:
         workers: list[int] = []
         for _ in range(processes - 1):
-            started = _fork(runs, queue)
+            started = _fork(runs, queue, policy)
             if started is not None:
                 pending[started[0]] = started[1]
                 workers.append(started[0])
-        results = _take_runs(runs, queue)
+        results = _take_runs(runs, queue, policy)
         for pid in workers:
             results.update(_receive(pid, pending))
         # a run taken by a worker that failed is done again here
         return [
-            results[index] if index in results else _check_run(run)
+            results[index] if index in results else _check_run(run, policy)
             for index, run in enumerate(runs)
         ]
     finally:
@@ -197,24 +203,24 @@ def _check_runs(inputs: _Inputs, processes: int) -> list[_Run]:
                 os.waitpid(pid, 0)
 
 
-def _take_runs(runs: list[_Inputs], queue: int) -> dict[int, _Run]:
+def _take_runs(runs: list[_Inputs], queue: int, policy: Policy) -> dict[int, _Run]:
     """Check runs taken from ``queue`` until it is empty: {run number: result}."""
     results: dict[int, _Run] = {}
     while taken := os.read(queue, 1):
-        results[taken[0]] = _check_run(runs[taken[0]])
+        results[taken[0]] = _check_run(runs[taken[0]], policy)
     return results
 
 
-def _take_runs_pickled(runs: list[_Inputs], queue: int) -> list[bytes]:
+def _take_runs_pickled(runs: list[_Inputs], queue: int, policy: Policy) -> list[bytes]:
     """``_take_runs`` in a worker: each result is pickled as soon as it is made, while the
     other processes are still busy, rather than all at the end while the parent waits."""
     return [
-        pickle.dumps((taken[0], _check_run(runs[taken[0]])), pickle.HIGHEST_PROTOCOL)
+        pickle.dumps((taken[0], _check_run(runs[taken[0]], policy)), pickle.HIGHEST_PROTOCOL)
         for taken in iter(lambda: os.read(queue, 1), b"")
     ]
 
 
-def _fork(runs: list[_Inputs], queue: int) -> tuple[int, int] | None:
+def _fork(runs: list[_Inputs], queue: int, policy: Policy) -> tuple[int, int] | None:
     """Start a worker that takes runs from ``queue``: its pid and the read end of the pipe
     it writes its pickled results to; None when no process can be started."""
     read_end, write_end = os.pipe()
@@ -228,7 +234,7 @@ def _fork(runs: list[_Inputs], queue: int) -> tuple[int, int] | None:
         status = 1
         try:
             os.close(read_end)
-            payload = pickle.dumps(_take_runs_pickled(runs, queue), pickle.HIGHEST_PROTOCOL)
+            payload = pickle.dumps(_take_runs_pickled(runs, queue, policy), pickle.HIGHEST_PROTOCOL)
             with open(write_end, "wb") as pipe:
                 pipe.write(payload)
             status = 0

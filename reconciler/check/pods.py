@@ -12,11 +12,14 @@ import ipaddress
 from collections.abc import Mapping
 from typing import Any
 
+from reconciler.check.consumers import check_uses
 from reconciler.check.report import Reporter
+from reconciler.check.security import check_security
 from reconciler.core import names
 from reconciler.core.errors import QuantityError
 from reconciler.core.model import FieldPath, as_list, as_map, format_path
 from reconciler.core.quantity import is_quantity_syntax, parse_quantity
+from reconciler.core.text import bounded, shown
 
 
 def _quantity(report: Reporter, path: FieldPath, value: Any) -> Any:
@@ -30,7 +33,7 @@ def _quantity(report: Reporter, path: FieldPath, value: Any) -> Any:
         report.error(path, str(exc))  # inf, nan, an exponent too large
         return None
     if parsed < 0:
-        report.error(path, f"must not be negative; got {value!r}")
+        report.error(path, f"must not be negative; got {shown(value)}")
         return None
     return parsed
 
@@ -48,11 +51,11 @@ def _check_container(
         if isinstance(env_name, str):
             problem = names.env_name(env_name)  # check_name, without making the path first
             if problem:
-                report.error(path + ("env", index, "name"), f"{env_name!r} {problem}")
+                report.error(path + ("env", index, "name"), f"{shown(env_name)} {problem}")
             if env_name in seen_env:
                 report.warn(
                     path + ("env", index, "name"),
-                    f"env var {env_name!r} is set twice (env[{seen_env[env_name]}] and "
+                    f"env var {shown(env_name)} is set twice (env[{seen_env[env_name]}] and "
                     f"env[{index}]); the last one wins",
                 )
             seen_env[env_name] = index
@@ -69,7 +72,8 @@ def _check_container(
         if limit is not None and request is not None and request > limit:
             report.error(
                 path + ("resources", "requests", resource),
-                f"request {requests[resource]!r} is more than the limit {limits[resource]!r}",
+                f"request {shown(requests[resource])} is more than the limit "
+                f"{shown(limits[resource])}",
             )
     if (
         isinstance(container.get("workingDir"), str)
@@ -85,8 +89,12 @@ def _check_container(
         if isinstance(volume, str) and volume not in volume_names:
             report.error(
                 mount_path + ("name",),
-                f"no volume named {volume!r} in spec.volumes"
-                + (f" (volumes: {', '.join(sorted(volume_names))})" if volume_names else ""),
+                f"no volume named {shown(volume)} in spec.volumes"
+                + (
+                    f" (volumes: {bounded(', '.join(sorted(volume_names)), 200)})"
+                    if volume_names
+                    else ""
+                ),
             )
         target = mount.get("mountPath")
         if isinstance(target, str):
@@ -95,13 +103,15 @@ def _check_container(
             elif target in mount_paths:
                 report.error(
                     mount_path + ("mountPath",),
-                    f"{target!r} is already mounted by volumeMounts[{mount_paths[target]}]",
+                    f"{shown(target)} is already mounted by volumeMounts[{mount_paths[target]}]",
                 )
             mount_paths[target] = index
 
 
 def check_pod_spec(report: Reporter, path: FieldPath, spec: Mapping[str, Any]) -> None:
     report.check_name(path + ("hostname",), spec.get("hostname"), names.dns1123_label)
+    check_security(report, path, spec)
+    check_uses(report, path, spec)
     volume_names: set[str] = set()
     for index, volume in enumerate(as_list(spec.get("volumes"))):
         volume = as_map(volume)
@@ -110,13 +120,12 @@ def check_pod_spec(report: Reporter, path: FieldPath, spec: Mapping[str, Any]) -
         report.check_name(vpath + ("name",), vname, names.dns1123_label)
         if isinstance(vname, str):
             if vname in volume_names:
-                report.error(vpath + ("name",), f"duplicate volume name {vname!r}")
+                report.error(vpath + ("name",), f"duplicate volume name {shown(vname)}")
             volume_names.add(vname)
         sources = [key for key in volume if key != "name"]
-        if not sources:
-            report.error(vpath, "volume needs a source: emptyDir or hostPath")
-        elif len(sources) > 1:
-            report.error(vpath, f"volume has more than one source: {', '.join(sources)}")
+        if len(sources) > 1:  # none: an emptyDir, as Kubernetes defaults it
+            listed = bounded(", ".join(sources), 200)
+            report.error(vpath, f"volume has more than one source: {listed}")
         host_path = as_map(volume.get("hostPath")).get("path")
         if isinstance(host_path, str) and not host_path.startswith("/"):
             report.error(vpath + ("hostPath", "path"), "must be an absolute path")
@@ -140,7 +149,7 @@ def check_pod_spec(report: Reporter, path: FieldPath, spec: Mapping[str, Any]) -
             if cname in container_names:
                 report.error(
                     cpath + ("name",),
-                    f"duplicate container name {cname!r} "
+                    f"duplicate container name {shown(cname)} "
                     f"(also containers[{container_names[cname]}])",
                 )
             container_names.setdefault(cname, index)
@@ -155,7 +164,7 @@ def check_pod_spec(report: Reporter, path: FieldPath, spec: Mapping[str, Any]) -
                 if pname in port_names:
                     report.error(
                         ppath + ("name",),
-                        f"duplicate port name {pname!r} in this pod "
+                        f"duplicate port name {shown(pname)} in this pod "
                         f"(also {format_path(port_names[pname])})",
                     )
                 port_names.setdefault(pname, ppath)
@@ -191,4 +200,4 @@ def check_ip(report: Reporter, path: FieldPath, value: Any) -> None:
     try:
         ipaddress.ip_address(value)
     except ValueError:
-        report.error(path, f"{value!r} is not a valid IP address")
+        report.error(path, f"{shown(value)} is not a valid IP address")

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from reconciler.check.compiler import Issue
 from reconciler.core.model import Diagnostic, FieldPath, Manifest, Severity, format_path
+from reconciler.core.text import shown
 
 if TYPE_CHECKING:
     from jsonschema import ValidationError
@@ -25,6 +26,7 @@ _FIELD_HINTS: dict[str, str] = {
     "desiredState": "spec (desiredState is from v1beta1)",
     "portalIP": "spec.clusterIP (portalIP is from v1beta1/v1beta3)",
     "containerPort": "targetPort (in a Service port, the backend port is targetPort)",
+    "sops": "a Secret for encrypted values (only Secrets may be SOPS-encrypted)",
 }
 
 
@@ -59,7 +61,7 @@ class Reporter:
         if isinstance(value, str):
             problem = rule(value)
             if problem:
-                self.error(path, f"{value!r} {problem}")
+                self.error(path, f"{shown(value)} {problem}")
 
 
 def _json_type(value: Any) -> str:
@@ -87,6 +89,9 @@ def schema_diagnostics(report: Reporter, error: Issue | ValidationError) -> None
     keyword = error.validator
     schema = error.schema if isinstance(error.schema, Mapping) else {}
     instance = error.instance
+    if report.kind == "Secret" and path[:1] in (("data",), ("stringData",)) and len(path) > 1:
+        report.error(path, "expected a string (quote the value); a Secret's value is not shown")
+        return
     value: Any = error.validator_value
     if keyword == "x-unhonoured":
         report.warn(path, f"field {path[-1]!r} is not honoured: {error.message}")
@@ -97,7 +102,7 @@ def schema_diagnostics(report: Reporter, error: Issue | ValidationError) -> None
                 continue
             hint = _FIELD_HINTS.get(key)
             close = difflib.get_close_matches(key, known, n=1, cutoff=0.75)
-            message = f"unknown field {key!r}"
+            message = f"unknown field {shown(key)}"
             if hint:
                 message += f": use {hint}"
             elif close:
@@ -123,23 +128,23 @@ def schema_diagnostics(report: Reporter, error: Issue | ValidationError) -> None
         report.error(path, message)
     elif keyword == "enum":
         options = ", ".join(repr(v) if v == "" else str(v) for v in value)
-        report.error(path, f"must be one of {options}; got {instance!r}")
+        report.error(path, f"must be one of {options}; got {shown(instance)}")
     elif keyword == "const":
-        report.error(path, f"must be {error.validator_value!r}; got {instance!r}")
+        report.error(path, f"must be {error.validator_value!r}; got {shown(instance)}")
     elif keyword in ("minimum", "maximum"):
         low, high = schema.get("minimum"), schema.get("maximum")
         if low is not None and high is not None:
-            report.error(path, f"must be between {low} and {high}; got {instance!r}")
+            report.error(path, f"must be between {low} and {high}; got {shown(instance)}")
         elif low is not None:
-            report.error(path, f"must be {low} or more; got {instance!r}")
+            report.error(path, f"must be {low} or more; got {shown(instance)}")
         else:
-            report.error(path, f"must be {high} or less; got {instance!r}")
+            report.error(path, f"must be {high} or less; got {shown(instance)}")
     elif keyword == "minItems":
         report.error(path, f"must have at least {error.validator_value} item(s)")
     elif keyword == "minLength":
         report.error(path, "must not be empty")
     elif keyword == "pattern":
         expected = schema.get("x-expected", f"text matching {error.validator_value}")
-        report.error(path, f"expected {expected}; got {instance!r}")
+        report.error(path, f"expected {expected}; got {shown(instance)}")
     else:
         report.error(path, error.message)

@@ -22,6 +22,9 @@ SCHEMA_FILES = {
     "Pod": "pod.json",
     "ReplicationController": "replicationcontroller.json",
     "Service": "service.json",
+    "Secret": "secret.json",
+    "ConfigMap": "configmap.json",
+    "PersistentVolumeClaim": "persistentvolumeclaim.json",
     "Deployment": "deployment.json",  # apps/v1: its apiVersion is the schema's const
 }
 

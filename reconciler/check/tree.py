@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
+from reconciler.check.consumers import references
+from reconciler.check.references import CONFIG_KINDS, check_references
 from reconciler.core.model import (
     SUPPORTED_KINDS,
     Diagnostic,
@@ -23,6 +25,7 @@ from reconciler.core.model import (
     format_path,
     locate_path,
 )
+from reconciler.core.text import bounded, shown
 
 
 class TreeFacts(NamedTuple):
@@ -46,6 +49,12 @@ class TreeFacts(NamedTuple):
     #: a pod template's container port names, or each Service port's
     #: (nodePort, protocol, targetPort)
     ports: tuple[Any, ...]
+    #: a pod template's uses of Secrets, ConfigMaps and claims (``consumers.Reference``)
+    refs: tuple[Any, ...] = ()
+    #: a Secret's or ConfigMap's keys
+    keys: frozenset[str] = frozenset()
+    #: a Secret's type
+    secret_type: str = ""
 
     @property
     def source(self) -> Location:
@@ -112,19 +121,28 @@ def tree_facts(manifest: Manifest) -> TreeFacts | None:
                 for port in ports
             ),
         )
+    if kind in CONFIG_KINDS:
+        return config_facts(manifest)
     if kind == "Pod":
         labels, pod_spec = manifest.labels, spec
     else:  # a ReplicationController's or a Deployment's pod template
         template = as_map(spec.get("template"))
         labels = as_map(as_map(template.get("metadata")).get("labels"))
         pod_spec = as_map(template.get("spec"))
+    refs = tuple(references(("spec",) if kind == "Pod" else ("spec", "template", "spec"), pod_spec))
+    kept = {path: positions[path] for path in _NAME_PATHS if path in positions}
+    for ref in refs:
+        for end in range(len(ref.path), 0, -1):  # the closest written ancestor is enough
+            if ref.path[:end] in positions:
+                kept[ref.path[:end]] = positions[ref.path[:end]]
+                break
     return TreeFacts(
         kind,
         manifest.namespace,
         name,
         manifest.file,
         manifest.position,
-        {path: positions[path] for path in _NAME_PATHS if path in positions},
+        kept,
         labels,
         tuple(
             port_name
@@ -132,6 +150,31 @@ def tree_facts(manifest: Manifest) -> TreeFacts | None:
             for port in as_list(as_map(container).get("ports"))
             if isinstance(port_name := as_map(port).get("name"), str)
         ),
+        refs,
+    )
+
+
+def config_facts(manifest: Manifest) -> TreeFacts:
+    """A Secret's, ConfigMap's or claim's facts: its keys (and a Secret's type)."""
+    body = manifest.body
+    keys = frozenset(
+        key
+        for field_name in ("data", "stringData", "binaryData")
+        for key in as_map(body.get(field_name))
+    )
+    secret_type = body.get("type", "Opaque") if manifest.kind == "Secret" else ""
+    positions = manifest.positions
+    return TreeFacts(
+        manifest.kind,
+        manifest.namespace,
+        manifest.name,
+        manifest.file,
+        manifest.position,
+        {path: positions[path] for path in _NAME_PATHS if path in positions},
+        {},
+        (),
+        keys=keys,
+        secret_type=secret_type if isinstance(secret_type, str) else "",
     )
 
 
@@ -156,6 +199,7 @@ def check_facts(facts: Iterable[TreeFacts | None], out: list[Diagnostic]) -> Non
             seen[identity] = fact
 
     node_ports: dict[tuple[int, str], TreeFacts] = {}
+    port_names: dict[tuple[str, tuple[tuple[str, str], ...]], tuple[bool, frozenset[Any]]] = {}
     templates = [fact for fact in seen.values() if fact.kind != "Service"]
     # (namespace, label, value) -> templates carrying it: selectors match by intersection
     # instead of testing every Service against every template.
@@ -174,7 +218,7 @@ def check_facts(facts: Iterable[TreeFacts | None], out: list[Diagnostic]) -> Non
         if service.kind != "Service":
             continue
         for index, (node_port, protocol, _) in enumerate(service.ports):
-            if isinstance(node_port, int) and isinstance(protocol, str):
+            if isinstance(node_port, int) and node_port and isinstance(protocol, str):
                 port_key = (node_port, protocol)
                 other = node_ports.get(port_key)
                 if other is not None:
@@ -190,16 +234,14 @@ def check_facts(facts: Iterable[TreeFacts | None], out: list[Diagnostic]) -> Non
         selector = service.labels
         if not selector:
             continue
-        matches: set[int] | frozenset[int] | None = None
-        for key, value in selector.items():
-            if not isinstance(value, str):
-                matches = set()
-                break
-            found = by_label.get((service.namespace, key, value), _NO_TEMPLATES)
-            matches = found if matches is None else matches & found
-        selected = [templates[i] for i in sorted(matches or ())]
-        if not selected:
-            wanted = ",".join(f"{k}={v}" for k, v in selector.items())
+        # Services that select the same pods (many copies of one app) share one answer:
+        # without it, N Services selecting the same N templates cost N * N.
+        shape = (service.namespace, tuple(sorted((k, repr(v)) for k, v in selector.items())))
+        defined = port_names.get(shape)
+        if defined is None:
+            defined = port_names[shape] = _selected_port_names(service, by_label, templates)
+        if not defined[0]:
+            wanted = bounded(",".join(f"{k}={v}" for k, v in selector.items()), 200)
             service.report(
                 out,
                 Severity.WARNING,
@@ -208,15 +250,31 @@ def check_facts(facts: Iterable[TreeFacts | None], out: list[Diagnostic]) -> Non
                 f"template in namespace {service.namespace}",
             )
             continue
-        defined = {port_name for template in selected for port_name in template.ports}
         for index, (_, _, target) in enumerate(service.ports):
-            if isinstance(target, str) and target not in defined:
+            if isinstance(target, str) and target not in defined[1]:
                 service.report(
                     out,
                     Severity.WARNING,
                     ("spec", "ports", index, "targetPort"),
-                    f"no selected pod defines a container port named {target!r}",
+                    f"no selected pod defines a container port named {shown(target)}",
                 )
+    check_references(seen.values(), out)
+
+
+def _selected_port_names(
+    service: TreeFacts,
+    by_label: Mapping[tuple[str, str, Any], set[int]],
+    templates: list[TreeFacts],
+) -> tuple[bool, frozenset[Any]]:
+    """Whether ``service``'s selector matches a template, and the port names they define."""
+    matches: set[int] | frozenset[int] | None = None
+    for key, value in service.labels.items():
+        if not isinstance(value, str):
+            return False, frozenset()
+        found = by_label.get((service.namespace, key, value), _NO_TEMPLATES)
+        matches = found if matches is None else matches & found
+    chosen = matches or ()
+    return bool(chosen), frozenset(name for i in chosen for name in templates[i].ports)
 
 
 def finish(diagnostics: list[Diagnostic], facts: Iterable[TreeFacts | None]) -> list[Diagnostic]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from reconciler.check.objects import CHECKS, check_shape
+from reconciler.check.policy import Policy, check_policy
 from reconciler.check.report import Reporter, schema_diagnostics
 from reconciler.check.schemas import schema_checks
 from reconciler.check.tree import finish, tree_facts
@@ -46,20 +47,29 @@ class ValidationResult:
         return not any(d.is_error for d in self.diagnostics)
 
 
-def check_manifest(manifest: Manifest, out: list[Diagnostic]) -> None:
-    """All single-object checks of one manifest, appended to ``out``."""
+#: What a manifest may ask of the hosts when the operator said nothing: ``baseline``.
+DEFAULT_POLICY = Policy()
+
+
+def check_manifest(
+    manifest: Manifest, out: list[Diagnostic], policy: Policy = DEFAULT_POLICY
+) -> None:
+    """All single-object checks of one manifest, appended to ``out``: its shape, its schema,
+    what the API server checks, and the operator's ``policy``."""
     report = Reporter(manifest, out)
     if not check_shape(report, manifest):
         return
     for error in schema_checks()[manifest.kind](manifest.body):
         schema_diagnostics(report, error)
     CHECKS[manifest.kind](report, manifest.body)
+    check_policy(report, manifest.kind, manifest.body, policy)
 
 
-def validate(loaded: LoadResult) -> ValidationResult:
-    """Validate everything loaded; diagnostics come back sorted by file and position."""
+def validate(loaded: LoadResult, policy: Policy = DEFAULT_POLICY) -> ValidationResult:
+    """Validate everything loaded against the operator's ``policy`` (baseline unless told
+    otherwise); diagnostics come back sorted by file and position."""
     diagnostics = list(loaded.diagnostics)
     for manifest in loaded.manifests:
-        check_manifest(manifest, diagnostics)
+        check_manifest(manifest, diagnostics, policy)
     facts = [tree_facts(manifest) for manifest in loaded.manifests]
     return ValidationResult(list(loaded.manifests), finish(diagnostics, facts))

@@ -20,9 +20,11 @@ from reconciler.apply.converge import (
     make_plan,
     observe_and_remember,
     source_revision,
+    wants_volumes,
 )
 from reconciler.apply.state import state_dir
 from reconciler.check.validate import ValidationResult
+from reconciler.cli.admission import Admission
 from reconciler.cli.group import EXIT_ERROR
 from reconciler.cli.output import print_diagnostics
 from reconciler.core.errors import HostsFileError, InputError, SelectorError
@@ -34,6 +36,7 @@ from reconciler.engine.host import DockerHost
 from reconciler.plan.model import Plan
 from reconciler.render.diagnostics import validation_summary
 from reconciler.source.hosts import Host, load_hosts
+from reconciler.source.keys import Keyring, load_keyring
 
 
 def hosts_from_flag(hosts_file: str | None) -> list[Host]:
@@ -75,11 +78,33 @@ def selector_from_flag(text: str | None) -> Selector:
         raise click.UsageError(str(exc)) from exc
 
 
-def validated_source(sources: tuple[str, ...]) -> tuple[ValidationResult, str]:
-    """Load and validate; on any error print the validate messages and exit 2."""
-    paths = list(sources) or ["."]
+def keyring_from_flags(key_file: str | None) -> Keyring:
+    """The age identities of ``SOPS_AGE_KEY``, ``SOPS_AGE_KEY_FILE`` and
+    ``--sops-age-key-file``; an unreadable or malformed key file is a usage error."""
     try:
-        result, files = load_source(paths)
+        return load_keyring(os.environ, [key_file] if key_file else [])
+    except InputError as exc:
+        raise click.UsageError(str(exc)) from exc
+
+
+def validated_source(
+    sources: tuple[str, ...],
+    keyring: Keyring | None = None,
+    admission: Admission | None = None,
+) -> tuple[ValidationResult, str]:
+    """Load, decrypt and validate against the operator's ``admission`` (policy, limits,
+    ``--max-pods``); on any error print the messages and exit 2 (a Secret that cannot be
+    decrypted is one: nothing is applied)."""
+    paths = list(sources) or ["."]
+    admitted = admission or Admission()
+    try:
+        result, files = load_source(
+            paths,
+            keyring if keyring is not None else Keyring(),
+            policy=admitted.policy,
+            limits=admitted.limits,
+            max_pods=admitted.max_pods,
+        )
     except InputError as exc:
         raise click.UsageError(str(exc)) from exc
     if not result.valid:
@@ -125,13 +150,18 @@ def compute_plan(
     prune: bool,
     grace: int = 10,
     assume_down: Sequence[str] = (),
+    key_file: str | None = None,
+    prune_volumes: bool = False,
+    list_volumes: bool = False,
+    admission: Admission | None = None,
 ) -> Computed:
     """Validated manifests, the hosts observed (and remembered), and the plan between them.
 
     ``assume_down``: hosts to plan as lost past their grace period (``diff --assume-down``);
-    the memory file keeps what was really observed.
+    the memory file keeps what was really observed. ``admission``: what the operator lets
+    the source ask of the hosts (``cli.admission``).
     """
-    validation, revision = validated_source(sources)
+    validation, revision = validated_source(sources, keyring_from_flags(key_file), admission)
     hosts = hosts_from_flag(hosts_file)
     unknown = sorted(set(assume_down) - {h.name for h in hosts})
     if unknown:
@@ -140,7 +170,10 @@ def compute_plan(
             f"(hosts: {', '.join(h.name for h in hosts)})"
         )
     runtimes = connect(hosts, settings.instance, revision, grace_seconds=grace)
-    live, memory, now = observe_and_remember(runtimes, settings.instance, state_dir())
+    wanted = True if list_volumes or prune_volumes else wants_volumes(validation.manifests)
+    live, memory, now = observe_and_remember(
+        runtimes, settings.instance, state_dir(), volumes=wanted
+    )
     planned, remembered = live, memory
     if assume_down:
         planned, remembered = assume_lost(live, memory, assume_down, now, settings.host_grace)
@@ -152,6 +185,8 @@ def compute_plan(
         prune=prune,
         host_memory=remembered,
         now=now,
+        prune_volumes=prune_volumes,
+        commit=revision,
     )
     return Computed(
         validation,

@@ -2,8 +2,8 @@
 shown, or carried out.
 
 Both read the same flags and compute the same plan (``cli.common.compute_plan``); ``apply``
-then refuses a mass prune, runs the plan with a progress bar on a terminal and reports
-every action.
+then refuses a mass prune or a mass creation, runs the plan with a progress bar on a terminal
+and reports every action.
 """
 
 from __future__ import annotations
@@ -13,21 +13,22 @@ from collections.abc import Callable
 
 import click
 
-from reconciler.apply.converge import Converged
+from reconciler.apply.converge import Converged, remove_volumes
 from reconciler.apply.drive import Driven, Pacing, drive
 from reconciler.apply.execute import ActionResult, ApplyReport
 from reconciler.apply.state import state_dir
 from reconciler.cli import options as opt
+from reconciler.cli.admission import admission_from_flags
 from reconciler.cli.common import Computed, compute_plan, settings_from_flags
 from reconciler.cli.group import EXIT_ERROR, EXIT_INVALID, EXIT_OK, cli
-from reconciler.cli.output import echo_results, echo_styled
+from reconciler.cli.output import echo_results, echo_styled, echo_volume_removals
 from reconciler.cli.whatif import (
     checkout_revision,
     what_if_json,
     what_if_lines,
     what_if_markdown,
 )
-from reconciler.plan.guards import Limits, refusals
+from reconciler.plan.guards import Limits, refused
 from reconciler.render.deployments import failure_line, rollout_lines
 from reconciler.render.plans import plan_json, plan_markdown, plan_text_lines
 
@@ -63,6 +64,11 @@ from reconciler.render.plans import plan_json, plan_markdown, plan_text_lines
     help="Plan as if HOST were lost past its grace period: where its replicas go, what "
     "cannot be placed, which Services lose endpoints (repeatable).",
 )
+@opt.prune_volumes()
+@opt.sops_age_key_file()
+@opt.policy()
+@opt.max_pods()
+@opt.source_limits()
 def diff_command(
     sources: tuple[str, ...],
     hosts_file: str | None,
@@ -75,6 +81,13 @@ def diff_command(
     prune: bool,
     revision: str | None,
     assume_down: tuple[str, ...],
+    prune_volumes: bool,
+    sops_age_key_file: str | None,
+    policy: str,
+    allow_host_path: tuple[str, ...],
+    max_pods: int,
+    max_source_files: int,
+    max_source_bytes: int,
 ) -> None:
     """Show what apply would change, without changing anything.
 
@@ -90,6 +103,12 @@ def diff_command(
         settings_from_flags(instance, infra_image, forwarder_image, cluster_cidr, host_grace),
         prune,
         assume_down=assume_down,
+        key_file=sops_age_key_file,
+        prune_volumes=prune_volumes,
+        list_volumes=True,  # a diff reports orphaned claims' volumes, whatever else
+        admission=admission_from_flags(
+            policy, allow_host_path, max_source_files, max_source_bytes, max_pods
+        ),
     )
     the_plan, shown = computed.plan, computed.revision
     if output == "json":
@@ -129,7 +148,14 @@ def diff_command(
 @opt.prune()
 @opt.allow_mass_prune()
 @opt.max_prune()
+@opt.allow_mass_create()
+@opt.max_create()
 @opt.concurrency()
+@opt.prune_volumes()
+@opt.sops_age_key_file()
+@opt.policy()
+@opt.max_pods()
+@opt.source_limits()
 @click.option(
     "--wait/--no-wait",
     default=True,
@@ -156,7 +182,16 @@ def apply_command(
     prune: bool,
     allow_mass_prune: bool,
     max_prune: int,
+    allow_mass_create: bool,
+    max_create: int,
     concurrency: int,
+    prune_volumes: bool,
+    sops_age_key_file: str | None,
+    policy: str,
+    allow_host_path: tuple[str, ...],
+    max_pods: int,
+    max_source_files: int,
+    max_source_bytes: int,
     wait: bool,
     timeout: float,
 ) -> None:
@@ -174,27 +209,30 @@ def apply_command(
         settings_from_flags(instance, infra_image, forwarder_image, cluster_cidr, host_grace),
         prune,
         grace_period,
+        key_file=sops_age_key_file,
+        prune_volumes=prune_volumes,
+        admission=admission_from_flags(
+            policy, allow_host_path, max_source_files, max_source_bytes, max_pods
+        ),
     )
     the_plan, revision = computed.plan, computed.revision
     echo_styled(plan_text_lines(the_plan, revision))
     if dry_run:
         sys.exit(EXIT_OK if the_plan.in_sync else EXIT_INVALID)
-    limits = Limits(max_prune, allow_mass_prune)
-    refused = refusals(the_plan, limits)
-    if refused:
-        for reason in refused.values():
-            click.echo(
-                f"refused: this plan {reason} (pass --allow-mass-prune if you mean it)", err=True
-            )
+    limits = Limits(max_prune, allow_mass_prune, max_create, allow_mass_create)
+    reasons = refused(the_plan, limits)
+    if reasons:
+        for reason in reasons:
+            click.echo(f"refused: {reason}", err=True)
         sys.exit(EXIT_ERROR)
     driven = _apply_with_progress(computed, concurrency, limits, Pacing(timeout=timeout, wait=wait))
     failed = len(driven.still_failing)
+    if the_plan.prune_volumes and the_plan.orphaned_volumes:
+        failed += echo_volume_removals(remove_volumes(the_plan.orphaned_volumes, computed.runtimes))
     for message in driven.memory_errors:
         click.echo(f"warning: {message}", err=True)
-    for reason in driven.refused.values():
-        click.echo(
-            f"refused: a later pass {reason} (pass --allow-mass-prune if you mean it)", err=True
-        )
+    for reason in driven.refused:
+        click.echo(f"refused: a later pass: {reason}", err=True)
     rollout_failures = driven.failed_rollouts
     for step in rollout_failures:
         click.echo(failure_line(step.status), err=True)

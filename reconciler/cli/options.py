@@ -211,3 +211,110 @@ def webhook_secret(help_text: str | None = None) -> Callable[[F], F]:
     return click.option(
         "--webhook-secret", envvar=env_var("webhook-secret"), default="", help=help_text
     )
+
+
+# -- what manifests may ask of the hosts (the operator's policy) ------------------------------
+def policy() -> Callable[[F], F]:
+    """``--policy`` and ``--allow-host-path``: what ``validate``, ``diff``, ``apply`` and ``run``
+    let a manifest ask of the hosts (``check.policy``); the same on every verb, so that CI's
+    ``validate`` refuses what the service would."""
+
+    def decorate(function: F) -> F:
+        function = click.option(
+            "--allow-host-path",
+            envvar=env_var("allow-host-path"),
+            multiple=True,
+            metavar="PREFIX",
+            help="Allow hostPath volumes at or under PREFIX, at any --policy (repeatable). "
+            "The Docker socket only when named exactly: --allow-host-path /var/run/docker.sock.",
+        )(function)
+        return click.option(
+            "--policy",
+            envvar=env_var("policy"),
+            type=click.Choice(("privileged", "baseline", "restricted")),
+            default="baseline",
+            show_default=True,
+            help="Pod Security Standards level manifests must meet: baseline refuses "
+            "privileged containers, host namespaces, hostPath volumes and hostPorts; "
+            "restricted also wants non-root users and dropped capabilities.",
+        )(function)
+
+    return decorate
+
+
+def source_limits() -> Callable[[F], F]:
+    """``--max-source-files`` and ``--max-source-bytes``: how much one source may hold."""
+
+    def decorate(function: F) -> F:
+        function = click.option(
+            "--max-source-bytes",
+            envvar=env_var("max-source-bytes"),
+            type=click.IntRange(1),
+            default=64 * 1024 * 1024,
+            show_default=True,
+            help="Most bytes of manifests one source may hold; past it, nothing is applied.",
+        )(function)
+        return click.option(
+            "--max-source-files",
+            envvar=env_var("max-source-files"),
+            type=click.IntRange(1),
+            default=10_000,
+            show_default=True,
+            help="Most manifest files one source may hold; past it, nothing is applied.",
+        )(function)
+
+    return decorate
+
+
+def max_pods() -> Callable[[F], F]:
+    return click.option(
+        "--max-pods",
+        envvar=env_var("max-pods"),
+        type=click.IntRange(0),
+        default=1000,
+        show_default=True,
+        help="Most pods the manifests may ask of this instance (Pods and replicas together).",
+    )
+
+
+def allow_mass_create(*, from_env: bool = False) -> Callable[[F], F]:
+    return click.option(
+        "--allow-mass-create",
+        envvar=_env_if(from_env, "allow-mass-create"),
+        is_flag=True,
+        help="Allow a plan that creates more than --max-create pods on a host.",
+    )
+
+
+def max_create(*, from_env: bool = False) -> Callable[[F], F]:
+    return click.option(
+        "--max-create",
+        envvar=_env_if(from_env, "max-create"),
+        type=click.IntRange(0),
+        default=100,
+        show_default=True,
+        help="Most pods one apply may create per host without --allow-mass-create.",
+    )
+
+
+# -- configuration and data -------------------------------------------------------------------
+def sops_age_key_file(*, from_env: bool = False) -> Callable[[F], F]:
+    """Where age identities for SOPS-encrypted Secrets are (besides ``SOPS_AGE_KEY_FILE``
+    and ``SOPS_AGE_KEY``, which are always read, as sops reads them)."""
+    return click.option(
+        "--sops-age-key-file",
+        envvar=_env_if(from_env, "sops-age-key-file"),
+        default=None,
+        help="File of age identities that open SOPS-encrypted Secrets (also read: "
+        "$SOPS_AGE_KEY_FILE, $SOPS_AGE_KEY).",
+    )
+
+
+def prune_volumes(*, from_env: bool = False) -> Callable[[F], F]:
+    return click.option(
+        "--prune-volumes",
+        envvar=_env_if(from_env, "prune-volumes"),
+        is_flag=True,
+        help="Remove the volumes of PersistentVolumeClaims no longer in the manifests "
+        "(their data goes with them). Without it they are kept and reported.",
+    )

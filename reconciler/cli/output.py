@@ -14,11 +14,12 @@ from typing import TYPE_CHECKING
 
 import click
 
+from reconciler.core.text import escape_control
 from reconciler.render.diagnostics import diagnostic_line
 
 if TYPE_CHECKING:
     from reconciler.apply.execute import ApplyReport
-    from reconciler.core.model import Diagnostic
+    from reconciler.core.model import Diagnostic, LiveVolume
 
 
 def _coloured() -> bool:
@@ -60,10 +61,10 @@ def echo_styled(lines: Sequence[tuple[str, str]]) -> None:
 
         console = Console(highlight=False, soft_wrap=True)
         for text, style in lines:
-            console.print(Text(text, style=style))
+            console.print(Text(escape_control(text), style=style))
     else:
         for text, _ in lines:
-            click.echo(text)
+            click.echo(escape_control(text))  # reasons and errors quote manifest text
 
 
 def echo_results(report: ApplyReport) -> None:
@@ -75,8 +76,25 @@ def echo_results(report: ApplyReport) -> None:
         if action.container:
             target += f" container {action.container}"
         if result.ok:
-            click.echo(f"  ok      {action.verb.value:<8} {target} on {action.host}")
+            click.echo(
+                escape_control(f"  ok      {action.verb.value:<8} {target} on {action.host}")
+            )
         else:
             click.echo(
-                f"  FAILED  {action.verb.value:<8} {target} on {action.host}{where}: {result.error}"
+                escape_control(
+                    f"  FAILED  {action.verb.value:<8} {target} on {action.host}{where}: "
+                    f"{result.error}"
+                )
             )
+
+
+def echo_volume_removals(results: Sequence[tuple[LiveVolume, str]]) -> int:
+    """A line per claim volume removed (or not, and why); the number that failed."""
+    failed = 0
+    for volume, error in results:
+        if error:
+            failed += 1
+            click.echo(f"  FAILED  remove   volume {volume.name} on {volume.host}: {error}")
+        else:
+            click.echo(f"  ok      remove   volume {volume.name} on {volume.host}")
+    return failed

@@ -2,13 +2,13 @@
 over its HTTP API (``--url``).
 
 Standard library only (urllib): these are small requests, and the commands should start
-fast. ``suspend`` and ``resume`` sign their request with the service's webhook secret.
+fast. ``suspend`` and ``resume`` sign their request with the service's secret
+(``--webhook-secret``), with a timestamp, so that a captured request cannot be replayed
+(``daemon.http.auth``).
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import sys
 import time
@@ -20,16 +20,14 @@ import click
 
 from reconciler.cli import options as opt
 from reconciler.cli.group import EXIT_ERROR, EXIT_INVALID, EXIT_OK, cli
+from reconciler.daemon.http.auth import signed_headers
 
 
 def _request(url: str, path: str, method: str = "GET", secret: str = "") -> Any:
     """The service's answer (JSON when it is), or exit 1 on an HTTP error, 2 when nothing
     answers."""
     body = b""
-    headers = {}
-    if secret:
-        digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-        headers["X-Reconciler-Signature-256"] = f"sha256={digest}"
+    headers = signed_headers(secret, body, path) if secret else {}
     request = urllib.request.Request(
         url.rstrip("/") + path,
         data=body if method == "POST" else None,

@@ -20,7 +20,8 @@ import yaml
 
 from reconciler.apply.state import state_dir
 from reconciler.cli import options as opt
-from reconciler.cli.common import hosts_from_flag, settings_from_flags
+from reconciler.cli.admission import admission_from_flags
+from reconciler.cli.common import hosts_from_flag, keyring_from_flags, settings_from_flags
 from reconciler.cli.group import EXIT_OK, cli
 from reconciler.core.errors import SourceError
 from reconciler.daemon.config import RunConfig
@@ -133,7 +134,13 @@ def _load_config(ctx: click.Context, _param: click.Parameter, value: str | None)
 @opt.prune(from_env=True)
 @opt.max_prune(from_env=True)
 @opt.allow_mass_prune(from_env=True)
+@opt.max_create(from_env=True)
+@opt.allow_mass_create(from_env=True)
 @opt.grace_period(from_env=True, most=None)
+@opt.policy()
+@opt.max_pods()
+@opt.source_limits()
+@opt.sops_age_key_file(from_env=True)
 @click.option(
     "--notify",
     envvar=opt.env_var("notify"),
@@ -198,11 +205,19 @@ def run_command(
     max_prune: int,
     allow_mass_prune: bool,
     grace_period: int,
+    policy: str,
+    allow_host_path: tuple[str, ...],
+    max_pods: int,
+    max_source_files: int,
+    max_source_bytes: int,
+    max_create: int,
+    allow_mass_create: bool,
     notify: tuple[str, ...],
     notify_format: str,
     verify_signatures: bool,
     allowed_signers: str | None,
     gpg_keyring: str | None,
+    sops_age_key_file: str | None,
     print_config: bool,
 ) -> None:
     """Reconcile continuously: commit to git and the hosts follow; a container dies and
@@ -230,6 +245,9 @@ def run_command(
         shown["notify"] = [shown_url(url) for url in notify]  # a hook's URL is its secret
         click.echo(json.dumps(shown, indent=2, sort_keys=True))
         sys.exit(EXIT_OK)
+    admitted = admission_from_flags(
+        policy, allow_host_path, max_source_files, max_source_bytes, max_pods
+    )
     setup_logging(log_format)
     config = RunConfig(
         source=source,
@@ -251,12 +269,18 @@ def run_command(
         prune=prune,
         max_prune=max_prune,
         allow_mass_prune=allow_mass_prune,
+        max_create=max_create,
+        allow_mass_create=allow_mass_create,
+        policy=admitted.policy,
+        source_limits=admitted.limits,
+        max_pods=max_pods,
         grace_seconds=grace_period,
         verify_signatures=verify_signatures,
         allowed_signers=Path(allowed_signers) if allowed_signers else None,
         gpg_keyring=Path(gpg_keyring) if gpg_keyring else None,
         notify=notify,
         notify_format=notify_format,
+        keyring=keyring_from_flags(sops_age_key_file),
     )
     if verify_signatures:
         if not config.is_git:

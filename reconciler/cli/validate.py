@@ -11,6 +11,8 @@ import sys
 import click
 
 from reconciler.check.parallel import validate_paths
+from reconciler.cli import options as opt
+from reconciler.cli.admission import admission_from_flags
 from reconciler.cli.group import EXIT_INVALID, EXIT_OK, cli
 from reconciler.cli.output import echo_diagnostics
 from reconciler.core.errors import InputError
@@ -32,15 +34,30 @@ from reconciler.render.diagnostics import (
     show_default=True,
     help="text for people, json for tools, github for workflow annotations.",
 )
-def validate_command(paths: tuple[str, ...], output: str) -> None:
+@opt.policy()
+@opt.source_limits()
+def validate_command(
+    paths: tuple[str, ...],
+    output: str,
+    policy: str,
+    allow_host_path: tuple[str, ...],
+    max_source_files: int,
+    max_source_bytes: int,
+) -> None:
     """Check manifests under PATHS (files, directories, or - for stdin; default: .).
 
     Reports every error and warning at once, each with file:line:column and the field's
     path. Exit 0 when valid (warnings allowed), 1 when invalid, 2 on a usage error or
     unreadable input.
     """
+    admitted = admission_from_flags(policy, allow_host_path, max_source_files, max_source_bytes)
     try:  # load_paths + validate, the files shared out among the CPUs when there are many
-        result = validate_paths(paths or (".",), stdin=sys.stdin.buffer)
+        result = validate_paths(
+            paths or (".",),
+            stdin=sys.stdin.buffer,
+            limits=admitted.limits,
+            policy=admitted.policy,
+        )
     except InputError as exc:
         raise click.UsageError(str(exc)) from exc
     objects, files = result.objects, len(result.files)

@@ -11,10 +11,20 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from reconciler.core.text import TEXT_LIMIT, bounded
+
 #: A path into a document: mapping keys and sequence indexes, outermost first.
 FieldPath = tuple[str | int, ...]
 
-SUPPORTED_KINDS: tuple[str, ...] = ("Pod", "ReplicationController", "Service", "Deployment")
+SUPPORTED_KINDS: tuple[str, ...] = (
+    "Pod",
+    "ReplicationController",
+    "Service",
+    "Secret",
+    "ConfigMap",
+    "PersistentVolumeClaim",
+    "Deployment",
+)
 #: The apiVersion each kind is read in (every other kind: ``v1``).
 API_VERSIONS: Mapping[str, str] = {"Deployment": "apps/v1"}
 DEFAULT_NAMESPACE = "default"
@@ -95,6 +105,14 @@ class Diagnostic:
     kind: str = ""
     name: str = ""
     path: str = ""
+
+    def __post_init__(self) -> None:
+        # A message quotes manifest text, and a name or path is manifest text: a hostile
+        # 10 MB value must not be repeated whole into every output (core.text).
+        for name in ("message", "kind", "name", "path"):
+            value = getattr(self, name)
+            if len(value) > TEXT_LIMIT:
+                object.__setattr__(self, name, bounded(value))
 
     @property
     def is_error(self) -> bool:
@@ -206,15 +224,33 @@ class NetworkSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class FileSpec:
+    """One file of a Secret, ConfigMap, downwardAPI or projected volume. ``data`` may be a
+    secret: it is kept out of ``repr`` and only ever written into a tmpfs volume."""
+
+    path: str  # relative to the volume's root, may hold '/'
+    data: bytes = field(repr=False)
+    mode: int = 0o444
+
+
+@dataclass(frozen=True, slots=True)
 class VolumeSpec:
-    """A pod volume: an emptyDir (a Docker volume or tmpfs owned by the pod) or a hostPath."""
+    """A pod volume: an emptyDir (a Docker volume or tmpfs owned by the pod), a hostPath,
+    files (Secret, ConfigMap, downwardAPI, projected: a tmpfs volume owned by the pod, filled
+    before its containers start) or a claim (a PersistentVolumeClaim's Docker volume, which
+    outlives the pod)."""
 
     name: str
-    source: str  # "emptyDir" or "hostPath"
-    docker_name: str = ""  # emptyDir on disk: the Docker volume's name
+    source: str  # "emptyDir", "hostPath", "files" or "claim"
+    docker_name: str = ""  # emptyDir, files, claim: the Docker volume's name
     host_path: str = ""
     medium: str = ""  # emptyDir: "" (disk) or "Memory" (tmpfs)
     size_bytes: int | None = None
+    files: tuple[FileSpec, ...] = field(default=(), repr=False)
+    claim: str = ""  # claim: the PersistentVolumeClaim's name
+    driver: str = "local"  # claim: the volume driver its storage class maps to
+    driver_opts: tuple[tuple[str, str], ...] = ()
+    claim_labels: tuple[tuple[str, str], ...] = ()  # claim: what marks the volume as its own
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,6 +258,23 @@ class MountSpec:
     volume: str
     path: str
     read_only: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SecuritySpec:
+    """How a container is confined, from its (and its pod's) securityContext, as the
+    operator's policy allowed it (``check.policy``); all defaults: Docker's own."""
+
+    privileged: bool = False
+    cap_add: tuple[str, ...] = ()
+    cap_drop: tuple[str, ...] = ()
+    user: str = ""  # "uid" or "uid:gid"; "" is the image's user
+    group_add: tuple[str, ...] = ()  # supplementalGroups
+    run_as_non_root: bool = False  # refuse an image that would run as root
+    read_only_root: bool = False
+    #: Docker's security options: no-new-privileges, seccomp=unconfined, apparmor=...,
+    #: label=..., systempaths=unconfined
+    security_opt: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,7 +288,8 @@ class DesiredContainer:
     pull_policy: str
     entrypoint: tuple[str, ...] | None = None
     cmd: tuple[str, ...] | None = None
-    env: tuple[tuple[str, str], ...] = ()
+    #: resolved values, Secrets' included: for the engine only, never printed
+    env: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     working_dir: str = ""
     nano_cpus: int | None = None
     cpu_shares: int | None = None
@@ -248,6 +302,12 @@ class DesiredContainer:
     source: Location | None = None
     ipv4_address: str = ""  # forwarders: the Service's cluster IP on the instance network
     aliases: tuple[str, ...] = ()  # forwarders: the Service's DNS names
+    security: SecuritySpec | None = None  # app containers with a securityContext
+    #: env vars whose value is the pod's address (fieldRef status.podIP): known once the
+    #: infra container has one, so the engine fills them in when it creates the container
+    pod_ip_env: tuple[str, ...] = ()
+    #: registry credentials from imagePullSecrets: (registry, username, password) for the pull
+    pull_auth: tuple[tuple[str, str, str], ...] = field(default=(), repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,6 +327,9 @@ class DesiredPod:
     source: Location
     replica: int | None = None
     network: NetworkSpec | None = None
+    #: the host namespaces the pod joins ("network", "pid", "ipc"), as its policy allowed
+    host_namespaces: frozenset[str] = frozenset()
+    sysctls: tuple[tuple[str, str], ...] = ()  # set on the infra container (the pod's)
     template_hash: str = ""  # a Deployment's pod: the revision (pod template) it runs
 
     @property
@@ -301,6 +364,17 @@ class LiveContainer:
 
 
 @dataclass(frozen=True, slots=True)
+class LiveVolume:
+    """One of our Docker volumes as listed on a host (the claims' volumes are what matter:
+    they outlive pods, so they are listed, placed by and reported, never removed unasked)."""
+
+    name: str
+    host: str
+    labels: Mapping[str, str]
+    driver: str = "local"
+
+
+@dataclass(frozen=True, slots=True)
 class HostState:
     """What one host looked like, or why it could not be observed."""
 
@@ -310,5 +384,6 @@ class HostState:
     error: str = ""
     engine_version: str = ""
     applied_revision: str = ""  # what the last complete apply recorded on this host
+    volumes: tuple[LiveVolume, ...] = ()  # our volumes (one list call)
     #: never-started markers holding each Deployment's rollout memory (``plan.rollout_memory``)
     rollouts: tuple[LiveContainer, ...] = ()

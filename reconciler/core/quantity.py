@@ -11,6 +11,7 @@ from decimal import Decimal
 from functools import lru_cache
 
 from reconciler.core.errors import QuantityError
+from reconciler.core.text import shown
 
 _QUANTITY = re.compile(
     r"^(?P<number>[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))"
@@ -46,15 +47,15 @@ def parse_quantity(value: str | int | float) -> Decimal:
     repeat a few quantities ("100m", "128Mi") thousands of times.
     """
     if isinstance(value, bool):
-        raise QuantityError(f"{value!r} is not a quantity")
+        raise QuantityError(f"{shown(value)} is not a quantity")
     if isinstance(value, int | float):
         number = Decimal(str(value))
         if not number.is_finite():  # inf, nan: Decimal accepts them, Kubernetes does not
-            raise QuantityError(f"{value!r} is not a quantity (it is not a finite number)")
+            raise QuantityError(f"{shown(value)} is not a quantity (it is not a finite number)")
         return number
     match = _QUANTITY.match(value.strip())
     if match is None:
-        raise QuantityError(f"{value!r} is not a quantity (examples: 0.5, 500m, 128Mi, 1G)")
+        raise QuantityError(f"{shown(value)} is not a quantity (examples: 0.5, 500m, 128Mi, 1G)")
     number = Decimal(match["number"])
     suffix = match["suffix"] or ""
     if suffix in _BINARY_SUFFIXES:
@@ -64,7 +65,9 @@ def parse_quantity(value: str | int | float) -> Decimal:
     try:
         return number * (Decimal(10) ** int(suffix[1:]))
     except ArithmeticError as exc:  # decimal.Overflow: 1e9999999
-        raise QuantityError(f"{value!r} is not a quantity (its exponent is too large)") from exc
+        raise QuantityError(
+            f"{shown(value)} is not a quantity (its exponent is too large)"
+        ) from exc
 
 
 def is_quantity_syntax(value: str) -> bool:

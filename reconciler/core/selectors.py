@@ -8,10 +8,13 @@ from dataclasses import dataclass
 
 from reconciler.core import names
 from reconciler.core.errors import SelectorError
+from reconciler.core.text import shown
 
-_SET_EXPR = re.compile(r"^\s*(!?)\s*([^\s=!()]+)\s+(in|notin)\s*\(([^()]*)\)\s*$")
-_EQ_EXPR = re.compile(r"^\s*([^\s=!()]+)\s*(==|=|!=)\s*([^\s=!(),]*)\s*$")
-_EXISTS_EXPR = re.compile(r"^\s*(!?)\s*([^\s=!(),]+)\s*$")
+# Possessive quantifiers (``*+``, ``++``): no run is ever given back, so a failed match
+# costs one scan of the text, never a retry per split of a run of blanks.
+_SET_EXPR = re.compile(r"^\s*+(!?)\s*+([^\s=!()]++)\s++(in|notin)\s*+\(([^()]*+)\)\s*+$")
+_EQ_EXPR = re.compile(r"^\s*+([^\s=!()]++)\s*+(==|=|!=)\s*+([^\s=!(),]*+)\s*+$")
+_EXISTS_EXPR = re.compile(r"^\s*+(!?)\s*+([^\s=!(),]++)\s*+$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,13 +85,19 @@ def _checked(part: str, requirement: Requirement) -> Requirement:
     """
     problem = names.qualified_name(requirement.key)
     if problem:
-        raise SelectorError(f"{part.strip()!r}: invalid label key {requirement.key!r}: {problem}")
+        raise SelectorError(
+            f"{shown(part.strip())}: invalid label key {shown(requirement.key)}: {problem}"
+        )
     if requirement.operator in ("in", "notin") and not requirement.values:
-        raise SelectorError(f"{part.strip()!r}: {requirement.operator} needs at least one value")
+        raise SelectorError(
+            f"{shown(part.strip())}: {requirement.operator} needs at least one value"
+        )
     for value in requirement.values:
         problem = names.label_value(value)
         if problem:
-            raise SelectorError(f"{part.strip()!r}: invalid label value {value!r}: {problem}")
+            raise SelectorError(
+                f"{shown(part.strip())}: invalid label value {shown(value)}: {problem}"
+            )
     return requirement
 
 
@@ -100,7 +109,7 @@ def parse_selector(text: str | None) -> Selector:
     for part in _split(text):
         if match := _SET_EXPR.match(part):
             if match[1]:
-                raise SelectorError(f"{part.strip()!r}: '!' cannot be combined with in/notin")
+                raise SelectorError(f"{shown(part.strip())}: '!' cannot be combined with in/notin")
             values = tuple(v.strip() for v in match[4].split(",") if v.strip())
             requirements.append(_checked(part, Requirement(match[2], match[3], values)))
         elif match := _EQ_EXPR.match(part):
@@ -111,7 +120,7 @@ def parse_selector(text: str | None) -> Selector:
             requirements.append(_checked(part, Requirement(match[2], operator)))
         else:
             raise SelectorError(
-                f"cannot parse selector {part.strip()!r} (examples: app=web, tier!=db, "
+                f"cannot parse selector {shown(part.strip())} (examples: app=web, tier!=db, "
                 "env in (prod,staging), !legacy)"
             )
     return Selector(tuple(requirements))

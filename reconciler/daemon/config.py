@@ -13,9 +13,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from reconciler.check.policy import Policy
 from reconciler.core import labels as L
+from reconciler.desire.budget import DEFAULT_MAX_PODS
 from reconciler.desire.settings import Settings
 from reconciler.source.hosts import Host
+from reconciler.source.keys import Keyring
+from reconciler.source.load import SourceLimits
 
 
 @dataclass
@@ -39,6 +43,13 @@ class RunConfig:
     prune: bool = True
     max_prune: int = 20
     allow_mass_prune: bool = False
+    max_create: int = 100
+    allow_mass_create: bool = False
+    #: what a revision may ask of the hosts (``check.policy``), how much the source may
+    #: hold, and how many pods: a revision past them is refused like an invalid one
+    policy: Policy = field(default_factory=Policy)
+    source_limits: SourceLimits = field(default_factory=SourceLimits)
+    max_pods: int = DEFAULT_MAX_PODS
     grace_seconds: int = 10
     git_timeout: float = 60.0
     stop_timeout: float = 30.0
@@ -49,6 +60,8 @@ class RunConfig:
     #: receivers of the events (``--notify``), and their body: ``json`` or ``slack``
     notify: Sequence[str] = ()
     notify_format: str = "json"
+    #: age identities for SOPS-encrypted Secrets, read once at start (kept in memory only)
+    keyring: Keyring = field(default_factory=Keyring)
     #: while a Deployment rolls out, the next pass comes this soon (its pods' readiness is
     #: what lets it go on), instead of waiting for the resync
     rollout_interval: float = 1.0

@@ -96,6 +96,7 @@ class DesiredSource:
             self._backoff.succeeded()
             self.next_fetch = time.monotonic() + config.interval
             directory, revision = checkout.manifests, checkout.revision[:12]
+            root = checkout.root  # symbolic links may point anywhere in the checkout
             self.board.overview.set_root(str(checkout.root))
             if revision == self.board.overview.held_revision:
                 return self.last_good  # held already: reported, nothing new to check
@@ -104,12 +105,20 @@ class DesiredSource:
         else:
             directory = Path(config.source) / config.path
             revision = source_revision([str(directory)])
+            root = Path(config.source)
             self.board.overview.set_root(config.source)
         same = self.last_good is not None and revision == self.last_good[1]
         if config.is_git and revision and same:
             return self.last_good  # same commit: nothing to reload
         try:
-            validation, _ = load_source([str(directory)])
+            validation, _ = load_source(
+                [str(directory)],
+                config.keyring,
+                policy=config.policy,
+                limits=config.source_limits,
+                root=str(root),
+                max_pods=config.max_pods,
+            )
         except InputError as exc:
             self._record_error("validation", str(exc))
             return self.last_good

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import signal
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -40,6 +39,7 @@ from reconciler.apply.converge import (
     make_plan,
     observe,
     observe_and_remember,
+    wants_volumes,
 )
 from reconciler.apply.execute import ActionResult
 from reconciler.apply.runtime import ServiceRuntime
@@ -53,9 +53,10 @@ from reconciler.daemon.http.status import StatusBoard
 from reconciler.daemon.notify import Notifier
 from reconciler.daemon.report import PassReport
 from reconciler.daemon.rollouts import RolloutReporter
+from reconciler.daemon.signals import StopSignals
 from reconciler.daemon.triggers import DockerEvents, OwnRemovals, _Trigger, watch_directory
 from reconciler.desire.hostmemory import HostRecord
-from reconciler.plan.guards import Limits, refusals
+from reconciler.plan.guards import Limits, refused
 from reconciler.plan.model import Verb
 
 log = logging.getLogger(__name__)
@@ -119,6 +120,7 @@ class ReconcileService:
             self._stopping,
         )
         self.passes = 0
+        self._signals = StopSignals(self.stop, config.stop_timeout)
         self.board.set_source(config.source, config.branch, config.path)
 
     # -- triggers --------------------------------------------------------------------------
@@ -196,6 +198,7 @@ class ReconcileService:
         if self.config.once:
             return 0 if self.run_pass("once").ok else 1
         self._install_signals()
+        log.info("policy: %s, at most %d pods", self.config.policy.describe(), self.config.max_pods)
         self._start_http()
         if not self.config.is_git:
             self._start_watch()
@@ -247,22 +250,12 @@ class ReconcileService:
             self._notifier.close()
         for runtime in self.runtimes.values():
             runtime.close()
+        self._signals.close()
 
     def _install_signals(self) -> None:
-        if threading.current_thread() is not threading.main_thread():
-            return
-
-        def handler(signum: int, _frame: Any) -> None:
-            log.info("signal %s: finishing the current pass, then exiting", signum)
-            self.stop()
-            # a second signal, or a pass that overruns the bound, ends the process
-            signal.signal(signum, signal.SIG_DFL)
-            timer = threading.Timer(self.config.stop_timeout, _exit_now)
-            timer.daemon = True
-            timer.start()
-
-        signal.signal(signal.SIGTERM, handler)
-        signal.signal(signal.SIGINT, handler)
+        """SIGTERM/SIGINT stop the loop after the pass in progress; a second one, or a pass
+        that overruns ``stop_timeout``, ends the process (``daemon.signals``)."""
+        self._signals.install()
 
     # -- one pass ----------------------------------------------------------------------------
     def run_pass(self, reason: str, dry_run: bool = False) -> PassOutcome:
@@ -285,7 +278,11 @@ class ReconcileService:
         for runtime in self.runtimes.values():
             runtime.revision = revision
         live, memory, now = observe_and_remember(
-            self.runtimes, config.instance, config.state_dir, self._memory
+            self.runtimes,
+            config.instance,
+            config.state_dir,
+            self._memory,
+            wants_volumes(manifests),
         )
         self._memory = memory
         for host, state in sorted(live.items()):
@@ -307,9 +304,12 @@ class ReconcileService:
             errors=self._rollout_errors,
             commit=revision,
         )
-        refused = refusals(the_plan, Limits(config.max_prune, config.allow_mass_prune))
-        if refused:
-            message = "; ".join(refused.values()) + " (refused: --allow-mass-prune to force)"
+        limits = Limits(
+            config.max_prune, config.allow_mass_prune, config.max_create, config.allow_mass_create
+        )
+        reasons = refused(the_plan, limits)
+        if reasons:
+            message = "refused: " + "; ".join(reasons)
             self._record_error("apply", message)
             self.report.failed("apply", message)
             duration = time.monotonic() - started
@@ -485,10 +485,3 @@ def _summary(reasons: Sequence[str]) -> str:
     more = len(distinct) - _MAX_REASONS
     text = ", ".join(distinct[:_MAX_REASONS])
     return f"{text} and {more} more" if more > 0 else text
-
-
-def _exit_now() -> None:
-    import os
-
-    log.error("did not stop in time: exiting")
-    os._exit(1)

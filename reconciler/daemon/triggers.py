@@ -37,7 +37,9 @@ from reconciler.core import labels as L
 log = logging.getLogger(__name__)
 
 #: Editor droppings and VCS internals that must not trigger a pass in a watched directory.
-_IGNORED_FILES = re.compile(r"(^|/)(\.git/|\.#|#.*#$|.*~$|.*\.sw[a-z]$|4913$|\.~lock)")
+#: Each alternative stays within one path component (``[^/]``), so a search costs one scan
+#: of the path, however many components it has.
+_IGNORED_FILES = re.compile(r"(^|/)(\.git/|\.#|#[^/]*#$|[^/]*~$|[^/]*\.sw[a-z]$|4913$|\.~lock)")
 _DEBOUNCE = 0.3  # seconds of quiet after the last file event before a pass starts
 _EVENT_GAP = 1.0  # at most one Docker-event-triggered pass per second (crash loops)
 #: How long after the end of a pass the events of the containers it removed are still known

@@ -15,6 +15,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from reconciler.core.model import HostState, Manifest, ObjectRef, as_map
+from reconciler.desire.claims import claim_hosts, claims_of, pod_claims, storage_warnings
+from reconciler.desire.config import config_index
 from reconciler.desire.deployments import (
     TEMPLATE_SPEC_PATH,
     RolloutDecision,
@@ -24,8 +26,15 @@ from reconciler.desire.deployments import (
 )
 from reconciler.desire.forwarders import forwarders
 from reconciler.desire.hostmemory import HostRecord
-from reconciler.desire.placement import Placer, held_pods, host_port_conflicts, unplaceable
-from reconciler.desire.pods import pod, spec_requests
+from reconciler.desire.placement import (
+    Placer,
+    claims_apart,
+    held_pods,
+    host_port_conflicts,
+    pod_problem,
+    unplaceable,
+)
+from reconciler.desire.pods import PodProblem, pod, spec_requests
 from reconciler.desire.services import allocate
 from reconciler.desire.settings import DesiredState, PodContext, Settings
 from reconciler.source.hosts import Host
@@ -57,13 +66,19 @@ def compute_desired(
     network = settings.network
     state.services, service_problems = allocate(manifests, network, live)
     state.problems.extend(service_problems)
+    claims = claims_of(manifests)
+    state.claims = set(claims)
     ctx = PodContext(
         settings=settings,
         network=network,
         services=state.services,
         addresses={h.name: h.address for h in hosts},
         multi_host=len(hosts) > 1,
+        configs=config_index(manifests),
+        claims=claims,
+        hosts={h.name: h for h in hosts},
     )
+    claim_placed = claim_hosts(live)
     ordered = sorted(
         (m for m in manifests if m.kind in ("Pod", "ReplicationController", "Deployment")),
         key=lambda m: (m.namespace, m.name, m.kind),
@@ -105,18 +120,34 @@ def compute_desired(
             cpu, memory = spec_requests(raw_spec)
             selector = as_map(raw_spec.get("nodeSelector"))
             node_selector = {str(k): str(v) for k, v in selector.items()}
+            wanted = {(owner.namespace, c) for c in pod_claims(raw_spec)}
+            pinned = {claim_placed[c] for c in wanted if c in claim_placed}
+            if len(pinned) > 1:
+                state.problems.append(
+                    claims_apart(manifest, name, sorted(c for _, c in wanted), spec_path)
+                )
+                continue
+            if pinned:  # a claim's volume is on one host: its pods go there
+                placer.pinned.setdefault((owner.namespace, name), pinned.pop())
             host = placer.place((owner.namespace, name), node_selector, cpu, memory)
             if host is None:
                 state.problems.append(unplaceable(manifest, name, node_selector, spec_path))
                 continue
-            made = pod(
-                ctx, manifest, owner, name, labels_of_pod, raw_spec, spec_path, host, replica
-            )
+            for claim in wanted:
+                claim_placed.setdefault(claim, host)
+            try:
+                made = pod(
+                    ctx, manifest, owner, name, labels_of_pod, raw_spec, spec_path, host, replica
+                )
+            except PodProblem as exc:
+                state.problems.append(pod_problem(manifest, name, exc))
+                continue
             if name in hashes:
                 made = dataclasses.replace(made, template_hash=hashes[name])
             state.pods.append(made)
     state.pods.extend(forwarders(ctx, hosts, live))
     state.problems.extend(host_port_conflicts(state.pods))
+    state.problems.extend(storage_warnings(claims, claim_placed, hosts))
     return state
 
 

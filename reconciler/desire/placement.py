@@ -5,6 +5,7 @@ unreachable host keeps during its grace period; what cannot be placed. Pure.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from reconciler.core import labels as L
 from reconciler.core.model import DesiredPod, Diagnostic, HostState, Manifest, Severity
@@ -134,6 +135,31 @@ def unplaceable(
         Severity.ERROR,
         manifest.locate(spec_path),
         f"pod {pod} cannot be placed: {why}",
+        kind=manifest.kind,
+        name=manifest.name,
+    )
+
+
+def claims_apart(
+    manifest: Manifest, pod: str, claims: list[str], spec_path: tuple[str | int, ...]
+) -> Diagnostic:
+    """A pod mounting claims whose volumes are on different hosts cannot run anywhere."""
+    return Diagnostic(
+        Severity.ERROR,
+        manifest.locate(spec_path + ("volumes",)),
+        f"pod {pod} cannot be placed: its claims {', '.join(claims)} have their volumes on "
+        "different hosts (a claim's data stays on the host that holds it)",
+        kind=manifest.kind,
+        name=manifest.name,
+    )
+
+
+def pod_problem(manifest: Manifest, pod: str, problem: Any) -> Diagnostic:
+    """A pod that cannot be made on its host (``desire.pods.PodProblem``)."""
+    return Diagnostic(
+        Severity.ERROR,
+        manifest.locate(problem.path),
+        f"pod {pod}: {problem}",
         kind=manifest.kind,
         name=manifest.name,
     )

@@ -7,6 +7,7 @@ never recreates a pod, while a change to anything it acts on always does.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -23,8 +24,31 @@ from reconciler.core.model import (
     as_map,
 )
 from reconciler.core.quantity import cpu_to_nano, memory_to_bytes, parse_quantity
+from reconciler.core.redact import redact_spec
+from reconciler.desire import security
+from reconciler.desire.claims import claim_labels, claim_volume_name, driver_for
+from reconciler.desire.config import FILE_SOURCES, PodConfig, PodFacts, resolve
 from reconciler.desire.services import DesiredService, service_env
 from reconciler.desire.settings import PodContext, Settings, docker_name
+from reconciler.source.hosts import DEFAULT_VOLUME_DRIVER
+
+
+class PodProblem(ValueError):
+    """A pod that cannot be made as written on its host (a storage class the host does not
+    map, a resource value without a limit or capacity): ``path`` says where."""
+
+    def __init__(self, message: str, path: tuple[str | int, ...]) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+def _annotations(manifest: Manifest, spec_path: tuple[str | int, ...]) -> dict[str, str]:
+    """The pod's annotations: a Pod's, or its template's (the metadata beside its spec)."""
+    node: Any = manifest.body
+    for part in spec_path[:-1]:
+        node = as_map(node).get(str(part))
+    meta = as_map(as_map(node).get("metadata"))
+    return {str(k): str(v) for k, v in as_map(meta.get("annotations")).items()}
 
 
 def default_pull_policy(image: str) -> str:
@@ -88,6 +112,9 @@ def normalise_pod_spec(spec: Mapping[str, Any], hostname: str) -> dict[str, Any]
                 ],
             }
         )
+        context = security.normalise_container(spec, c)
+        if context is not None:  # written only when set: other pods keep their hash
+            containers[-1]["securityContext"] = context
     volumes = []
     for v in map(as_map, as_list(spec.get("volumes"))):
         if "emptyDir" in v:
@@ -105,12 +132,26 @@ def normalise_pod_spec(spec: Mapping[str, Any], hostname: str) -> dict[str, Any]
             volumes.append(
                 {"name": v.get("name"), "hostPath": {"path": as_map(v["hostPath"]).get("path")}}
             )
+        elif "persistentVolumeClaim" in v:
+            claim = as_map(v["persistentVolumeClaim"])
+            volumes.append(
+                {
+                    "name": v.get("name"),
+                    "persistentVolumeClaim": {
+                        "claimName": claim.get("claimName"),
+                        "readOnly": bool(claim.get("readOnly", False)),
+                    },
+                }
+            )
+        elif not [key for key in v if key != "name"]:  # no source: Kubernetes' emptyDir
+            volumes.append({"name": v.get("name"), "emptyDir": {"medium": "", "sizeLimit": None}})
     return {
         "containers": containers,
         "volumes": volumes,
         "restartPolicy": spec.get("restartPolicy", "Always"),
         "hostname": hostname,
         "nodeSelector": dict(as_map(spec.get("nodeSelector"))),
+        **security.normalise_pod(spec),
     }
 
 
@@ -127,6 +168,8 @@ def _containers(
     spec_path: tuple[str | int, ...],
     services: Sequence[DesiredService] = (),
     publish_on: str = "",
+    config: PodConfig | None = None,
+    host_address: str = "",
 ) -> tuple[DesiredContainer, ...]:
     """The infra container and the app containers of one pod.
 
@@ -134,6 +177,7 @@ def _containers(
     published on that address at a port Docker picks, so that Service forwarders on other
     hosts reach the pod. Service env vars are added here, outside the spec hash: adding a
     Service never recreates running pods (as in Kubernetes, only new containers see it).
+    ``host_address``: where a hostPort without a hostIP binds (see :func:`host_port_ip`).
     """
     hostname = spec["hostname"]
     published: list[PortBinding] = []
@@ -142,18 +186,22 @@ def _containers(
     for index, c in enumerate(spec["containers"]):
         for p in c["ports"]:
             if p["hostPort"] is not None:
+                host_ip = p["hostIP"] or host_port_ip(host_address)
                 published.append(
-                    PortBinding(p["containerPort"], p["protocol"], p["hostPort"], p["hostIP"])
+                    PortBinding(p["containerPort"], p["protocol"], p["hostPort"], host_ip)
                 )
             elif publish_on and p["protocol"] != "SCTP":
                 published.append(PortBinding(p["containerPort"], p["protocol"], 0, publish_on))
         limits, requests = c["resources"]["limits"], c["resources"]["requests"]
         cpu_request = requests.get("cpu")
         mounts = tuple(
-            MountSpec(m["name"], m["mountPath"], m["readOnly"])
+            MountSpec(m["name"], m["mountPath"], m["readOnly"] or _read_only(volumes[m["name"]]))
             for m in c["volumeMounts"]
             if m["name"] in volumes
         )
+        env = tuple((e["name"], e["value"]) for e in c["env"])
+        if config is not None and c["name"] in config.env:
+            env = tuple(config.env[c["name"]])
         apps.append(
             DesiredContainer(
                 docker_name=docker_name(settings.instance, namespace, pod_name, c["name"]),
@@ -163,8 +211,7 @@ def _containers(
                 pull_policy=c["imagePullPolicy"],
                 entrypoint=tuple(c["command"]) if c["command"] is not None else None,
                 cmd=tuple(c["args"]) if c["args"] is not None else None,
-                env=service_env(services, namespace, (e["name"] for e in c["env"]))
-                + tuple((e["name"], e["value"]) for e in c["env"]),
+                env=service_env(services, namespace, (name for name, _ in env)) + env,
                 working_dir=c["workingDir"],
                 nano_cpus=_quantity_or_none(limits.get("cpu"), cpu_to_nano),
                 cpu_shares=(
@@ -175,6 +222,9 @@ def _containers(
                 mounts=mounts,
                 restart_policy=spec["restartPolicy"],
                 source=manifest.locate(spec_path + ("containers", index)),
+                pod_ip_env=tuple(config.pod_ip_env.get(c["name"], ())) if config else (),
+                pull_auth=config.pull_auth if config else (),
+                security=security.security_spec(c.get("securityContext")),
             )
         )
     infra = DesiredContainer(
@@ -191,11 +241,54 @@ def _containers(
     return (infra, *apps)
 
 
+def _read_only(volume: Mapping[str, Any]) -> bool:
+    """Secret, ConfigMap, downwardAPI and projected volumes are always mounted read-only, as
+    in Kubernetes; a claim when it says so."""
+    claim = volume.get("persistentVolumeClaim")
+    return any(k in volume for k in FILE_SOURCES) or bool(claim and claim["readOnly"])
+
+
 def _volume_specs(
-    settings: Settings, namespace: str, pod_name: str, spec: Mapping[str, Any]
+    settings: Settings,
+    namespace: str,
+    pod_name: str,
+    spec: Mapping[str, Any],
+    config: PodConfig | None = None,
+    ctx: PodContext | None = None,
+    host: str = "",
 ) -> tuple[VolumeSpec, ...]:
     result = []
     for v in spec["volumes"]:
+        if any(k in v for k in FILE_SOURCES):
+            result.append(
+                VolumeSpec(
+                    name=v["name"],
+                    source="files",
+                    docker_name=docker_name(settings.instance, namespace, pod_name, v["name"]),
+                    medium="Memory",
+                    files=config.files.get(v["name"], ()) if config else (),
+                )
+            )
+            continue
+        if "persistentVolumeClaim" in v:
+            claim_name = v["persistentVolumeClaim"]["claimName"]
+            claim = ctx.claims.get((namespace, claim_name)) if ctx else None
+            target = ctx.hosts.get(host) if ctx else None
+            driver, options = (
+                driver_for(claim, target) if claim and target else (DEFAULT_VOLUME_DRIVER, ())
+            )
+            result.append(
+                VolumeSpec(
+                    name=v["name"],
+                    source="claim",
+                    docker_name=claim_volume_name(settings.instance, namespace, claim_name),
+                    claim=claim_name,
+                    driver=driver,
+                    driver_opts=options,
+                    claim_labels=claim_labels(settings.instance, namespace, claim_name),
+                )
+            )
+            continue
         if "emptyDir" in v:
             size = v["emptyDir"]["sizeLimit"]
             result.append(
@@ -227,7 +320,31 @@ def pod(
     hostname = str(raw_spec.get("hostname") or name)[:63].rstrip("-.")
     spec = normalise_pod_spec(raw_spec, hostname)
     publish_on = ctx.addresses.get(host, "") if ctx.multi_host else ""
-    hashed = {
+    target = ctx.hosts.get(host)
+    facts = PodFacts(
+        namespace=owner.namespace,
+        name=name,
+        labels=dict(pod_labels),
+        annotations=_annotations(manifest, spec_path),
+        host=host,
+        host_address=ctx.addresses.get(host, ""),
+        host_cpu_nano=target.cpu_nano if target else None,
+        host_memory_bytes=target.memory_bytes if target else None,
+    )
+    config = resolve(
+        ctx.configs,
+        facts,
+        raw_spec,
+        spec,
+        [str(as_map(v).get("name")) for v in as_list(raw_spec.get("volumes"))],
+    )
+    if config.problems:
+        raise PodProblem(config.problems[0][1], spec_path)
+    try:
+        volumes = _volume_specs(settings, owner.namespace, name, spec, config, ctx, host)
+    except ValueError as exc:
+        raise PodProblem(str(exc), spec_path + ("volumes",)) from exc
+    hashed: dict[str, Any] = {
         "spec": spec,
         "owner": [owner.kind, owner.namespace, owner.name],
         "labels": dict(pod_labels),
@@ -235,13 +352,18 @@ def pod(
         "network": [ctx.network.name, ctx.network.subnet],
         "publishPorts": bool(publish_on),  # not the address: the hash stays host-independent
     }
+    ports = [p for c in spec["containers"] for p in c["ports"]]
+    if any(p["hostPort"] is not None and not p["hostIP"] for p in ports):
+        # hostPorts bind the host's address, no longer every address: pods made before
+        # that are recreated once to bind the narrower way
+        hashed["hostPortsOn"] = "address"
     return DesiredPod(
         namespace=owner.namespace,
         name=name,
         owner=owner,
         host=host,
         labels=dict(pod_labels),
-        spec=spec,
+        spec=redact_spec(spec),  # what a label keeps and a plan shows: digests of secrets
         spec_hash=L.spec_hash(hashed),
         containers=_containers(
             settings,
@@ -252,13 +374,29 @@ def pod(
             spec_path,
             ctx.services,
             publish_on,
+            config,
+            ctx.addresses.get(host, ""),
         ),
-        volumes=_volume_specs(settings, owner.namespace, name, spec),
+        volumes=volumes,
         restart_policy=spec["restartPolicy"],
         source=manifest.source,
         replica=replica,
         network=ctx.network,
+        host_namespaces=security.host_namespaces(spec),
+        sysctls=security.sysctls(spec),
     )
+
+def host_port_ip(address: str) -> str:
+    """Where a hostPort without a hostIP binds: the host's ``address`` from the hosts file
+    (127.0.0.1 for the local engine), not every address of the host, so that a port meant
+    for the hosts' own network is not published to every network the host is on. An
+    address that is not an IP literal (a DNS name) cannot be bound: every address then."""
+    try:
+        ipaddress.ip_address(address)
+    except ValueError:
+        return ""
+    return address
+
 
 def spec_requests(spec: Mapping[str, Any]) -> tuple[int, int]:
     """Total cpu (nano) and memory (bytes) requested by a pod, for capacity placement."""

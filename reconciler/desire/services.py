@@ -153,7 +153,7 @@ def allocate(
         port
         for m in services
         for p in map(as_map, as_list(as_map(m.body.get("spec")).get("ports")))
-        if (port := _int(p.get("nodePort"))) is not None
+        if (port := _int(p.get("nodePort")))  # 0 means unset, as in Kubernetes
     }
 
     def warn(manifest: Manifest, path: tuple[str | int, ...], message: str) -> None:
@@ -223,7 +223,7 @@ def allocate(
             port = _int(p.get("port")) or 0
             protocol = str(p.get("protocol", "TCP"))
             target = p.get("targetPort", port)
-            node_port = _int(p.get("nodePort"))
+            node_port = _int(p.get("nodePort")) or None  # 0: unset, allocated like a missing one
             if node_port is None and service_type in ("NodePort", "LoadBalancer"):
                 node_port = _free_node_port(f"{m.namespace}/{m.name}/{index}", node_ports_taken)
                 node_ports_taken.add(node_port)

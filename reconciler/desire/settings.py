@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from reconciler.core import labels as L
 from reconciler.core.model import DesiredPod, Diagnostic, NetworkSpec, ObjectRef
 from reconciler.desire.services import DesiredService, cluster_network
+from reconciler.source.hosts import Host
 
 DEFAULT_INFRA_IMAGE = "reconciler/pause:1"
 #: A name for when none is given; ``forwarder.build.default_forwarder_image`` names the image
@@ -46,6 +48,7 @@ class DesiredState:
     replicas: dict[ObjectRef, int] = field(default_factory=dict)  # RC -> wanted replicas
     services: list[DesiredService] = field(default_factory=list)
     host_notes: dict[str, str] = field(default_factory=dict)  # unreachable host -> what waits
+    claims: set[tuple[str, str]] = field(default_factory=set)  # (namespace, claim) in the manifests
     deployments: dict[ObjectRef, int] = field(default_factory=dict)  # Deployment -> replicas
     #: (namespace, pod) -> why a rollout makes the pod, or why it removes it
     reasons: dict[tuple[str, str], str] = field(default_factory=dict)
@@ -75,3 +78,8 @@ class PodContext:
     services: Sequence[DesiredService]
     addresses: Mapping[str, str]  # host -> address
     multi_host: bool
+    #: Secrets and ConfigMaps by (kind, namespace, name) (``desire.config.config_index``)
+    configs: Mapping[tuple[str, str, str], Any] = field(default_factory=dict)
+    #: PersistentVolumeClaims by (namespace, name) (``desire.claims.claims_of``)
+    claims: Mapping[tuple[str, str], Any] = field(default_factory=dict)
+    hosts: Mapping[str, Host] = field(default_factory=dict)  # by name

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -29,19 +28,19 @@ from reconciler.core.model import (
     DesiredPod,
     HostState,
     LiveContainer,
-    ObjectRef,
+    LiveVolume,
 )
 from reconciler.engine import translate as T
 from reconciler.engine.client import call, open_client
 from reconciler.engine.resources import HostImages, HostNetworks
-from reconciler.plan.live import pod_ready
+from reconciler.engine.rollouts import RolloutSupport
 from reconciler.source.hosts import Host
 
 #: What the forwarder image holds besides busybox (path -> program), made on first use.
 Programs = Callable[[], Mapping[str, bytes]]
 
 
-class DockerHost:
+class DockerHost(RolloutSupport):
     """A connection to one engine, counting the API calls it makes.
 
     ``programs`` supplies the Service forwarder's program when a host lacks the forwarder
@@ -68,7 +67,7 @@ class DockerHost:
         self._api: docker.APIClient | None = None
         self._lock = threading.Lock()
         self.images = HostImages(self._call, lambda: self.api, host.name, programs)
-        self.networks = HostNetworks(self._call, lambda: self.api, instance)
+        self.networks = HostNetworks(self._call, lambda: self.api, instance, host.name)
 
     # -- connection ------------------------------------------------------------------------
     @property
@@ -91,8 +90,11 @@ class DockerHost:
             self._api.close()
 
     # -- observe -----------------------------------------------------------------------------
-    def observe(self) -> HostState:
-        """Our containers on this host, from a single list call."""
+    def observe(self, volumes: bool | None = None) -> HostState:
+        """Our containers on this host, from a single list call; and our volumes, from a
+        second one, when ``volumes`` says so (claims in the manifests, ``get volumes``,
+        ``--prune-volumes``) or, by default, when a container mounts a claim's volume: a
+        pass with no claims stays one list call."""
         try:
             raw = self._call(
                 "list containers",
@@ -100,9 +102,18 @@ class DockerHost:
                 all=True,
                 filters={"label": L.ownership_filters(self.instance)},
             )
+            listed: Any = {}
+            if volumes or (volumes is None and T.mounts_claims(self.instance, raw)):
+                listed = self._call(
+                    "list volumes",
+                    self.api.volumes,
+                    filters={"label": L.ownership_filters(self.instance)},
+                )
         except (HostUnavailable, ApplyError) as exc:
             return HostState(self.host.name, reachable=False, error=str(exc))
-        return T.host_state(self.host.name, self.instance, raw)
+        return T.host_state(
+            self.host.name, self.instance, raw, (listed or {}).get("Volumes") or []
+        )
 
     def container_events(self, actions: Sequence[str]) -> Any:
         """A blocking, closable stream of Docker events about this instance's containers
@@ -205,9 +216,17 @@ class DockerHost:
             mem_reservation=args.mem_reservation,
             binds={k: dict(v) for k, v in args.binds.items()} or None,
             mounts=mounts or None,
+            privileged=args.privileged,
+            cap_add=list(args.cap_add) or None,
+            cap_drop=list(args.cap_drop) or None,
+            group_add=list(args.group_add) or None,
+            read_only=args.read_only or None,
+            security_opt=list(args.security_opt) or None,
+            pid_mode=args.pid_mode,
+            uts_mode=args.uts_mode,
+            sysctls=dict(args.sysctls) or None,
         )
-        created = self._call(
-            f"create {args.name}",
+        created = self._create_named(
             api.create_container,
             args.image,
             name=args.name,
@@ -216,6 +235,7 @@ class DockerHost:
             command=list(args.command) if args.command is not None else None,
             environment=list(args.environment) or None,
             working_dir=args.working_dir,
+            user=args.user,
             labels=dict(args.labels),
             ports=list(args.exposed) or None,
             host_config=host_config,
@@ -225,9 +245,34 @@ class DockerHost:
         self._call(f"start {args.name}", api.start, container_id)
         return container_id
 
+    def _create_named(self, function: Any, *args: Any, name: str, **kwargs: Any) -> Any:
+        """A create call; when the name is taken by a container that is not ours, an
+        ``OwnershipError`` that names it (it is left alone), else Docker's own error."""
+        kwargs["name"] = name
+        try:
+            return self._call(f"create {name}", function, *args, **kwargs)
+        except ApplyError as exc:
+            if "Conflict" not in str(exc) and "already in use" not in str(exc):
+                raise
+            self._refuse_foreign("container", name)
+            raise
+
+    def _refuse_foreign(self, kind: str, name: str) -> None:
+        """Raise ``OwnershipError`` when the container called ``name`` is not ours."""
+        try:
+            info = self._call(f"inspect {name}", self.api.inspect_container, name)
+        except NotFound:
+            return
+        if not L.is_owned((info.get("Config") or {}).get("Labels"), self.instance):
+            raise OwnershipError(
+                f"{kind} {name} on host {self.host.name} exists and does not carry this "
+                "instance's labels: left alone (remove or rename it, or choose another "
+                "--instance)"
+            )
+
     def _create_volumes(self, pod: DesiredPod) -> None:
         for volume in T.volume_args(pod, self.instance):
-            self._call(
+            made = self._call(
                 f"create volume {volume.name}",
                 self.api.create_volume,
                 name=volume.name,
@@ -235,6 +280,14 @@ class DockerHost:
                 driver_opts=dict(volume.driver_opts) if volume.driver_opts else None,
                 labels=dict(volume.labels),
             )
+            # Docker answers a create of an existing name with that volume, labels and all:
+            # someone else's data must never be mounted into our pod
+            if not L.is_owned((made or {}).get("Labels"), self.instance):
+                raise OwnershipError(
+                    f"volume {volume.name} on host {self.host.name} exists and does not carry "
+                    "this instance's labels: left alone (remove or rename it, or choose another "
+                    "--instance)"
+                )
 
     def _create_infra(self, pod: DesiredPod) -> str:
         """A pod's infra container, or a Service's forwarder, on the instance network."""
@@ -242,22 +295,75 @@ class DockerHost:
             self.networks.ensure(pod.network)
         return self._create(T.infra_args(pod, self.instance, self.revision))
 
-    def _create_app(self, pod: DesiredPod, container: DesiredContainer, infra_id: str) -> str:
-        return self._create(T.app_args(pod, container, infra_id, self.instance, self.revision))
+    def _create_app(
+        self, pod: DesiredPod, container: DesiredContainer, infra_id: str, pod_ip: str = ""
+    ) -> str:
+        return self._create(
+            T.app_args(pod, container, infra_id, self.instance, self.revision, pod_ip)
+        )
+
+    def _fill_files(self, pod: DesiredPod, infra_id: str) -> None:
+        """Write each files volume's files (Secrets, ConfigMaps, the downward API) through
+        the running infra container into its tmpfs volume, before any app container starts:
+        the bytes go from memory to memory, never to a file on either machine."""
+        for volume in pod.volumes:
+            if volume.source == "files" and volume.files:
+                self._call(
+                    f"write files of volume {volume.name}",
+                    self.api.put_archive,
+                    infra_id,
+                    T.files_target(volume),
+                    T.files_archive(volume),
+                )
+
+    def _pod_ip(self, pod: DesiredPod, infra_id: str) -> str:
+        """The pod's address, when a container asks for it (fieldRef status.podIP)."""
+        if not any(c.pod_ip_env for c in pod.app_containers):
+            return ""
+        info = self._call("inspect infra", self.api.inspect_container, infra_id)
+        networks = (info.get("NetworkSettings") or {}).get("Networks") or {}
+        return next((str(n.get("IPAddress")) for n in networks.values() if n.get("IPAddress")), "")
+
+    def remove_volume(self, volume: LiveVolume) -> None:
+        """Remove one of our volumes (a claim's, asked for by ``down --volumes`` or
+        ``--prune-volumes``); refused when it does not carry our labels, or is in use."""
+        if not L.is_owned(volume.labels, self.instance):
+            raise OwnershipError(f"volume {volume.name} is not ours: left alone")
+        self._call(f"remove volume {volume.name}", self.api.remove_volume, volume.name)
 
     def _infra_id(self, pod: DesiredPod) -> str:
+        name = pod.containers[0].docker_name
         try:
-            info = self._call(
-                "inspect infra", self.api.inspect_container, pod.containers[0].docker_name
-            )
+            info = self._call("inspect infra", self.api.inspect_container, name)
         except NotFound as exc:
             raise ApplyError(f"infra container of pod {pod.name} is gone") from exc
+        if not L.is_owned((info.get("Config") or {}).get("Labels"), self.instance):
+            raise OwnershipError(
+                f"container {name} on host {self.host.name} does not carry this instance's "
+                "labels: left alone, and no container of ours joins it"
+            )
         return str(info["Id"])
 
+    def _check_non_root(self, container: DesiredContainer) -> None:
+        """``runAsNonRoot`` without a ``runAsUser``: the image's own user must be a non-zero
+        number, as Kubernetes checks before it starts a container."""
+        security = container.security
+        if security is None or not security.run_as_non_root or security.user:
+            return
+        info = self._call("inspect image", self.api.inspect_image, container.image)
+        user = str((info.get("Config") or {}).get("User") or "")
+        if T.runs_as_root(user):
+            shown = repr(user) if user else "root (no USER)"
+            raise ApplyError(
+                f"CreateContainerConfigError: container {container.container} has "
+                f"runAsNonRoot and image {container.image} runs as {shown}: set runAsUser"
+            )
+
     def create_pod(self, pod: DesiredPod) -> None:
-        """Volumes, infra container, then every app container; all or nothing."""
+        """Volumes, infra container, its files, then every app container; all or nothing."""
         for container in pod.app_containers:
-            self.ensure_image(container.image, container.pull_policy)
+            self.images.ensure(container.image, container.pull_policy, container.pull_auth)
+            self._check_non_root(container)
         infra = pod.containers[0]
         self.ensure_infra_image(infra.image, with_forwarder=infra.role == L.ROLE_FORWARDER)
         created: list[str] = []
@@ -265,16 +371,20 @@ class DockerHost:
             self._create_volumes(pod)
             infra_id = self._create_infra(pod)
             created.append(infra_id)
+            self._fill_files(pod, infra_id)
+            pod_ip = self._pod_ip(pod, infra_id)
             for container in pod.app_containers:
-                created.append(self._create_app(pod, container, infra_id))
+                created.append(self._create_app(pod, container, infra_id, pod_ip))
         except Exception:
             self._discard(created, pod)  # no half-made pod stays behind
             raise
 
     def create_container(self, pod: DesiredPod, name: str) -> None:
         container = next(c for c in pod.app_containers if c.container == name)
-        self.ensure_image(container.image, container.pull_policy)
-        self._create_app(pod, container, self._infra_id(pod))
+        self.images.ensure(container.image, container.pull_policy, container.pull_auth)
+        self._check_non_root(container)
+        infra_id = self._infra_id(pod)
+        self._create_app(pod, container, infra_id, self._pod_ip(pod, infra_id))
 
     def _discard(self, container_ids: Sequence[str], pod: DesiredPod) -> None:
         for container_id in reversed(container_ids):
@@ -288,7 +398,16 @@ class DockerHost:
         self._call(f"start {container.name}", self.api.start, container.id)
 
     def remove(self, containers: Sequence[LiveContainer]) -> None:
-        """Stop app containers first, then the infra container; then remove all of them."""
+        """Stop app containers first, then the infra container; then remove all of them.
+
+        Each one's labels are checked first, whatever listed it: only ours are touched.
+        """
+        for container in containers:
+            if not L.is_owned(container.labels, self.instance):
+                raise OwnershipError(
+                    f"container {container.name} on host {self.host.name} does not carry this "
+                    "instance's labels: left alone"
+                )
         ordered = sorted(containers, key=lambda c: c.labels.get(L.ROLE) == L.ROLE_INFRA)
         for container in ordered:
             if container.state in ("running", "restarting", "paused"):
@@ -327,95 +446,6 @@ class DockerHost:
             if L.is_owned(volume.get("Labels"), self.instance):
                 with contextlib.suppress(NotFound):
                     self._call("remove volume", self.api.remove_volume, volume["Name"], force=True)
-
-    def wait_ready(self, pod: DesiredPod, timeout: float = 30.0, settle: float = 0.5) -> None:
-        """Block until ``pod`` is ready (``plan.live.pod_ready``, what gates a rollout) and
-        still is after ``settle``: one list call per poll, filtered to the pod's labels."""
-        deadline = time.monotonic() + timeout
-        filters = {
-            "label": [
-                *L.ownership_filters(self.instance),
-                f"{L.POD}={pod.name}",
-                f"{L.POD_NAMESPACE}={pod.namespace}",
-            ]
-        }
-        wanted = {c.docker_name for c in pod.containers}
-        ready_since: float | None = None
-        while True:
-            listed = self._call("list pod", self.api.containers, all=True, filters=filters)
-            found = [T.live_container(self.host.name, item) for item in listed or []]
-            missing = wanted - {c.name for c in found}
-            if missing:
-                raise ApplyError(f"pod {pod.name}: {', '.join(sorted(missing))} disappeared")
-            if pod_ready(found):
-                ready_since = ready_since or time.monotonic()
-                if time.monotonic() - ready_since >= settle:
-                    return
-            else:
-                ready_since = None
-            if time.monotonic() > deadline:
-                bad = [f"{c.name} {c.state} ({c.status})" for c in found if not c.running]
-                raise ApplyError(
-                    f"pod {pod.name} is not ready after {timeout:.0f}s"
-                    + (f" ({', '.join(bad)})" if bad else "")
-                )
-            time.sleep(0.1)
-
-    # -- rollout markers (plan.rollout_memory) ---------------------------------------------
-    def record_rollout(
-        self, deployment: ObjectRef, memory: str, generation: int, image: str
-    ) -> None:
-        """The next generation of a Deployment's rollout memory: created first, then the
-        older generations removed, so that a reader never finds none."""
-        name = T.rollout_marker_name(self.instance, deployment, generation)
-        labels = T.rollout_marker_labels(self.instance, deployment, memory, generation)
-        self.ensure_infra_image(image)
-        filters = {"label": T.rollout_marker_filters(self.instance, deployment)}
-        before = self._call("list rollout markers", self.api.containers, all=True, filters=filters)
-        for item in before or []:  # this generation, written before (by us or a peer)
-            if item.get("Names") == [f"/{name}"] and L.is_owned(item.get("Labels"), self.instance):
-                with contextlib.suppress(NotFound):
-                    self._call(
-                        "remove rollout marker", self.api.remove_container, item["Id"], force=True
-                    )
-        self._call(
-            "record rollout",
-            self.api.create_container,
-            image,
-            command=["true"],
-            name=name,
-            labels=labels,
-            host_config=self.api.create_host_config(network_mode="none"),
-        )
-        for item in before or []:
-            older = int((item.get("Labels") or {}).get(L.GENERATION, "0") or 0) < generation
-            if older and L.is_owned(item.get("Labels"), self.instance):
-                with contextlib.suppress(NotFound):
-                    self._call(
-                        "remove rollout marker", self.api.remove_container, item["Id"], force=True
-                    )
-
-    def forget_rollout(self, deployment: ObjectRef) -> None:
-        filters = {"label": T.rollout_marker_filters(self.instance, deployment)}
-        found = self._call("list rollout markers", self.api.containers, all=True, filters=filters)
-        for item in found or []:
-            if L.is_owned(item.get("Labels"), self.instance):
-                with contextlib.suppress(NotFound):
-                    self._call(
-                        "remove rollout marker", self.api.remove_container, item["Id"], force=True
-                    )
-
-    def failure_details(self, containers: Sequence[LiveContainer]) -> dict[str, str]:
-        """What one inspect per container adds to the list call: the exit code, whether it
-        was killed for memory, its restarts, and the last health probe's output."""
-        details: dict[str, str] = {}
-        for container in containers:
-            try:
-                info = self._call("inspect", self.api.inspect_container, container.id)
-            except ApplyError:  # NotFound included: it went away meanwhile
-                continue
-            details[container.id] = T.container_details(info)
-        return details
 
     # -- reading for `get` -------------------------------------------------------------------
     def restart_counts(self, containers: Sequence[LiveContainer]) -> dict[str, int]:

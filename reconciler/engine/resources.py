@@ -10,14 +10,20 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import docker
 import docker.types
 
 from reconciler.core import labels as L
-from reconciler.core.errors import ApplyError, ImagePullError, NotFound, ReconcilerError
+from reconciler.core.errors import (
+    ApplyError,
+    ImagePullError,
+    NotFound,
+    OwnershipError,
+    ReconcilerError,
+)
 from reconciler.core.model import NetworkSpec
 from reconciler.engine import translate as T
 from reconciler.engine.images import PAUSE_COMMAND, busybox_rootfs, find_static_busybox
@@ -62,8 +68,9 @@ class HostImages:
         except NotFound:
             return False
 
-    def ensure(self, image: str, policy: str) -> None:
-        """Make ``image`` present per Kubernetes' imagePullPolicy, or raise ImagePullError."""
+    def ensure(self, image: str, policy: str, auth: Sequence[tuple[str, str, str]] = ()) -> None:
+        """Make ``image`` present per Kubernetes' imagePullPolicy, or raise ImagePullError.
+        ``auth``: (registry, username, password) from the pod's imagePullSecrets."""
         present = self._once.present
         if image in present and policy != "Always":
             return
@@ -79,8 +86,15 @@ class HostImages:
                     f"image {image} is not on host {self._host} and imagePullPolicy is Never",
                 )
             repository, tag = T.image_reference(image)
+            credentials = T.pull_credentials(repository, auth)
             try:
-                self._call("pull", self._api().pull, repository, tag=tag or "latest")
+                self._call(
+                    "pull",
+                    self._api().pull,
+                    repository,
+                    tag=tag or "latest",
+                    auth_config=credentials,
+                )
             except ApplyError as exc:  # NotFound included
                 raise ImagePullError(
                     "ErrImagePull", f"cannot pull {image} on host {self._host}: {exc}"
@@ -128,10 +142,13 @@ class HostImages:
 class HostNetworks:
     """The instance's network on one host: created once, removed only when ours and idle."""
 
-    def __init__(self, call: Call, api: Callable[[], docker.APIClient], instance: str) -> None:
+    def __init__(
+        self, call: Call, api: Callable[[], docker.APIClient], instance: str, host_name: str = ""
+    ) -> None:
         self._call = call
         self._api = api
         self._instance = instance
+        self._host = host_name
         self._once = _Once()
 
     def ensure(self, network: NetworkSpec) -> None:
@@ -143,8 +160,16 @@ class HostNetworks:
                 return
             api = self._api()
             found = self._call("list networks", api.networks, filters={"name": network.name})
-            if not any(n.get("Name") == network.name for n in found or []):
+            same = [n for n in found or [] if n.get("Name") == network.name]
+            if not same:
                 self._create(T.network_args(network, self._instance))
+            elif not any(L.is_owned(n.get("Labels"), self._instance) for n in same):
+                # a name proves nothing: pods must never join someone else's network
+                raise OwnershipError(
+                    f"network {network.name} on host {self._host} does not carry this "
+                    "instance's labels: left alone (remove or rename it, or choose another "
+                    "--instance)"
+                )
             self._once.present.add(network.name)
 
     def _create(self, args: T.NetworkArgs) -> None:

@@ -10,8 +10,10 @@ engine (tests, benchmarks) can build exactly the live state the real one would l
 
 from __future__ import annotations
 
+import io
+import tarfile
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from reconciler.core import labels as L
@@ -20,8 +22,11 @@ from reconciler.core.model import (
     DesiredPod,
     HostState,
     LiveContainer,
+    LiveVolume,
     NetworkSpec,
     ObjectRef,
+    SecuritySpec,
+    VolumeSpec,
 )
 
 DOCKER_RESTART_POLICY = {"Always": "always", "OnFailure": "on-failure", "Never": "no"}
@@ -35,6 +40,23 @@ def image_reference(image: str) -> tuple[str, str]:
         repository, _, tag = image.rpartition(":")
         return repository, tag
     return image, ""
+
+
+def pull_credentials(
+    repository: str, auth: Sequence[tuple[str, str, str]]
+) -> dict[str, str] | None:
+    """The ``auth_config`` of a pull: the imagePullSecrets entry for the image's registry
+    (the first part of its name when it has a dot or a port, else Docker Hub)."""
+    first, _, rest = repository.partition("/")
+    registry = first if rest and ("." in first or ":" in first or first == "localhost") else ""
+    names = (
+        {registry} if registry else {"docker.io", "index.docker.io", "https://index.docker.io/v1/"}
+    )
+    for server, username, password in auth:
+        bare = server.removeprefix("https://").removeprefix("http://").rstrip("/")
+        if server in names or bare in names or bare.split("/")[0] in names:
+            return {"username": username, "password": password, "serveraddress": server}
+    return None
 
 
 def ownership_labels(instance: str) -> dict[str, str]:
@@ -166,22 +188,80 @@ class ContainerArgs:
     binds: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # host path -> bind
     volume_mounts: tuple[VolumeMount, ...] = ()
     endpoint: EndpointArgs | None = None
+    # how the container is confined (a pod's securityContext and host namespaces, as the
+    # operator's policy allowed them); the defaults are Docker's
+    privileged: bool = False
+    cap_add: tuple[str, ...] = ()
+    cap_drop: tuple[str, ...] = ()
+    user: str | None = None
+    group_add: tuple[str, ...] = ()
+    read_only: bool = False
+    security_opt: tuple[str, ...] = ()
+    pid_mode: str | None = None
+    uts_mode: str | None = None
+    sysctls: Mapping[str, str] = field(default_factory=dict)
+
+
+#: where a pod's infra container mounts its files volumes, to fill them before the pod's
+#: containers start (``files_archive``); the app containers mount them read-only
+FILES_ROOT = "/.reconciler"
 
 
 def volume_args(pod: DesiredPod, instance: str) -> list[VolumeArgs]:
-    """The pod's emptyDir volumes: on disk, or tmpfs for ``medium: Memory``."""
+    """The pod's Docker volumes: emptyDirs (on disk, or tmpfs for ``medium: Memory``) and
+    files volumes (always tmpfs: Secrets live in memory), labelled with the pod and removed
+    with it; and the claims' volumes, labelled with their claim and never with the pod."""
     result = []
     for volume in pod.volumes:
-        if volume.source != "emptyDir":
+        if volume.source == "claim":
+            result.append(
+                VolumeArgs(
+                    volume.docker_name,
+                    volume.driver,
+                    dict(volume.driver_opts) or None,
+                    dict(volume.claim_labels),
+                )
+            )
+            continue
+        if volume.source not in ("emptyDir", "files"):
             continue
         options: dict[str, str] = {}
         if volume.medium == "Memory":
             options = {"type": "tmpfs", "device": "tmpfs"}
             if volume.size_bytes:
                 options["o"] = f"size={volume.size_bytes}"
+        if volume.source == "files":  # room for its files, and never writable by others
+            size = sum(len(f.data) for f in volume.files) + (1 << 20)
+            options["o"] = f"size={size},mode=0755"
         labels = {**ownership_labels(instance), L.POD: pod.name, L.POD_NAMESPACE: pod.namespace}
         result.append(VolumeArgs(volume.docker_name, "local", options or None, labels))
     return result
+
+
+def files_archive(volume: VolumeSpec) -> bytes:
+    """A tar of a files volume's files (parent directories made), in memory: what the
+    engine's archive API extracts into the volume through the infra container."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        made: set[str] = set()
+        for spec in volume.files:
+            parts = spec.path.split("/")
+            for depth in range(1, len(parts)):
+                directory = "/".join(parts[:depth])
+                if directory not in made:
+                    made.add(directory)
+                    info = tarfile.TarInfo(directory)
+                    info.type, info.mode = tarfile.DIRTYPE, 0o755
+                    tar.addfile(info)
+            info = tarfile.TarInfo(spec.path)
+            info.size, info.mode = len(spec.data), spec.mode
+            tar.addfile(info, io.BytesIO(spec.data))
+    return buffer.getvalue()
+
+
+def files_target(volume: VolumeSpec) -> str:
+    """Where the infra container mounts a files volume."""
+    return f"{FILES_ROOT}/{volume.name}"
 
 
 def infra_args(pod: DesiredPod, instance: str, revision: str) -> ContainerArgs:
@@ -200,7 +280,10 @@ def infra_args(pod: DesiredPod, instance: str, revision: str) -> ContainerArgs:
     endpoint = None
     if pod.network is not None:
         endpoint = EndpointArgs(pod.network.name, infra.ipv4_address or None, infra.aliases)
-    return ContainerArgs(
+    files = tuple(  # filled through the infra container before the app containers start
+        VolumeMount(files_target(v), v.docker_name) for v in pod.volumes if v.source == "files"
+    )
+    args = ContainerArgs(
         image=infra.image,
         name=infra.docker_name,
         labels=container_labels(pod, infra, instance, revision),
@@ -213,13 +296,43 @@ def infra_args(pod: DesiredPod, instance: str, revision: str) -> ContainerArgs:
         network_mode=pod.network.name if pod.network is not None else None,
         restart_policy="always",
         endpoint=endpoint,
+        volume_mounts=files,
+        sysctls=dict(pod.sysctls),
     )
+    return _in_host_namespaces(args, pod.host_namespaces)
+
+
+def _in_host_namespaces(args: ContainerArgs, namespaces: frozenset[str]) -> ContainerArgs:
+    """An infra container that holds the host's network (its ports are the host's: nothing
+    to publish, no instance network, the host's name) and IPC namespaces instead of its
+    own, as ``hostNetwork`` and ``hostIPC`` ask."""
+    if not namespaces:
+        return args
+    changes: dict[str, Any] = {}
+    if "network" in namespaces:
+        changes.update(
+            network_mode="host",
+            endpoint=None,
+            exposed=(),
+            port_bindings={},
+            hostname=None,
+            uts_mode="host",
+        )
+    if "ipc" in namespaces:
+        changes["ipc_mode"] = "host"
+    return replace(args, **changes)
 
 
 def app_args(
-    pod: DesiredPod, container: DesiredContainer, infra_id: str, instance: str, revision: str
+    pod: DesiredPod,
+    container: DesiredContainer,
+    infra_id: str,
+    instance: str,
+    revision: str,
+    pod_ip: str = "",
 ) -> ContainerArgs:
-    """An app container joined to its pod's infra container (network and IPC namespaces)."""
+    """An app container joined to its pod's infra container (network and IPC namespaces).
+    ``pod_ip``: the pod's address, for the env vars that ask for it (``status.podIP``)."""
     binds: dict[str, dict[str, str]] = {}
     mounts: list[VolumeMount] = []
     volumes = {v.name: v for v in pod.volumes}
@@ -232,15 +345,18 @@ def app_args(
             }
         else:
             mounts.append(VolumeMount(mount.path, volume.docker_name, mount.read_only))
+    security = container.security or SecuritySpec()
     return ContainerArgs(
         image=container.image,
         name=container.docker_name,
         labels=container_labels(pod, container, instance, revision),
         entrypoint=container.entrypoint,
         command=container.cmd,
-        environment=tuple(f"{k}={v}" for k, v in container.env),
+        environment=tuple(
+            f"{k}={pod_ip if k in container.pod_ip_env else v}" for k, v in container.env
+        ),
         working_dir=container.working_dir or None,
-        ipc_mode=f"container:{infra_id}",
+        ipc_mode="host" if "ipc" in pod.host_namespaces else f"container:{infra_id}",
         network_mode=f"container:{infra_id}",
         restart_policy=DOCKER_RESTART_POLICY[container.restart_policy],
         nano_cpus=container.nano_cpus,
@@ -249,7 +365,23 @@ def app_args(
         mem_reservation=container.memory_reservation,
         binds=binds,
         volume_mounts=tuple(mounts),
+        privileged=security.privileged,
+        cap_add=security.cap_add,
+        cap_drop=security.cap_drop,
+        user=security.user or None,
+        group_add=security.group_add,
+        read_only=security.read_only_root,
+        security_opt=security.security_opt,
+        pid_mode="host" if "pid" in pod.host_namespaces else None,
     )
+
+
+def runs_as_root(user: str) -> bool:
+    """Whether an image's ``User`` (``""``, ``root``, ``0``, ``1000:1000``, ``app``) cannot
+    be shown to be a non-root user: Kubernetes' runAsNonRoot check. A name is refused too,
+    as by Kubernetes: only a number can be checked without reading the image's passwd."""
+    name = user.partition(":")[0]
+    return not name.isdigit() or int(name) == 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,10 +430,49 @@ def live_container(host: str, item: Mapping[str, Any]) -> LiveContainer:
     )
 
 
-def host_state(host: str, instance: str, listed: Iterable[Mapping[str, Any]]) -> HostState:
+def live_volumes(
+    host: str, instance: str, listed: Iterable[Mapping[str, Any]]
+) -> tuple[LiveVolume, ...]:
+    """Our volumes from one ``GET /volumes`` (never anyone else's, whatever the filter let
+    through), sorted by name."""
+    return tuple(
+        sorted(
+            (
+                LiveVolume(
+                    str(v.get("Name", "")),
+                    host,
+                    dict(v.get("Labels") or {}),
+                    str(v.get("Driver", "local")),
+                )
+                for v in listed
+                if L.is_owned(v.get("Labels"), instance)
+            ),
+            key=lambda v: v.name,
+        )
+    )
+
+
+def mounts_claims(instance: str, listed: Iterable[Mapping[str, Any]]) -> bool:
+    """Whether a listed container mounts one of the instance's claim volumes: then its
+    volumes are worth a list call too (``Mounts`` comes with the container list)."""
+    prefix = f"{instance}_"
+    return any(
+        str(m.get("Name", "")).startswith(prefix) and str(m.get("Name", "")).endswith("_PVC")
+        for item in listed
+        for m in item.get("Mounts") or []
+    )
+
+
+def host_state(
+    host: str,
+    instance: str,
+    listed: Iterable[Mapping[str, Any]],
+    volumes: Iterable[Mapping[str, Any]] = (),
+) -> HostState:
     """One host's state from its container list: our containers (never anyone else's, even
-    if the engine's filter let one through), the revision its newest marker records, and
-    the Deployments' rollout markers (apart: they are no pods)."""
+    if the engine's filter let one through), the revision its newest marker records, the
+    Deployments' rollout markers (apart: they are no pods), and our volumes, from the volume
+    list."""
     owned = [item for item in listed if L.is_owned(item.get("Labels"), instance)]
     markers = [i for i in owned if (i.get("Labels") or {}).get(L.ROLE) == L.ROLE_STATE]
     rollouts = [i for i in owned if (i.get("Labels") or {}).get(L.ROLE) == L.ROLE_ROLLOUT]
@@ -314,32 +485,6 @@ def host_state(host: str, instance: str, listed: Iterable[Mapping[str, Any]]) ->
         containers=containers,
         applied_revision=(applied.get("Labels") or {}).get(L.REVISION, "") if applied else "",
         rollouts=tuple(live_container(host, item) for item in rollouts),
+        volumes=live_volumes(host, instance, volumes),
     )
 
-
-def container_details(info: Mapping[str, Any]) -> str:
-    """What ``GET /containers/{id}/json`` says of a container that is not ready, in one
-    line: its state, exit code, OOM kill, restarts, and the last health probe's output."""
-    state = info.get("State") or {}
-    name = ((info.get("Config") or {}).get("Labels") or {}).get(L.CONTAINER) or str(
-        info.get("Name", "")
-    ).lstrip("/")
-    parts = [f"container {name} {state.get('Status', '?')}"]
-    if state.get("Status") in ("exited", "restarting") or state.get("ExitCode"):
-        parts.append(f"exit code {state.get('ExitCode', '?')}")
-    if state.get("OOMKilled"):
-        parts.append("killed: out of memory")
-    if state.get("Error"):
-        parts.append(str(state["Error"]))
-    if info.get("RestartCount"):
-        parts.append(f"restarted {info['RestartCount']} time(s)")
-    health = state.get("Health") or {}
-    log = health.get("Log") or []
-    if health.get("Status"):
-        last = log[-1] if log else {}
-        output = " ".join(str(last.get("Output", "")).split())[:200]
-        probe = f"health {health['Status']}"
-        if last:
-            probe += f", last probe exit code {last.get('ExitCode', '?')}"
-        parts.append(probe + (f": {output}" if output else ""))
-    return ", ".join(parts)

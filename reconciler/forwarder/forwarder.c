@@ -7,15 +7,25 @@
  * only (the image holds nothing but this binary). The command line comes from
  * reconciler/services.py (forwarder_args):
  *
- *   forwarder [-t CONNECT_TIMEOUT_SECONDS] [-u UDP_IDLE_SECONDS] SPEC [SPEC...]
+ *   forwarder [-t CONNECT_TIMEOUT_SECONDS] [-u UDP_IDLE_SECONDS] [-i TCP_IDLE_SECONDS]
+ *             [-d DRAIN_SECONDS] [-n] SPEC [SPEC...]
  *   SPEC := PROTO ":" LISTEN_PORT "=" [ENDPOINT ("," ENDPOINT)*]
  *   PROTO := "tcp" | "udp"          ENDPOINT := IPv4 ":" PORT
+ *
+ * -n only checks the arguments: it prints each listener as it was understood and exits 0
+ * (2 with a message for bad ones), opening no socket; the test suite fuzzes it.
  *
  * TCP: each connection starts at a random endpoint and falls through to the next one when
  * connecting fails or times out; bytes are relayed both ways through a 64 KiB buffer per
  * direction, with half-closes passed on. UDP: each client address is a session with its own
  * socket connected to a random endpoint; replies go back from the service port; a refused
  * endpoint (ICMP port unreachable) moves the session on; idle sessions are closed.
+ *
+ * It faces the network, so it bounds what a peer can hold: a TCP connection that moves no
+ * byte either way for TCP_IDLE_SECONDS (default 3600) is closed, as an idle UDP session is.
+ * SIGTERM drains: the listeners close (no new connection is taken), the connections in
+ * flight go on until they end or DRAIN_SECONDS (default 10) pass, then it exits; SIGINT,
+ * or a second SIGTERM, exits at once.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -86,6 +96,8 @@ struct conn {
     bool dead;
     struct link timer;     /* in loop.connecting while connecting (ordered by deadline) */
     struct link ready;     /* in loop.ready when its turn ended with work left; then graveyard */
+    int64_t last_active;   /* when a byte last moved (or it started) */
+    struct link idle;      /* in loop.idle, least recently active first */
 };
 
 struct session {
@@ -105,10 +117,13 @@ struct session {
 static struct {
     int epfd;
     int64_t now;           /* monotonic ms, read once per loop turn */
-    int connect_timeout_ms, udp_idle_ms;
+    int connect_timeout_ms, udp_idle_ms, tcp_idle_ms, drain_ms;
     struct listener *listeners;
     size_t n_listeners;
-    struct link connecting, ready, graveyard;
+    struct link connecting, ready, graveyard, idle;
+    size_t n_conns;        /* TCP connections open (connecting or relaying) */
+    int64_t drain_until;   /* draining after SIGTERM until then; 0: not draining */
+    int sigfd;
     struct session *buckets[SESSION_BUCKETS];
     char dgram[65536];
 } loop;
@@ -218,21 +233,33 @@ static void parse_spec(const char *arg, struct listener *l) {
     }
 }
 
-static void parse_args(int argc, char **argv) {
+/* Returns true for -n (check the arguments only). */
+static bool parse_args(int argc, char **argv) {
     loop.connect_timeout_ms = 3000;
     loop.udp_idle_ms = 60000;
+    loop.tcp_idle_ms = 3600 * 1000;
+    loop.drain_ms = 10000;
+    bool check_only = false;
     int opt;
     opterr = 0;
-    while ((opt = getopt(argc, argv, "+t:u:")) != -1) {
+    while ((opt = getopt(argc, argv, "+t:u:i:d:n")) != -1) {
         if (opt == '?')
             usage_error("bad option -%c", optopt);
+        if (opt == 'n') {
+            check_only = true;
+            continue;
+        }
         long seconds = parse_number(optarg, strlen(optarg), 86400);
         if (seconds < 0)
             usage_error("bad option -%c \"%s\" (want whole seconds)", opt, optarg);
         if (opt == 't')
             loop.connect_timeout_ms = (int)seconds * 1000;
-        else
+        else if (opt == 'u')
             loop.udp_idle_ms = (int)seconds * 1000;
+        else if (opt == 'i')
+            loop.tcp_idle_ms = (int)seconds * 1000;
+        else
+            loop.drain_ms = (int)seconds * 1000;
     }
     if (optind >= argc)
         usage_error("no listener; usage: forwarder [-t SECONDS] [-u SECONDS] "
@@ -248,6 +275,23 @@ static void parse_args(int argc, char **argv) {
             if (loop.listeners[j].kind == l->kind && loop.listeners[j].port == l->port)
                 usage_error("port given twice: \"%s\"", argv[optind + (int)i]);
     }
+    return check_only;
+}
+
+/* -n: each listener as understood, one line each ("tcp:80=10.0.0.1:8080,10.0.0.2:8080"). */
+static void print_listeners(void) {
+    for (size_t i = 0; i < loop.n_listeners; i++) {
+        const struct listener *l = &loop.listeners[i];
+        printf("%s:%u=", l->kind == K_TCP_LISTENER ? "tcp" : "udp", l->port);
+        for (size_t e = 0; e < l->n_eps; e++) {
+            char ip[INET_ADDRSTRLEN];
+            inet_ntop(AF_INET, &l->eps[e].sin_addr, ip, sizeof ip);
+            printf("%s%s:%u", e ? "," : "", ip, ntohs(l->eps[e].sin_port));
+        }
+        putchar('\n');
+    }
+    printf("connect-timeout=%d udp-idle=%d tcp-idle=%d drain=%d\n", loop.connect_timeout_ms / 1000,
+           loop.udp_idle_ms / 1000, loop.tcp_idle_ms / 1000, loop.drain_ms / 1000);
 }
 
 /* ---- TCP ---- */
@@ -263,7 +307,16 @@ static void conn_close(struct conn *c) {
     c->dead = true;
     list_remove(&c->timer);
     list_remove(&c->ready);
+    list_remove(&c->idle);
     list_append(&loop.graveyard, &c->ready);
+    loop.n_conns--;
+}
+
+/* A byte moved: the connection goes to the back of the idle list. */
+static void conn_touch(struct conn *c) {
+    c->last_active = loop.now;
+    list_remove(&c->idle);
+    list_append(&loop.idle, &c->idle);
 }
 
 static void conn_start(struct listener *l, int fd) {
@@ -278,6 +331,7 @@ static void conn_start(struct listener *l, int fd) {
     c->start = pick(l->n_eps);
     list_init(&c->timer);
     list_init(&c->ready);
+    list_init(&c->idle);
     set_nodelay(fd);
     /* edge-triggered and never modified: readiness is tracked in the side's flags */
     if (watch(EPOLL_CTL_ADD, fd, &c->client, EPOLLIN | EPOLLOUT | EPOLLET) < 0) {
@@ -285,6 +339,8 @@ static void conn_start(struct listener *l, int fd) {
         free(c);
         return;
     }
+    loop.n_conns++;
+    conn_touch(c);
     connect_next(c);
 }
 
@@ -372,6 +428,8 @@ static void pump(struct conn *c) {
         }
         if (!up && !down)
             return;
+        if (budget == PUMP_BUDGET)
+            conn_touch(c);
     }
     list_remove(&c->ready);
     list_append(&loop.ready, &c->ready);
@@ -598,6 +656,13 @@ static int next_timeout(void) {
     int64_t next = INT64_MAX;
     if (!list_empty(&loop.connecting))
         next = container_of(loop.connecting.next, struct conn, timer)->deadline;
+    if (!list_empty(&loop.idle)) {
+        int64_t idle = container_of(loop.idle.next, struct conn, idle)->last_active;
+        if (idle + loop.tcp_idle_ms < next)
+            next = idle + loop.tcp_idle_ms;
+    }
+    if (loop.drain_until && loop.drain_until < next)
+        next = loop.drain_until;
     for (size_t i = 0; i < loop.n_listeners; i++) {
         struct listener *l = &loop.listeners[i];
         if (l->paused_until && l->paused_until < next)
@@ -620,6 +685,12 @@ static void run_timers(void) {
         if (c->deadline > loop.now)
             break;
         connect_failed(c);  /* requeues it with a later deadline, or closes it */
+    }
+    while (!list_empty(&loop.idle)) {
+        struct conn *c = container_of(loop.idle.next, struct conn, idle);
+        if (c->last_active + loop.tcp_idle_ms > loop.now)
+            break;
+        conn_close(c);  /* idle too long: its descriptors go back to the others */
     }
     for (size_t i = 0; i < loop.n_listeners; i++) {
         struct listener *l = &loop.listeners[i];
@@ -654,12 +725,36 @@ static void bury_dead(void) {
     }
 }
 
-/* Returns true when a stop signal arrived. */
+/* SIGTERM: stop taking work and drain (the listeners close; connections in flight go on
+ * until they end or drain_ms pass). SIGINT, or SIGTERM while draining: stop now.
+ * Returns true when the loop must end at once. */
+static bool on_signal(void) {
+    struct signalfd_siginfo info;
+    while (read(loop.sigfd, &info, sizeof info) == (ssize_t)sizeof info) {
+        if (info.ssi_signo != SIGTERM || loop.drain_until)
+            return true;
+        fprintf(stderr, "forwarder: SIGTERM: draining %zu connection%s\n", loop.n_conns,
+                loop.n_conns == 1 ? "" : "s");
+        loop.drain_until = loop.now + loop.drain_ms;
+        for (size_t i = 0; i < loop.n_listeners; i++) {
+            struct listener *l = &loop.listeners[i];
+            while (!list_empty(&l->sessions))
+                session_close(container_of(l->sessions.next, struct session, lru));
+            if (l->fd >= 0)
+                close(l->fd);
+            l->fd = -1;
+            l->paused_until = 0;
+        }
+    }
+    return false;
+}
+
+/* Returns true when the loop must end: a stop signal, or a drain that is over. */
 static bool dispatch(struct epoll_event *ev) {
     enum kind *kind = ev->data.ptr;
     switch (*kind) {
     case K_SIGNAL:
-        return true;
+        return on_signal();
     case K_TCP_LISTENER:
         tcp_accept((struct listener *)kind);
         break;
@@ -678,10 +773,14 @@ static bool dispatch(struct epoll_event *ev) {
 }
 
 int main(int argc, char **argv) {
-    parse_args(argc, argv);
+    if (parse_args(argc, argv)) {
+        print_listeners();
+        return 0;
+    }
     list_init(&loop.connecting);
     list_init(&loop.ready);
     list_init(&loop.graveyard);
+    list_init(&loop.idle);
     signal(SIGPIPE, SIG_IGN);
 
     /* As PID 1 we get no default actions: SIGTERM/SIGINT are blocked and read from a
@@ -693,8 +792,9 @@ int main(int argc, char **argv) {
     sigaddset(&stop, SIGINT);
     sigprocmask(SIG_BLOCK, &stop, NULL);
     loop.epfd = epoll_create1(EPOLL_CLOEXEC);
-    int sigfd = signalfd(-1, &stop, SFD_NONBLOCK | SFD_CLOEXEC);
-    if (loop.epfd < 0 || sigfd < 0 || watch(EPOLL_CTL_ADD, sigfd, &signal_kind, EPOLLIN) < 0) {
+    loop.sigfd = signalfd(-1, &stop, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (loop.epfd < 0 || loop.sigfd < 0 ||
+        watch(EPOLL_CTL_ADD, loop.sigfd, &signal_kind, EPOLLIN) < 0) {
         perror("forwarder: epoll/signalfd");
         return 1;
     }
@@ -718,5 +818,7 @@ int main(int argc, char **argv) {
         run_ready();
         run_timers();
         bury_dead();
+        if (loop.drain_until && (loop.n_conns == 0 || loop.now >= loop.drain_until))
+            return 0;  /* drained, or out of time: what is left is cut */
     }
 }

@@ -11,6 +11,7 @@ from typing import Any
 
 from reconciler.core import labels as L
 from reconciler.core.model import LiveContainer, ObjectRef
+from reconciler.core.redact import redact_spec
 
 _EXIT_CODE = re.compile(r"Exited \((-?\d+)\)")
 
@@ -42,7 +43,9 @@ def live_spec(containers: Iterable[LiveContainer]) -> dict[str, Any] | None:
                 spec = json.loads(c.labels[L.SPEC])
             except ValueError:
                 return None
-            return spec.get("spec") if isinstance(spec, dict) else None
+            found = spec.get("spec") if isinstance(spec, dict) else None
+            # as the desired spec holds them: an older label may keep secrets in clear
+            return redact_spec(found) if isinstance(found, dict) else None
     return None
 
 

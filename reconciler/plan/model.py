@@ -12,7 +12,14 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from reconciler.core.model import DesiredPod, Diagnostic, LiveContainer, Location, ObjectRef
+from reconciler.core.model import (
+    DesiredPod,
+    Diagnostic,
+    LiveContainer,
+    LiveVolume,
+    Location,
+    ObjectRef,
+)
 from reconciler.plan.rollouts import Rollouts
 
 
@@ -75,6 +82,9 @@ class Plan:
     unreachable: dict[str, str] = field(default_factory=dict)  # host -> error
     owned_pods: dict[str, int] = field(default_factory=dict)  # host -> pods we own there
     skipped_prunes: list[Action] = field(default_factory=list)  # with --no-prune
+    #: claims' volumes whose claim left the manifests: kept and reported (``plan.volumes``)
+    orphaned_volumes: list[LiveVolume] = field(default_factory=list)
+    prune_volumes: bool = False  # --prune-volumes: remove them
     #: each Deployment's rollout step (``plan.rollout``): its status, the memory to write
     rollouts: Rollouts = field(default_factory=Rollouts)
 
@@ -83,8 +93,15 @@ class Plan:
         """Nothing to do: no action, no error, every host answering, and no rollout under
         way (one waiting for pods to become ready has nothing to do yet, but is not done)."""
         errors = any(d.is_error for d in self.problems)
+        volumes = self.prune_volumes and self.orphaned_volumes
         rolling = self.rollouts.in_progress
-        return not self.actions and not errors and not self.unreachable and not rolling
+        return (
+            not self.actions
+            and not errors
+            and not self.unreachable
+            and not volumes
+            and not rolling
+        )
 
     def split_forwarders(self) -> tuple[Plan, Plan]:
         """(everything but Service forwarders, only the forwarders), problems kept on the first."""

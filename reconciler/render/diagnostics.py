@@ -9,19 +9,22 @@ from collections.abc import Iterable
 from typing import Any
 
 from reconciler.core.model import Diagnostic
+from reconciler.core.text import escape_control
 
 OUTPUT_FORMATS = ("text", "json", "github")
 
 
 def diagnostic_line(d: Diagnostic) -> str:
-    """``file:line:col: error: Kind/name: json.path: message`` (parts left out when empty)."""
+    """``file:line:col: error: Kind/name: json.path: message`` (parts left out when empty),
+    on one line: a name, file name or key holding a line break or a terminal escape is
+    shown escaped (``core.text``), never forging a line of its own."""
     parts = [str(d.location), d.severity.value]
     if d.kind or d.name:
         parts.append(f"{d.kind or '?'}/{d.name or '?'}")
     if d.path:
         parts.append(d.path)
     parts.append(d.message)
-    return ": ".join(parts)
+    return escape_control(": ".join(parts))
 
 
 def diagnostic_dict(d: Diagnostic) -> dict[str, Any]:

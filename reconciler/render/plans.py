@@ -1,5 +1,12 @@
 """Plans for people and tools: coloured text lines, JSON, and Markdown for a pull-request
-comment. Secret-looking env values are masked in every one of them. Pure.
+comment. Pure.
+
+No secret value reaches any of them: a value from a Secret is only ever a digest marker in a
+spec; an env value whose name or content looks secret, or a ``--password=``-style argument,
+becomes one here if an older label still holds it in clear (``core.redact``). A changed
+secret reads ``<secret changed> sha256:… -> sha256:…``. The Markdown escapes everything it
+prints outside code spans, and fences code spans with more backticks than the text holds,
+so that a value cannot close its span, a table cell or the ``<details>`` block.
 """
 
 from __future__ import annotations
@@ -7,7 +14,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from reconciler.core.redact import mask_env
+from reconciler.core.redact import (
+    is_secret_env,
+    is_secret_marker,
+    looks_secret,
+    marker_digest,
+    secret_marker,
+)
 from reconciler.plan.model import FieldChange, Plan
 from reconciler.render.deployments import rollout_dicts, rollout_lines
 from reconciler.render.diagnostics import diagnostic_dict, diagnostic_line
@@ -17,28 +30,52 @@ _VERB_STYLES = {"create": "green", "start": "cyan", "recreate": "yellow", "remov
 
 
 def _masked(path: str, value: Any) -> Any:
-    """Mask env values whose variable name looks secret (PASSWORD, TOKEN, SECRET, KEY)."""
-    if ".env." in path:
-        return mask_env(path.rsplit(".env.", 1)[1], value)
+    """A value as a plan may show it: a secret-looking one (by its env var's name, or its
+    content) as its digest marker; markers and everything else as they are."""
+    if not isinstance(value, str) or is_secret_marker(value):
+        return value
+    name = path.rsplit(".env.", 1)[1] if ".env." in path else ""
+    if (name and is_secret_env(name, value)) or looks_secret(value):
+        return secret_marker(value)
     return value
+
+
+def _is_secret_change(old: Any, new: Any) -> bool:
+    return is_secret_marker(old) or is_secret_marker(new)
 
 
 def _change_line(change: FieldChange) -> str:
     old, new = _masked(change.path, change.old), _masked(change.path, change.new)
+    if is_secret_marker(old) and is_secret_marker(new):
+        return f"{change.path}: <secret changed> {marker_digest(old)} -> {marker_digest(new)}"
     return f"{change.path}: {json.dumps(old)} -> {json.dumps(new)}"
+
+
+def _field(change: FieldChange) -> dict[str, Any]:
+    old, new = _masked(change.path, change.old), _masked(change.path, change.new)
+    entry = {"path": change.path, "old": old, "new": new}
+    if _is_secret_change(old, new):
+        entry["secret"] = True
+    return entry
+
+
+def _orphan_line(plan: Plan, volume: Any) -> str:
+    claim = volume.labels.get("io.reconciler.claim", "?")
+    verb = "remove (--prune-volumes)" if plan.prune_volumes else "kept"
+    return (
+        f"  volume {volume.name} on {volume.host}: claim {claim} is no longer in the "
+        f"manifests: {verb}"
+    )
 
 
 def plan_actions(plan: Plan) -> list[dict[str, Any]]:
     """Each action as a JSON-ready dict: verb, host, object, pod, reason, the manifest's
-    file:line and the changed fields (secret-looking env values masked)."""
+    file:line and the changed fields (secret values as digest markers)."""
     changes = []
     for action in plan.actions:
         entry: dict[str, Any] = action.as_dict()
         if action.changes:
-            entry["fields"] = [
-                {"path": c.path, "old": _masked(c.path, c.old), "new": _masked(c.path, c.new)}
-                for c in action.changes
-            ]
+            entry["fields"] = [_field(c) for c in action.changes]
         if action.source is not None:
             entry["source"] = str(action.source)
         changes.append(entry)
@@ -56,6 +93,15 @@ def plan_json(plan: Plan, revision: str) -> str:
             "unreachable": plan.unreachable,
             "problems": [diagnostic_dict(d) for d in plan.problems],
             "skipped_prunes": [a.as_dict() for a in plan.skipped_prunes],
+            "orphaned_volumes": [
+                {
+                    "host": v.host,
+                    "volume": v.name,
+                    "claim": v.labels.get("io.reconciler.claim", ""),
+                    "remove": plan.prune_volumes,
+                }
+                for v in plan.orphaned_volumes
+            ],
             "rollouts": rollout_dicts(plan.rollouts),
         },
         indent=2,
@@ -101,6 +147,8 @@ def plan_text_lines(plan: Plan, revision: str) -> list[tuple[str, str]]:
                 "dim",
             )
         )
+    for volume in plan.orphaned_volumes:
+        lines.append((_orphan_line(plan, volume), "red" if plan.prune_volumes else "yellow"))
     lines += rollout_lines(plan.rollouts)
     state = "in sync" if plan.in_sync else summary_text(plan.summary())
     if not plan.actions and plan.rollouts.in_progress:
@@ -111,23 +159,46 @@ def plan_text_lines(plan: Plan, revision: str) -> list[tuple[str, str]]:
     return lines
 
 
+_MD_PUNCTUATION = frozenset("\\`*_[]<>|&~")
+
+
 def _md_escape(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    """Text outside code spans: every ASCII punctuation that could open a tag, an entity, a
+    link, emphasis, a code span or a table cell backslash-escaped (CommonMark removes the
+    backslash, so it reads the same); line breaks as spaces."""
+    flat = text.replace("\r", " ").replace("\n", " ")
+    return "".join("\\" + c if c in _MD_PUNCTUATION else c for c in flat)
+
+
+def _md_code(text: str) -> str:
+    """A code span that ``text`` cannot close: fenced with one backtick more than its longest
+    run of backticks, padded when it starts or ends with one. A ``|`` would still end a
+    table cell, so code spans stay out of tables; line breaks become spaces."""
+    flat = text.replace("\r", " ").replace("\n", " ")
+    longest = run = 0
+    for c in flat:
+        run = run + 1 if c == "`" else 0
+        longest = max(longest, run)
+    fence = "`" * (longest + 1)
+    pad = " " if flat.startswith("`") or flat.endswith("`") or not flat.strip() else ""
+    return f"{fence}{pad}{flat}{pad}{fence}"
 
 
 def plan_markdown(plan: Plan, revision: str) -> str:
     """A pull-request comment: verdict, summary, a table of changes, field details."""
-    out = [f"### reconciler diff for `{revision or 'working tree'}`", ""]
+    out = [f"### reconciler diff for {_md_code(revision or 'working tree')}", ""]
     if plan.in_sync:
         out.append("**In sync**: no changes.")
         return "\n".join(out) + "\n"
     out.append(f"**{summary_text(plan.summary())}**")
     out.append("")
     for host, error in sorted(plan.unreachable.items()):
-        out.append(f"> :warning: host `{host}` unreachable: {_md_escape(error)}")
+        out.append(f"> :warning: host {_md_code(host)} unreachable: {_md_escape(error)}")
     for d in plan.problems:
         mark = ":x:" if d.is_error else ":warning:"
-        out.append(f"> {mark} `{d.location}` {_md_escape(d.message)}")
+        out.append(f"> {mark} {_md_code(str(d.location))} {_md_escape(d.message)}")
+    for volume in plan.orphaned_volumes:
+        out.append(f"> :floppy_disk: {_md_escape(_orphan_line(plan, volume).strip())}")
     if plan.actions:
         out += [
             "",
@@ -135,10 +206,15 @@ def plan_markdown(plan: Plan, revision: str) -> str:
             "|---|---|---|---|---|---|",
         ]
         for a in plan.actions:
-            out.append(
-                f"| {a.host} | {a.verb.value} | {a.owner.kind}/{a.owner.namespace}/{a.owner.name}"
-                f" | {a.pod} | {a.container or ''} | {_md_escape(a.reason)} |"
+            cells = (
+                a.host,
+                a.verb.value,
+                f"{a.owner.kind}/{a.owner.namespace}/{a.owner.name}",
+                a.pod,
+                a.container or "",
+                a.reason,
             )
+            out.append("| " + " | ".join(_md_escape(c) for c in cells) + " |")
     if plan.rollouts.steps:
         out += ["", "Rollouts:", ""]
         out += [f"- {_md_escape(text)}" for text, _ in rollout_lines(plan.rollouts)]
@@ -146,8 +222,11 @@ def plan_markdown(plan: Plan, revision: str) -> str:
     if detailed:
         out += ["", "<details><summary>Field changes</summary>", ""]
         for a in detailed:
-            out.append(f"- `{a.host}` {a.owner.kind}/{a.owner.name} pod `{a.pod}`")
+            out.append(
+                f"- {_md_code(a.host)} {_md_escape(f'{a.owner.kind}/{a.owner.name}')} "
+                f"pod {_md_code(a.pod)}"
+            )
             for change in a.changes:
-                out.append(f"  - `{_md_escape(_change_line(change))}`")
+                out.append(f"  - {_md_code(_change_line(change))}")
         out += ["", "</details>"]
     return "\n".join(out) + "\n"

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from reconciler.core import labels as L
-from reconciler.core.model import HostState, LiveContainer, Manifest, ObjectRef
+from reconciler.core.model import HostState, LiveContainer, LiveVolume, Manifest, ObjectRef
 from reconciler.core.selectors import Selector
 from reconciler.plan.live import group_pods
 from reconciler.source.hosts import Host
@@ -360,3 +360,33 @@ def host_rows(
             row["CONTAINERS"] = len(state.containers)
         rows.append(row)
     return rows
+
+
+def claim_volumes(
+    states: Mapping[str, HostState], pods: Sequence[LivePod] | None = None
+) -> list[LiveVolume]:
+    """The claims' volumes on every host: all of them, or those ``pods`` mount (read from
+    the spec their infra containers keep)."""
+    wanted: set[tuple[str, str, str]] | None = None
+    if pods is not None:
+        wanted = set()
+        for pod in pods:
+            spec_text = pod.infra.labels.get(L.SPEC, "{}") if pod.infra else "{}"
+            try:
+                spec = json.loads(spec_text).get("spec", {})
+            except (ValueError, AttributeError):
+                continue
+            for volume in spec.get("volumes", []) if isinstance(spec, dict) else []:
+                claim = (volume.get("persistentVolumeClaim") or {}).get("claimName")
+                if claim:
+                    wanted.add((pod.host, pod.namespace, str(claim)))
+    return [
+        volume
+        for host in sorted(states)
+        for volume in states[host].volumes
+        if volume.labels.get(L.CLAIM)
+        and (
+            wanted is None
+            or (host, volume.labels.get(L.CLAIM_NAMESPACE, ""), volume.labels[L.CLAIM]) in wanted
+        )
+    ]

@@ -18,6 +18,7 @@ import yaml
 from yaml import events as ev
 
 from reconciler.core.model import Diagnostic, FieldPath, Location, Severity, format_path
+from reconciler.core.text import shown
 
 try:  # libyaml makes parsing several times faster; the pure-Python parser is a fallback.
     _Loader: type[Any] = yaml.CSafeLoader
@@ -39,6 +40,19 @@ _NULL = "tag:yaml.org,2002:null"
 _TEXT_TAGS = frozenset({_STR, "tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:value"})
 #: Integers past this would exceed Python's 4300-digit limit for printing them.
 _MAX_INT_BITS = 14_000
+#: The longest number a manifest may write: a 14,000-bit integer in binary, with room for
+#: underscores. Checked before PyYAML reads it, because PyYAML reads a base-60 number
+#: (``1:2:3``) by repeated big-integer arithmetic, in time quadratic in its length.
+_MAX_NUMBER_CHARS = 16_000
+#: Parts of a base-60 number (``1:30`` is 90); more than any duration needs.
+_MAX_BASE60_PARTS = 8
+
+
+def _too_long(text: str) -> bool:
+    """Whether a number is too long to read in linear time (see ``_MAX_NUMBER_CHARS``)."""
+    return len(text) > _MAX_NUMBER_CHARS or text.count(":", 0, 200) >= _MAX_BASE60_PARTS
+
+
 _CONSTRUCTORS: dict[str, Any] = {
     _INT: _constructor.construct_yaml_int,
     _FLOAT: _constructor.construct_yaml_float,
@@ -156,22 +170,23 @@ class Composer:
         construct = _CONSTRUCTORS.get(tag)
         if construct is not None:
             try:
+                if tag in (_INT, _FLOAT) and _too_long(value):
+                    raise ValueError("too many digits to read")
                 result = construct(node)
                 if tag == _INT and result.bit_length() > _MAX_INT_BITS:
                     raise ValueError("too many digits to print")  # 0x..., 1:2:3:... forms
                 return result
             except (ValueError, KeyError, IndexError) as exc:
                 # '!!int x', '!!bool maybe', or an integer past Python's 4300-digit limit
-                shown = value if len(value) <= 40 else value[:40] + "..."
                 raise _DocumentError(
-                    f"{shown!r} cannot be read as {tag.rsplit(':', 1)[-1]}"
+                    f"{shown(value, 40)} cannot be read as {tag.rsplit(':', 1)[-1]}"
                     + (": it has too many digits" if "digits" in str(exc) else ""),
                     mark_location(self.filename, event.start_mark),
                 ) from exc
         if tag == _NULL:
             return None
         raise _DocumentError(
-            f"unsupported YAML tag {tag!r}: manifests hold plain strings, numbers, booleans, "
+            f"unsupported YAML tag {shown(tag)}: manifests hold plain strings, numbers, booleans, "
             "lists and mappings",
             mark_location(self.filename, event.start_mark),
         )
@@ -249,7 +264,7 @@ class Composer:
                             Diagnostic(
                                 Severity.ERROR,
                                 Location(self.filename, mark.line + 1, mark.column + 1),
-                                f"duplicate key {key!r}: already set at line {first[0]} of "
+                                f"duplicate key {shown(key)}: already set at line {first[0]} of "
                                 "this mapping (YAML would silently keep only one: remove or "
                                 "rename one of them)",
                                 path=format_path(key_path),

@@ -9,6 +9,9 @@ A hosts file reuses the manifest loader, so its mistakes get file:line:column to
         labels: {zone: a}
         capacity: {cpu: 2, memory: 4Gi} # optional, used for placement
         tls: {ca: ca.pem, cert: cert.pem, key: key.pem, verify: true}   # optional
+        storage_classes:                # optional: a claim's storageClassName -> volume driver
+          fast: local                   #   (no class: the "local" driver)
+          nfs: {driver: local, options: {type: nfs, o: "addr=10.0.0.5", device: ":/export"}}
 """
 
 from __future__ import annotations
@@ -27,7 +30,17 @@ from reconciler.source.load import parse_bytes
 
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 DEFAULT_API_VERSION = "1.41"  # Docker Engine 20.10; fixed so that no call is spent negotiating
-_HOST_FIELDS = {"name", "url", "address", "labels", "capacity", "tls", "api_version"}
+_HOST_FIELDS = {
+    "name",
+    "url",
+    "address",
+    "labels",
+    "capacity",
+    "tls",
+    "api_version",
+    "storage_classes",
+}
+DEFAULT_VOLUME_DRIVER = "local"
 _TLS_FIELDS = {"ca", "cert", "key", "verify"}
 
 
@@ -51,6 +64,10 @@ class Host:
     memory_bytes: int | None = None
     tls: TLSConfig | None = None
     api_version: str = DEFAULT_API_VERSION
+    #: storageClassName -> (volume driver, driver options) for the claims' volumes
+    storage_classes: Mapping[str, tuple[str, tuple[tuple[str, str], ...]]] = field(
+        default_factory=dict
+    )
 
 
 def default_hosts(environ: Mapping[str, str]) -> list[Host]:
@@ -179,6 +196,9 @@ def _parse_host(entry: Mapping[str, Any], at: tuple[str | int, ...], error: Any)
                 bool(raw_tls.get("verify", True)),
             )
     api_version = entry.get("api_version", DEFAULT_API_VERSION)
+    classes = _storage_classes(entry.get("storage_classes", {}), at, error)
+    if classes is None:
+        ok = False
     if not ok or not isinstance(name, str) or not isinstance(url, str):
         return None
     assert isinstance(address, str)
@@ -191,7 +211,34 @@ def _parse_host(entry: Mapping[str, Any], at: tuple[str | int, ...], error: Any)
         memory_bytes=memory_bytes,
         tls=tls,
         api_version=str(api_version),
+        storage_classes=classes or {},
     )
+
+
+def _storage_classes(
+    raw: Any, at: tuple[str | int, ...], error: Any
+) -> dict[str, tuple[str, tuple[tuple[str, str], ...]]] | None:
+    """``storage_classes``: class -> a driver name, or ``{driver, options}``."""
+    where = at + ("storage_classes",)
+    if not isinstance(raw, dict):
+        error(where, "storage_classes must map a storage class name to a volume driver")
+        return None
+    classes: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = {}
+    for name, value in raw.items():
+        if isinstance(value, str) and value:
+            classes[str(name)] = (value, ())
+            continue
+        if isinstance(value, dict) and set(value) <= {"driver", "options"}:
+            driver, options = value.get("driver", DEFAULT_VOLUME_DRIVER), value.get("options", {})
+            if isinstance(driver, str) and isinstance(options, dict):
+                classes[str(name)] = (driver, tuple((str(k), str(v)) for k, v in options.items()))
+                continue
+        error(
+            where + (name,),
+            "a storage class is a volume driver name, or a mapping with driver and options",
+        )
+        return None
+    return classes
 
 
 def load_hosts(path: str | None, environ: Mapping[str, str]) -> list[Host]:

@@ -1,33 +1,48 @@
 """Turn files, directories and stdin into Manifests that remember where every field was written.
 
-Reading (``discover``, ``read_paths``) is kept apart from parsing (``parse_bytes``,
-``parse_text``, ``parse_inputs``, which are pure) so that the parsing can be shared out
-among worker processes (``check.parallel``). Parsing checks a file's size and encoding,
-has ``composer`` compose its documents, reports YAML syntax errors with their positions,
-and makes a Manifest of every object, unpacking ``List`` kinds.
+Reading (``source.files``: ``discover``, ``read_source``, the tree as a jail) is kept apart
+from parsing (``parse_bytes``, ``parse_text``, ``parse_inputs``, which are pure) so that the
+parsing can be shared out among worker processes (``check.parallel``). Parsing checks a
+file's size and encoding, has ``composer`` compose its documents, reports YAML syntax errors
+with their positions, and makes a Manifest of every object, unpacking ``List`` kinds.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import yaml
 
-from reconciler.core.errors import InputError
 from reconciler.core.model import Diagnostic, FieldPath, Location, Manifest, Severity
 from reconciler.source.composer import Composer, mark_location
+from reconciler.source.files import (
+    MAX_FILE_BYTES,
+    STDIN_NAME,
+    SourceFiles,
+    SourceLimits,
+    discover,
+    read_source,
+    size_error,
+)
 
-#: Files larger than this are refused: a manifest this big is a mistake or an attack.
-MAX_FILE_BYTES = 8 * 1024 * 1024
+__all__ = [
+    "LIST_KINDS",
+    "MAX_FILE_BYTES",
+    "STDIN_NAME",
+    "LoadResult",
+    "SourceFiles",
+    "SourceLimits",
+    "discover",
+    "load_paths",
+    "parse_bytes",
+    "parse_inputs",
+    "parse_text",
+    "read_source",
+]
 
-MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
-STDIN_NAME = "<stdin>"
 LIST_KINDS = frozenset(
     {"List", "PodList", "ServiceList", "ReplicationControllerList", "DeploymentList"}
 )
@@ -195,12 +210,7 @@ def parse_bytes(data: bytes, filename: str) -> LoadResult:
     if len(data) > MAX_FILE_BYTES:
         return LoadResult(
             diagnostics=[
-                Diagnostic(
-                    Severity.ERROR,
-                    Location(filename, 1, 1),
-                    f"file is {len(data):,} bytes, over the {MAX_FILE_BYTES:,}-byte limit for "
-                    "one manifest file: split it",
-                )
+                Diagnostic(Severity.ERROR, Location(filename, 1, 1), size_error(len(data)))
             ],
             files=[filename],
         )
@@ -210,75 +220,23 @@ def parse_bytes(data: bytes, filename: str) -> LoadResult:
     return parse_text(text, filename, is_json=filename.lower().endswith(".json"))
 
 
-def discover(paths: Iterable[str]) -> list[str]:
-    """Expand directories (recursively, sorted, skipping dot-entries) into manifest files.
-
-    Files named explicitly are taken whatever their suffix; inside directories only
-    ``.yaml``, ``.yml`` and ``.json`` files count, as with ``kubectl create -f DIR``.
-    Raises InputError for a path that does not exist.
-    """
-    found: list[str] = []
-    for raw in paths:
-        if raw == "-":
-            found.append(raw)
-            continue
-        path = Path(raw)
-        if path.is_dir():
-            found.extend(_walk(raw))
-        elif path.is_file():
-            found.append(raw)
-        elif path.exists():
-            raise InputError(f"{raw}: not a regular file or directory")
-        else:
-            raise InputError(f"{raw}: no such file or directory")
-    return found
-
-
-def _walk(top: str) -> list[str]:
-    files: list[str] = []
-    seen: set[str] = set()
-    for dirpath, dirnames, filenames in os.walk(top, followlinks=True):
-        real = os.path.realpath(dirpath)
-        if real in seen:  # a symlink loop
-            dirnames[:] = []
-            continue
-        seen.add(real)
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in sorted(filenames):
-            if not name.startswith(".") and name.lower().endswith(MANIFEST_SUFFIXES):
-                files.append(os.path.join(dirpath, name))
-    return files
-
-
-def read_paths(paths: Iterable[str], stdin: Any = None) -> list[tuple[str, bytes]]:
-    """Read every file under ``paths`` (``-`` is stdin), in order: (name, contents) pairs.
-
-    Reading is separate from parsing so that the parsing can be shared out among worker
-    processes (``check.parallel``). Raises InputError for a path that cannot be read.
-    """
-    inputs: list[tuple[str, bytes]] = []
-    for filename in discover(paths):
-        if filename == "-":
-            stream = stdin if stdin is not None else sys.stdin.buffer
-            inputs.append((STDIN_NAME, stream.read()))
-            continue
-        try:
-            with open(filename, "rb") as stream:  # not Path.read_bytes: a third faster
-                data = stream.read()
-        except OSError as exc:
-            raise InputError(f"{filename}: {exc.strerror or exc}") from exc
-        inputs.append((filename, data))
-    return inputs
-
-
 def parse_inputs(inputs: Iterable[tuple[str, bytes]]) -> LoadResult:
-    """Parse (name, contents) pairs, as ``read_paths`` gives them, into one LoadResult."""
+    """Parse (name, contents) pairs, as ``read_source`` gives them, into one LoadResult."""
     result = LoadResult()
     for filename, data in inputs:
         result.extend(parse_bytes(data, filename))
     return result
 
 
-def load_paths(paths: Iterable[str], stdin: Any = None) -> LoadResult:
+def load_paths(
+    paths: Iterable[str],
+    stdin: Any = None,
+    *,
+    limits: SourceLimits | None = None,
+    root: str | None = None,
+) -> LoadResult:
     """Read every file under ``paths`` (``-`` is stdin) and parse it; never stops early."""
-    return parse_inputs(read_paths(paths, stdin))
+    source = read_source(paths, stdin, limits=limits, root=root)
+    result = LoadResult(diagnostics=list(source.diagnostics), files=list(source.refused))
+    result.extend(parse_inputs(source.inputs))
+    return result

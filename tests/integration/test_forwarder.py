@@ -4,6 +4,11 @@ It is compiled here through ``forwarder_build`` (into a fresh cache, so the buil
 tested), then run on free ports; backends and clients are Python sockets and threads. No
 Docker, nothing mocked. Timeouts are generous and no test asserts a speed: only that things
 happen, and that the forwarder does not burn CPU while it waits.
+
+It faces the network, so every test runs twice: against the static build the images hold,
+and against an AddressSanitizer + UndefinedBehaviorSanitizer build of the same source
+(``sanitized``), whose any report (a buffer overrun, a use after free, a leak, undefined
+behaviour) fails the test that caused it. ``test_forwarder_fuzz.py`` fuzzes its arguments.
 """
 
 from __future__ import annotations
@@ -26,14 +31,21 @@ import pytest
 
 from reconciler.forwarder import build as forwarder_build
 
+from .sanitized import SANITIZER_ENV, assert_no_sanitizer_report, sanitized_build
+
 MiB = 1024 * 1024
 HOST = "127.0.0.1"
 WAIT = 10.0  # seconds: how long anything that should happen may take on a loaded machine
 
 
-@pytest.fixture(scope="session")
-def forwarder_program(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The forwarder compiled from source (never a prebuilt or cached binary), mode 755."""
+@pytest.fixture(scope="session", params=["static", "sanitized"])
+def forwarder_program(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """The forwarder compiled from source (never a prebuilt or cached binary), mode 755: the
+    static build the images hold, or the sanitized build of the same source."""
+    if request.param == "sanitized":
+        return sanitized_build(tmp_path_factory.mktemp("asan"))
     with pytest.MonkeyPatch.context() as env:
         env.setenv("RECONCILER_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
         env.delenv(forwarder_build.BINARY_ENV, raising=False)
@@ -76,7 +88,9 @@ class Lab:
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=stderr,
+                env=SANITIZER_ENV,
             )
+        self.stack.callback(assert_no_sanitizer_report, log)
         self.stack.callback(stop_process, proc)
         listeners = sum(1 for arg in args if "=" in arg)
         forwarder = Forwarder(proc, log)
@@ -146,8 +160,13 @@ class Lab:
 
 
 def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    """SIGINT (an exit that runs the leak check), then SIGKILL if it does not go."""
     if proc.poll() is None:
-        proc.kill()
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(WAIT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
     proc.wait(WAIT)
 
 
@@ -513,8 +532,7 @@ def test_idle_forwarder_sleeps(lab: Lab) -> None:
         assert forwarder.cpu_seconds() - before < 0.05
 
 
-@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
-def test_stop_signal_exits_at_once(lab: Lab, stop: signal.Signals) -> None:
+def test_sigint_exits_at_once(lab: Lab) -> None:
     backend = lab.tcp_backend(echo)
     port = free_port()
     forwarder = lab.forwarder(f"tcp:{port}={ep(backend)}", f"udp:{port}=")
@@ -525,9 +543,78 @@ def test_stop_signal_exits_at_once(lab: Lab, stop: signal.Signals) -> None:
         sock.sendall(b"busy")
         assert recv_exact(sock, 4) == b"busy"
         assert children(pid) == []
-        forwarder.proc.send_signal(stop)
-        assert forwarder.proc.wait(2) == 0
+        forwarder.proc.send_signal(signal.SIGINT)
+        assert forwarder.proc.wait(WAIT) == 0
         assert sock.recv(10) == b""  # the connection went with it
+
+
+def test_sigterm_drains_the_connections_in_flight_then_exits(lab: Lab) -> None:
+    backend = lab.tcp_backend(echo)
+    port = free_port()
+    forwarder = lab.forwarder("-d", "30", f"tcp:{port}={ep(backend)}", f"udp:{port}=")
+    with socket.create_connection((HOST, port), timeout=WAIT) as sock:
+        sock.sendall(b"before")
+        assert recv_exact(sock, 6) == b"before"
+        forwarder.proc.send_signal(signal.SIGTERM)
+        wait_until(lambda: "draining 1 connection" in forwarder.stderr(), "the drain to start")
+        # the connection in flight still works; the listener is closed: no new connection
+        sock.sendall(b"during the drain")
+        assert recv_exact(sock, 16) == b"during the drain"
+        with pytest.raises(OSError):
+            socket.create_connection((HOST, port), timeout=WAIT).close()
+        assert forwarder.proc.poll() is None
+    # its last connection ended: it exits on its own, well before the drain's 30 s
+    assert forwarder.proc.wait(WAIT) == 0
+
+
+def test_sigterm_without_connections_exits_at_once(lab: Lab) -> None:
+    port = free_port()
+    forwarder = lab.forwarder(f"tcp:{port}={ep(lab.tcp_backend(echo))}")
+    forwarder.proc.send_signal(signal.SIGTERM)
+    assert forwarder.proc.wait(WAIT) == 0
+
+
+def test_a_second_sigterm_or_the_drain_deadline_cuts_what_is_left(lab: Lab) -> None:
+    backend = lab.tcp_backend(echo)
+    port, other = free_port(), free_port()
+    first = lab.forwarder("-d", "600", f"tcp:{port}={ep(backend)}")
+    timed = lab.forwarder("-d", "1", f"tcp:{other}={ep(backend)}")
+    with (
+        socket.create_connection((HOST, port), timeout=WAIT) as held,
+        socket.create_connection((HOST, other), timeout=WAIT) as idle,
+    ):
+        for sock in (held, idle):
+            sock.sendall(b"x")
+            assert recv_exact(sock, 1) == b"x"
+        first.proc.send_signal(signal.SIGTERM)
+        timed.proc.send_signal(signal.SIGTERM)
+        wait_until(lambda: "draining" in first.stderr(), "the drain to start")
+        first.proc.send_signal(signal.SIGTERM)  # again: at once
+        assert first.proc.wait(WAIT) == 0
+        assert timed.proc.wait(WAIT) == 0  # one second of drain, then the rest is cut
+        assert held.recv(10) == b"" and idle.recv(10) == b""
+
+
+def test_an_idle_tcp_connection_is_closed_and_a_busy_one_kept(lab: Lab) -> None:
+    backend = lab.tcp_backend(echo)
+    port = free_port()
+    forwarder = lab.forwarder("-i", "1", f"tcp:{port}={ep(backend)}")
+    before = forwarder.open_fds()
+    with (
+        socket.create_connection((HOST, port), timeout=WAIT) as busy,
+        socket.create_connection((HOST, port), timeout=WAIT) as idle,
+    ):
+        idle.sendall(b"i")
+        assert recv_exact(idle, 1) == b"i"
+        for _ in range(8):  # two seconds of traffic, a byte every quarter of a second
+            busy.sendall(b"b")
+            assert recv_exact(busy, 1) == b"b"
+            time.sleep(0.25)
+        assert idle.recv(10) == b""  # closed by the forwarder after a second of silence
+        busy.sendall(b"still")
+        assert recv_exact(busy, 5) == b"still"
+        # the idle one's two descriptors (client and backend) are back; the busy one's held
+        wait_until(lambda: forwarder.open_fds() == before + 2, "the idle descriptors to close")
 
 
 def children(pid: int) -> list[int]:

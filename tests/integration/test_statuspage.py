@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from reconciler.daemon.http.webhook import GENERIC_SIGNATURE, sign
+from reconciler.daemon.http.auth import signed_headers
 
 from .conftest import Rig, wait_for
 from .test_run import SECRET, Repo, Service, services
@@ -180,7 +180,7 @@ def cells(section: Node) -> list[dict[str, Node]]:
 
 
 def post(service: Service, path: str) -> int:
-    return service.post(path, b"", {GENERIC_SIGNATURE: sign(SECRET, b"")})
+    return service.post(path, b"", signed_headers(SECRET, b"", path))  # once, timestamped
 
 
 def test_the_page_in_a_browser(rig: Rig, services: Callable[..., Service]) -> None:

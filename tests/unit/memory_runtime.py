@@ -24,8 +24,14 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from reconciler.core import labels as L
-from reconciler.core.errors import ApplyError, HostUnavailable, ImagePullError, NotFound
-from reconciler.core.model import DesiredPod, HostState, LiveContainer, ObjectRef
+from reconciler.core.errors import (
+    ApplyError,
+    HostUnavailable,
+    ImagePullError,
+    NotFound,
+    OwnershipError,
+)
+from reconciler.core.model import DesiredPod, HostState, LiveContainer, LiveVolume, ObjectRef
 from reconciler.engine import translate as T
 from reconciler.plan.live import pod_ready
 
@@ -72,7 +78,10 @@ class MemoryHost:
         self.reachable = True
         self.containers: dict[str, dict[str, Any]] = {}  # id -> list entry
         self.volumes: dict[str, dict[str, str]] = {}  # name -> labels
+        #: files volume name -> {path: (bytes, mode)}, as the archive API would extract them
+        self.files: dict[str, dict[str, tuple[bytes, int]]] = {}
         self.calls: list[str] = []  # every operation, in order ("create web-0/POD", ...)
+        self.environments: dict[str, dict[str, str]] = {}  # docker name -> its env, as created
         self.fail_create: set[str] = set()  # docker names whose create the engine refuses
         #: images whose containers exit at once (code 3) and are restarted by the engine:
         #: they never run long enough to be ready
@@ -159,8 +168,13 @@ class MemoryHost:
         try:
             infra_id = self._create(infra)
             made.append(infra_id)
+            for spec in pod.volumes:
+                if spec.source == "files":
+                    self.files[spec.docker_name] = {f.path: (f.data, f.mode) for f in spec.files}
+            networks = self.containers[infra_id]["NetworkSettings"]["Networks"]
+            pod_ip = next((n["IPAddress"] for n in networks.values()), "")
             for container in pod.app_containers:
-                args = T.app_args(pod, container, infra_id, self.instance, self.revision)
+                args = T.app_args(pod, container, infra_id, self.instance, self.revision, pod_ip)
                 made.append(self._create(args))
         except ApplyError:
             for container_id in made:  # all or nothing, as DockerHost.create_pod
@@ -184,6 +198,11 @@ class MemoryHost:
                     }
                 )
         container_id = self._add(args.name, args.image, dict(args.labels), ports)
+        self.environments[args.name] = dict(e.split("=", 1) for e in args.environment)
+        self.containers[container_id]["Mounts"] = [
+            {"Type": "volume", "Name": m.source, "Destination": m.target}
+            for m in args.volume_mounts
+        ]
         if args.image in self.crashing:
             item = self.containers[container_id]
             item["State"], item["Status"] = "restarting", "Restarting (3) Less than a second ago"
@@ -215,6 +234,9 @@ class MemoryHost:
 
     def remove(self, containers: Sequence[LiveContainer]) -> None:
         self._check("remove")
+        for container in containers:  # as DockerHost.remove: labels first, whatever listed it
+            if not L.is_owned(container.labels, self.instance):
+                raise OwnershipError(f"container {container.name} is not ours: left alone")
         for container in containers:
             item = self.containers.pop(container.id, None)
             if item is not None:
@@ -228,6 +250,14 @@ class MemoryHost:
             for name, labels in list(self.volumes.items()):
                 if labels.get(L.POD) == pod and labels.get(L.POD_NAMESPACE) == namespace:
                     del self.volumes[name]
+                    self.files.pop(name, None)
+
+    def remove_volume(self, volume: LiveVolume) -> None:
+        self._check("remove volume")
+        if not L.is_owned(self.volumes.get(volume.name), self.instance):
+            raise ApplyError(f"volume {volume.name} is not ours")
+        del self.volumes[volume.name]
+        self.calls.append(f"remove volume {volume.name}")
 
     def wait_ready(self, pod: DesiredPod, timeout: float = 30.0, settle: float = 0.5) -> None:
         """No clock here: the pod is ready now, or it never will be (an image that crashes)."""
@@ -237,14 +267,20 @@ class MemoryHost:
             raise ApplyError(f"pod {pod.name} is not ready after {timeout:.0f}s")
 
     # -- HostRuntime / ServiceRuntime ------------------------------------------------------
-    def observe(self) -> HostState:
+    def observe(self, volumes: bool | None = None) -> HostState:
         if not self.reachable:
             return HostState(self.name, reachable=False, error=f"host {self.name}: unreachable")
         with self._lock:  # the engine's label filter: only this instance's objects
             listed = [
                 dict(i) for i in self.containers.values() if L.is_owned(i["Labels"], self.instance)
             ]
-        return T.host_state(self.name, self.instance, listed)
+            wanted = volumes or (volumes is None and T.mounts_claims(self.instance, listed))
+            found = [
+                {"Name": name, "Labels": dict(labels), "Driver": "local"}
+                for name, labels in self.volumes.items()
+                if L.is_owned(labels, self.instance) and wanted
+            ]
+        return T.host_state(self.name, self.instance, listed, found)
 
     def close(self) -> None:
         self.closed = True

@@ -23,6 +23,7 @@ from bench.service import (
 )
 from bench.services import (
     HOSTS_NODE_PORT,
+    POLICY_FLAGS,
     echo_manifests,
     fleet_manifests,
     free_subnet,
@@ -34,6 +35,7 @@ from bench.services import (
     stream_blocks,
     target,
 )
+from reconciler.check.policy import Policy
 from reconciler.check.validate import ValidationResult, validate
 from reconciler.daemon.http import webhook as httpapi
 from reconciler.desire.compute import compute_desired
@@ -45,7 +47,8 @@ LOCAL = Host(name="local", url="unix:///x.sock", address="127.0.0.1")
 
 
 def valid(text: str) -> ValidationResult:
-    result = validate(parse_bytes(text.encode(), "bench.yaml"))
+    policy = Policy.from_flags(POLICY_FLAGS[1], ())  # what the benchmark passes to apply
+    result = validate(parse_bytes(text.encode(), "bench.yaml"), policy)
     assert result.valid, result.diagnostics
     assert not result.warnings, result.warnings
     return result

@@ -11,6 +11,7 @@ import kubernetes_validate
 import yaml
 
 from bench.validate import (
+    HOST_PATH_PREFIX,
     NODE_PORT_RANGE,
     PATTERN,
     generate_tree,
@@ -18,9 +19,12 @@ from bench.validate import (
     peer_sample,
     service_ports,
 )
+from reconciler.check.policy import Policy
 from reconciler.check.validate import validate
 from reconciler.source.load import load_paths
 
+#: The policy the benchmark passes (``POLICY_FLAGS``): its hostPath volumes are allowed.
+BENCH_POLICY = Policy.from_flags("baseline", [HOST_PATH_PREFIX])
 
 def test_generated_tree_is_valid_with_the_expected_objects(tmp_path: Path) -> None:
     tree = generate_tree(tmp_path / "manifests", files=20, docs_per_file=10, seed=1)
@@ -34,7 +38,7 @@ def test_generated_tree_is_valid_with_the_expected_objects(tmp_path: Path) -> No
     assert tree.node_port_services == 20
     assert tree.bytes == sum(p.stat().st_size for p in tree.files)
 
-    result = validate(load_paths([str(tree.root)]))
+    result = validate(load_paths([str(tree.root)]), BENCH_POLICY)
     assert result.diagnostics == []  # valid, and not even a warning
     assert len(result.manifests) == 200
     assert Counter(m.kind for m in result.manifests) == tree.kinds
@@ -67,7 +71,7 @@ def test_node_ports_are_unique_and_never_run_out(tmp_path: Path) -> None:
     per_service = service_ports({"kind": "ReplicationController"})  # slot 1 follows an RC
     assert tree.node_port_services == (high - low + 1) // per_service
     assert sorted(used) == list(range(low, low + tree.node_port_services * per_service))
-    assert validate(load_paths([str(tree.root)])).diagnostics == []
+    assert validate(load_paths([str(tree.root)]), BENCH_POLICY).diagnostics == []
     assert NODE_PORT_RANGE == (30000, 32767)
 
 

@@ -46,10 +46,14 @@ def copy(name: str, directory: Path, as_name: str | None = None) -> Path:
 
 
 # -- exit codes ---------------------------------------------------------------------------------
+#: What the valid fixtures need of the operator (they use host paths, ports and namespaces).
+VALID_FLAGS = ("--policy", "privileged")
+
+
 def test_valid_manifests_exit_0_with_a_summary() -> None:
-    result = run(str(VALID))
+    result = run(*VALID_FLAGS, str(VALID))
     assert result.exit_code == 0, result.output
-    assert result.output == "13 object(s) in 5 file(s): valid, 0 error(s), 0 warning(s)\n"
+    assert result.output == "19 object(s) in 7 file(s): valid, 0 error(s), 0 warning(s)\n"
 
 
 def test_warnings_alone_still_exit_0(tmp_path: Path) -> None:
@@ -148,11 +152,11 @@ def test_json_output_shape_and_values(tmp_path: Path) -> None:
 
 
 def test_json_output_for_valid_input() -> None:
-    result = run("--output", "json", str(VALID))
+    result = run(*VALID_FLAGS, "--output", "json", str(VALID))
     assert result.exit_code == 0
     assert json.loads(result.output) == {
         "valid": True,
-        "objects": 13,
+        "objects": 19,
         "errors": [],
         "warnings": [],
     }
@@ -214,7 +218,7 @@ def test_stdin_is_read_for_dash_and_named_stdin() -> None:
 
 
 def test_valid_stdin_exits_0() -> None:
-    result = run("-o", "json", "-", stdin=(VALID / "log-agent.json").read_bytes())
+    result = run(*VALID_FLAGS, "-o", "json", "-", stdin=(VALID / "log-agent.json").read_bytes())
     assert result.exit_code == 0
     assert json.loads(result.output)["objects"] == 1
 
@@ -389,7 +393,7 @@ def test_validate_starts_without_docker_git_or_the_http_server() -> None:
         "import sys\n"
         "from reconciler.cli import main\n"
         "try:\n"
-        f"    main(['validate', {str(VALID)!r}])\n"
+        f"    main(['validate', '--policy', 'privileged', {str(VALID)!r}])\n"
         "except SystemExit as exc:\n"
         "    assert exc.code == 0, exc.code\n"
         "heavy = ('docker', 'git', 'requests', 'urllib3', 'watchdog', 'prometheus_client',\n"

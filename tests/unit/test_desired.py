@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
+from reconciler.check.policy import Level, Policy
 from reconciler.check.validate import validate
 from reconciler.core import labels as L
 from reconciler.core.model import DesiredPod, HostState, MountSpec, PortBinding, VolumeSpec
@@ -51,7 +52,8 @@ def desired(
     text = "\n---\n".join(
         o if isinstance(o, str) else yaml.safe_dump(o, sort_keys=False) for o in objects
     )
-    result = validate(parse_text(text, "test.yaml"))
+    # the tests play the operator: host ports, paths and namespaces are theirs to use
+    result = validate(parse_text(text, "test.yaml"), Policy(Level.PRIVILEGED))
     assert result.errors == [], result.errors
     return compute_desired(result.manifests, hosts or [H1], live, settings)
 
@@ -91,7 +93,7 @@ def test_empty_args_override_the_image_cmd() -> None:
     assert app(pod).cmd == ()
 
 
-def test_env_values_kept_in_order_and_value_from_dropped() -> None:
+def test_env_values_kept_in_order_and_value_from_resolved() -> None:
     env = [
         {"name": "B", "value": "2"},
         {"name": "FROM_FIELD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
@@ -99,7 +101,7 @@ def test_env_values_kept_in_order_and_value_from_dropped() -> None:
         {"name": "EMPTY"},
     ]
     pod = only_pod(pod_manifest({"containers": [container(env=env)]}))
-    assert app(pod).env == (("B", "2"), ("A", "x y"), ("EMPTY", ""))
+    assert app(pod).env == (("B", "2"), ("FROM_FIELD", "web"), ("A", "x y"), ("EMPTY", ""))
 
 
 def test_working_dir() -> None:
@@ -233,10 +235,30 @@ def test_infra_container_first_with_hostname_and_published_ports() -> None:
     assert infra.image == DEFAULT_INFRA_IMAGE
     assert infra.hostname == "web"
     assert infra.ports == (
-        PortBinding(80, "TCP", 8080, ""),
-        PortBinding(53, "UDP", 53, "127.0.0.1"),
+        PortBinding(80, "TCP", 8080, "10.0.0.1"),  # the host's address, not every address
+        PortBinding(53, "UDP", 53, "127.0.0.1"),  # unless hostIP says where
     )
     assert app(pod).ports == ()
+
+
+def test_a_host_port_binds_every_address_only_when_host_ip_says_so() -> None:
+    ports = [{"containerPort": 80, "hostPort": 8080, "hostIP": "0.0.0.0"}]
+    pod = only_pod(pod_manifest({"containers": [container(ports=ports)]}))
+    assert pod.containers[0].ports == (PortBinding(80, "TCP", 8080, "0.0.0.0"),)
+
+
+def test_binding_host_ports_to_the_address_changes_the_hash_of_those_pods_only() -> None:
+    plain = only_pod(pod_manifest({"containers": [container()]}))
+    named = {"containerPort": 80, "hostPort": 8080, "hostIP": "10.0.0.1"}
+    explicit = only_pod(pod_manifest({"containers": [container(ports=[named])]}))
+    implicit = only_pod(
+        pod_manifest({"containers": [container(ports=[{"containerPort": 80, "hostPort": 8080}])]})
+    )
+    # a pod with no hostPort (or with a hostIP) keeps the hash it had before: not recreated
+    assert plain.spec_hash == "02c9a255212b4725"  # as computed before hostPorts moved
+    assert explicit.spec_hash == "4a5bbea6e4f507a7"
+    # one that published on every address is recreated once, to bind the address only
+    assert implicit.spec_hash != explicit.spec_hash
 
 
 def test_infra_image_from_settings() -> None:

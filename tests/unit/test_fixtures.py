@@ -24,6 +24,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from reconciler.check.policy import Level, Policy
 from reconciler.check.schemas import SCHEMA_FILES, schema_documents, schema_id
 from reconciler.check.validate import validate
 from reconciler.core.model import Diagnostic
@@ -36,8 +37,13 @@ VALID = FIXTURES / "valid"
 EXPECT_SUFFIX = ".expect.json"
 KUBERNETES_VERSION = "1.37.0"
 
+#: The operator's policy the fixtures are checked with: they test the schemas and the
+#: semantic checks, and use every honoured field (host paths, ports and namespaces, privileged
+#: containers); the policy's own rules are tested in test_policy.py.
+FIXTURE_POLICY = Policy(Level.PRIVILEGED)
+
 #: Honoured fields that no valid fixture may use: real Kubernetes v1 rejects them.
-NOT_IN_REAL_KUBERNETES = {"ServiceSpec.publicIPs"}
+NOT_IN_REAL_KUBERNETES = {"ServiceSpec.publicIPs", "Secret.sops"}
 
 
 # -- invalid fixtures -------------------------------------------------------------------------
@@ -86,7 +92,7 @@ def test_invalid_fixture_reports_exactly_what_is_expected(sidecar: Path) -> None
     assert expected, f"{sidecar.name} lists no diagnostic"
     assert all(w["severity"] in ("error", "warning") for w in expected)
 
-    result = validate(load_paths([str(fixture)]))
+    result = validate(load_paths([str(fixture)]), FIXTURE_POLICY)
 
     got = _report(result.diagnostics)
     for want in expected:
@@ -142,24 +148,30 @@ def test_valid_fixtures_cover_several_shapes() -> None:
 
 @pytest.mark.parametrize("path", VALID_FILES, ids=[p.name for p in VALID_FILES])
 def test_valid_fixture_alone_has_no_diagnostics(path: Path) -> None:
-    result = validate(load_paths([str(path)]))
+    result = validate(load_paths([str(path)]), FIXTURE_POLICY)
     assert result.diagnostics == [], _report(result.diagnostics)
     assert result.manifests
 
 
 def test_valid_fixtures_together_have_no_diagnostics() -> None:
-    result = validate(load_paths([str(VALID)]))
+    result = validate(load_paths([str(VALID)]), FIXTURE_POLICY)
     assert result.diagnostics == [], _report(result.diagnostics)
     refs = sorted(str(m.ref) for m in result.manifests)
     assert refs == [
+        "ConfigMap/shop/app-config",
         "Deployment/shop",
         "Deployment/worker",
+        "PersistentVolumeClaim/shop/app-data",
         "Pod/keystone-db",
         "Pod/log-agent",
+        "Pod/node-agent",
+        "Pod/shop/app",
         "Pod/staging/cache-probe",
         "ReplicationController/keystone-rc",
         "ReplicationController/staging/cache",
         "ReplicationController/web",
+        "Secret/shop/app-secrets",
+        "Secret/shop/registry",
         "Service/db",
         "Service/keystone-public",
         "Service/shop",

@@ -137,11 +137,12 @@ def test_a_symlink_loop_in_a_directory_does_not_hang(tmp_path: Path) -> None:
     assert found[0].files == [str(root / "app" / "pod.yaml")]
 
 
-def test_a_symlinked_directory_is_followed(tmp_path: Path) -> None:
-    write(tmp_path / "elsewhere" / "pod.yaml", pod("linked"))
+def test_a_symlinked_directory_inside_the_tree_is_followed_once(tmp_path: Path) -> None:
+    write(tmp_path / "repo" / "team" / "common" / "pod.yaml", pod("linked"))
     write(tmp_path / "repo" / "own.yaml", pod("own"))
-    os.symlink(tmp_path / "elsewhere", tmp_path / "repo" / "shared")
+    os.symlink(tmp_path / "repo" / "team" / "common", tmp_path / "repo" / "shared")
     result = load_paths([str(tmp_path / "repo")])
+    assert result.diagnostics == []
     assert names(result) == ["own", "linked"]
     assert result.files[-1] == str(tmp_path / "repo" / "shared" / "pod.yaml")
 

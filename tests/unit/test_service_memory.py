@@ -18,6 +18,7 @@ from reconciler.daemon.config import RunConfig
 from reconciler.daemon.loop import ReconcileService
 from reconciler.desire.settings import Settings
 from reconciler.source.hosts import Host
+from reconciler.source.keys import load_keyring
 
 from .memory_runtime import MemoryHost
 
@@ -112,3 +113,24 @@ def test_a_killed_container_comes_back_through_its_event(
         loop.stop()
         runner.join(timeout=10)
     assert not runner.is_alive() and host.closed
+
+
+def test_an_undecryptable_secret_holds_the_revision_like_an_invalid_one(
+    service: tuple[ReconcileService, MemoryHost, Path],
+) -> None:
+    loop, host, source = service
+    assert loop.run_pass("first").ok
+    before = host.running()
+    vectors = Path(__file__).resolve().parents[1] / "fixtures" / "sops"
+    (source / "secret.yaml").write_text((vectors / "age.yaml").read_text())
+    write(source, 3)
+    assert loop.run_pass("no key").ok  # the last good revision, still enforced
+    assert host.running() == before  # nothing of the new one applied
+    error = loop.board.snapshot()["last_error"]
+    assert error["kind"] == "validation"
+    assert any(
+        "secret.yaml:12:3" in line and "age1l44x" in line for line in error["validation_errors"]
+    )
+    loop.config.keyring = load_keyring({"SOPS_AGE_KEY_FILE": str(vectors / "age.txt")})
+    assert loop.run_pass("with the key").ok
+    assert len([n for n in host.running() if n.endswith("_app")]) == 3

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 
+from reconciler.check.policy import Level, Policy
 from reconciler.check.validate import validate
 from reconciler.core import labels as L
 from reconciler.core.model import DesiredPod
@@ -50,7 +51,7 @@ spec:
 
 
 def desired_pod(settings: Settings | None = None) -> DesiredPod:
-    result = validate(parse_text(POD, "web.yaml"))
+    result = validate(parse_text(POD, "web.yaml"), Policy(Level.PRIVILEGED))  # hostPath, hostPort
     assert result.valid, result.errors
     hosts = [Host("local", "unix:///x.sock", "127.0.0.1")]
     state = compute_desired(result.manifests, hosts, settings=settings or Settings(instance="t"))

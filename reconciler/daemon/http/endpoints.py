@@ -13,11 +13,11 @@ touches a socket, so the rules of the API read in one place:
   and a feature that is switched off should not be advertised as present-but-forbidden.
   An authentic event that does not trigger (a ping) is 2xx, else the git host marks the
   delivery failed and may disable the hook.
-- ``/suspend`` and ``/resume`` require the generic ``X-Reconciler-Signature-256`` header over
-  the raw body (usually empty) when a secret is configured. The signature of an empty body is
-  a fixed value, so it works like a bearer token derived from the secret: anyone who sees
-  one such request can replay it. Keep the listener on a private network or behind TLS.
-  Without a secret they are open, like ``/status``.
+- ``/suspend``, ``/resume`` and every state-changing route require the secret: a bearer
+  token, or an HMAC over a timestamped body accepted once within a window; without a
+  secret they are refused. A cross-site request (a browser on a hostile page) is refused
+  on every POST route, the webhook included. See :mod:`.auth`.
+- A webhook delivery (its id, and its signed body) is accepted once.
 
 ``on_trigger(reason)`` and ``on_suspend(flag)`` are the loop's callbacks. They run on a
 request thread, so they must only hand the request over (set an event, put on a queue) and
@@ -26,6 +26,7 @@ return. The names here have a leading underscore because only :mod:`.server` use
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Callable
@@ -34,18 +35,27 @@ from email.message import Message
 from http import HTTPStatus
 from typing import Any
 
+from reconciler.daemon.http.auth import (
+    DELIVERY_MEMORY,
+    REPLAY_WINDOW,
+    SIGNATURE,
+    TIMESTAMP,
+    Replays,
+    authorize,
+    cross_site,
+)
 from reconciler.daemon.http.metrics import METRICS_CONTENT_TYPE, Metrics
 from reconciler.daemon.http.page import PageEndpoint, page_routes
 from reconciler.daemon.http.status import StatusBoard
 from reconciler.daemon.http.webhook import (
     GENERIC_SIGNATURE,
+    GITHUB_SIGNATURE,
+    GITLAB_TOKEN,
     _authenticate,
     _delivery,
-    _digest_matches,
     _parse_payload,
     _push_event,
     pushed_ref,
-    sign,
 )
 
 log = logging.getLogger(__name__)
@@ -81,6 +91,10 @@ class _API:
     max_body_bytes: int
 
     routes: dict[str, dict[str, _Endpoint]] = field(init=False)
+    #: signed control requests already used (a replay is refused)
+    control_replays: Replays = field(init=False, default_factory=lambda: Replays(2 * REPLAY_WINDOW))
+    #: webhook deliveries (ids, signed bodies) already accepted: each one triggers once
+    deliveries: Replays = field(init=False, default_factory=lambda: Replays(DELIVERY_MEMORY))
 
     def __post_init__(self) -> None:
         """Path -> method -> endpoint. The webhook is absent, hence 404, without a secret."""
@@ -118,12 +132,29 @@ class _API:
     def resume(self, headers: Message, body: bytes) -> _Reply:
         return self._set_suspended(headers, body, False)
 
+    def control_refusal(self, headers: Message, body: bytes, path: str) -> _Reply | None:
+        """Why a state-changing ``POST path`` must be refused (see :mod:`.auth`), or None."""
+        what = f"POST {path}"
+        why = cross_site(headers)
+        if why is not None:
+            log.warning("refused %s: %s", what, why)
+            return _text(HTTPStatus.FORBIDDEN, why)
+        if not self.webhook_secret:
+            log.warning("refused %s: the service has no secret", what)
+            return _text(
+                HTTPStatus.FORBIDDEN,
+                f"{what} needs the service's secret: start it with --webhook-secret",
+            )
+        why = authorize(headers, body, self.webhook_secret, self.control_replays, what)
+        if why is not None:
+            log.warning("refused %s: %s", what, why)
+            return _unauthorized(why)
+        return None
+
     def _set_suspended(self, headers: Message, body: bytes, suspended: bool) -> _Reply:
-        if self.webhook_secret:
-            value = headers.get(GENERIC_SIGNATURE)
-            if value is None or not _digest_matches(value, sign(self.webhook_secret, body)):
-                log.warning("refused %s: bad or missing %s", _verb(suspended), GENERIC_SIGNATURE)
-                return _unauthorized(f"{GENERIC_SIGNATURE} missing or wrong")
+        refusal = self.control_refusal(headers, body, f"/{_verb(suspended)}")
+        if refusal is not None:
+            return refusal
         self.on_suspend(suspended)
         log.info("%s requested over HTTP", _verb(suspended))
         return _text(HTTPStatus.OK, "suspended" if suspended else "resumed")
@@ -131,11 +162,20 @@ class _API:
     def git_hook(self, headers: Message, body: bytes) -> _Reply:
         if not self.webhook_secret:  # not routed without one; never accept unsigned anyway
             return _text(HTTPStatus.NOT_FOUND, "not found")
-        provider, why = _authenticate(headers, body, self.webhook_secret)
+        refused = cross_site(headers)
+        if refused is not None:
+            self.metrics.webhook_request("unauthorized")
+            log.warning("refused webhook: %s", refused)
+            return _text(HTTPStatus.FORBIDDEN, refused)
+        provider, why = self._webhook_provider(headers, body)
         if provider is None:
             self.metrics.webhook_request("unauthorized")
             log.warning("refused webhook: %s", why)
             return _unauthorized(why)
+        if not self._first_delivery(provider, headers, body):
+            self.metrics.webhook_request("ignored")
+            log.warning("ignored webhook: delivery %s was already accepted", _delivery(headers))
+            return _text(HTTPStatus.OK, "ignored: this delivery was already accepted")
         event = _push_event(provider, headers)
         if event is None:
             # A ping, or an event we do not act on: authentic, so 2xx, else the git host
@@ -163,6 +203,30 @@ class _API:
         note = " (reconciling is suspended: nothing will be applied)" if suspended else ""
         return _text(HTTPStatus.ACCEPTED, f"triggered: {reason}{note}")
 
+    def _webhook_provider(self, headers: Message, body: bytes) -> tuple[str | None, str]:
+        """(provider, "") when the delivery is authentic; (None, why) when not. A generic
+        delivery may also be signed with a timestamp, as control requests are."""
+        secret = self.webhook_secret or ""
+        provider_headers = (headers.get(GITHUB_SIGNATURE), headers.get(GITLAB_TOKEN))
+        if headers.get(TIMESTAMP) is not None and not any(h is not None for h in provider_headers):
+            if headers.get(SIGNATURE) is None:
+                return None, f"{TIMESTAMP} without {SIGNATURE}"
+            why = authorize(headers, body, secret, self.control_replays, "POST /hooks/git")
+            return ("generic", "") if why is None else (None, why)
+        return _authenticate(headers, body, secret)
+
+    def _first_delivery(self, provider: str, headers: Message, body: bytes) -> bool:
+        """Whether this delivery is new: its id, and its body (which the signature covers:
+        a replay under a made-up id is the same body), are accepted once."""
+        delivery = _delivery(headers)
+        fresh = True
+        if delivery != "-":
+            fresh = self.deliveries.first_time(f"{provider}:id:{delivery[:200]}")
+        body_key = f"{provider}:body:{hashlib.sha256(body).hexdigest()}"
+        if body.strip():  # an empty generic trigger carries nothing to replay
+            fresh = self.deliveries.first_time(body_key) and fresh
+        return fresh
+
 
 def _page(endpoint: PageEndpoint) -> _Endpoint:
     def answer(headers: Message, body: bytes) -> _Reply:
@@ -179,5 +243,5 @@ def _unauthorized(message: str) -> _Reply:
     return _Reply(
         HTTPStatus.UNAUTHORIZED,
         (message + "\n").encode("utf-8"),
-        headers=(("WWW-Authenticate", 'HMAC-SHA256 header="' + GENERIC_SIGNATURE + '"'),),
+        headers=(("WWW-Authenticate", 'Bearer, HMAC-SHA256 header="' + GENERIC_SIGNATURE + '"'),),
     )

@@ -12,8 +12,9 @@ and tested against it without either depending on the other's internals: the loo
 writes into the :class:`.status.StatusBoard` and :class:`.metrics.Metrics` it hands to
 :func:`serve`, and receives ``on_trigger``/``on_suspend`` calls back.
 
-Without a webhook secret ``/suspend`` and ``/resume`` are open, like ``/status``: bind to
-127.0.0.1 in that case (:func:`serve` logs a warning when it is not).
+Without a secret ``/suspend`` and ``/resume`` are refused (see :mod:`.auth`); ``/status``
+and ``/metrics`` are open to whoever reaches the address: bind to 127.0.0.1 unless a proxy
+stands in front (:func:`serve` logs a warning when it is not).
 """
 
 from __future__ import annotations
@@ -389,8 +390,8 @@ def serve(
     server = Server(httpd, thread, _url_host(address))
     if secret is None and not _is_loopback(address):
         log.warning(
-            "HTTP API on %s:%d has no webhook secret: /suspend and /resume are open to "
-            "anyone who can reach it, and /hooks/git is disabled",
+            "HTTP API on %s:%d has no webhook secret: /status and /metrics are open to "
+            "anyone who can reach it; /suspend, /resume and /hooks/git are refused",
             address or "*",
             server.port,
         )

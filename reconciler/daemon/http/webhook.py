@@ -133,5 +133,11 @@ def _push_event(provider: str, headers: Message) -> str | None:
 
 
 def _delivery(headers: Message) -> str:
-    """The git host's id of this delivery, for the log line; "-" when it sends none."""
-    return headers.get("X-GitHub-Delivery") or headers.get("X-Gitlab-Event-UUID") or "-"
+    """The git host's id of this delivery, for the log line and to accept it once; "-" when
+    it sends none."""
+    return (
+        headers.get("X-GitHub-Delivery")
+        or headers.get("X-Gitlab-Event-UUID")
+        or headers.get("X-Reconciler-Delivery")
+        or "-"
+    )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -64,11 +65,14 @@ def request(
         conn.close()
 
 
-def github(body: bytes, event: str = "push", secret: str = SECRET) -> dict[str, str]:
+def github(
+    body: bytes, event: str = "push", secret: str = SECRET, delivery: str = ""
+) -> dict[str, str]:
+    """GitHub's headers for one delivery of ``body`` (a fresh delivery id unless given)."""
     return {
         "Content-Type": "application/json",
         "X-GitHub-Event": event,
-        "X-GitHub-Delivery": "72d3162e-cc78-11e3-81ab-4c9367dc0958",
+        "X-GitHub-Delivery": delivery or str(uuid.uuid4()),
         "X-Hub-Signature-256": sign(secret, body),
     }
 

@@ -154,7 +154,6 @@ def test_concurrent_requests(api: Start) -> None:
 
     writer = threading.Thread(target=churn)
     writer.start()
-    body = push_body()
     try:
 
         def one(i: int) -> int:
@@ -163,7 +162,8 @@ def test_concurrent_requests(api: Start) -> None:
                 return request(a.server, "GET", "/status").status
             if kind == 1:
                 return request(a.server, "GET", "/metrics").status
-            if kind == 2:
+            if kind == 2:  # 50 pushes, each of its own commit (a delivery counts once)
+                body = push_body({"ref": "refs/heads/main", "after": f"{i:040x}"})
                 return request(a.server, "POST", "/hooks/git", body, github(body)).status
             return request(a.server, "GET", "/healthz").status
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from reconciler.daemon.http.auth import signed_headers
 from reconciler.daemon.http.webhook import _authenticate, pushed_branch, pushed_ref, sign
 
 from .client import PUSH, SECRET, Start, github, metric, push_body, request, scrape
@@ -196,3 +197,50 @@ def test_the_first_credential_header_decides() -> None:
     assert _authenticate(headers, body, SECRET) == (None, "X-Hub-Signature-256 does not match")
     del headers["X-Hub-Signature-256"]
     assert _authenticate(headers, body, SECRET) == ("generic", "")
+
+
+# -- each delivery once --------------------------------------------------------------------------
+def test_a_delivery_id_is_accepted_once(api: Start) -> None:
+    a = api()
+    body = push_body()
+    headers = github(body, delivery="6f1b9d3c-0000-4000-8000-000000000001")
+    assert request(a.server, "POST", "/hooks/git", body, headers).status == 202
+    again = request(a.server, "POST", "/hooks/git", body, headers)
+    assert again.status == 200  # 2xx: the git host must not mark the hook as failing
+    assert "already accepted" in again.text
+    assert len(a.triggers) == 1
+    assert metric(scrape(a.server), "reconciler_webhook_requests_total", result="ignored") == 1
+
+
+def test_a_signed_body_replayed_under_another_delivery_id_is_accepted_once(api: Start) -> None:
+    # the delivery header is not signed: a captured push resent with a made-up id is the
+    # same body, which the signature does cover
+    a = api()
+    body = push_body()
+    assert request(a.server, "POST", "/hooks/git", body, github(body)).status == 202
+    assert request(a.server, "POST", "/hooks/git", body, github(body)).status == 200
+    other = push_body({"ref": "refs/heads/main", "after": "1" * 40})
+    assert request(a.server, "POST", "/hooks/git", other, github(other)).status == 202
+    assert len(a.triggers) == 2
+
+
+def test_a_generic_delivery_may_be_signed_with_a_timestamp_and_is_accepted_once(
+    api: Start,
+) -> None:
+    a = api()
+    headers = signed_headers(SECRET, b"", "/hooks/git")
+    assert request(a.server, "POST", "/hooks/git", b"", headers).status == 202
+    assert request(a.server, "POST", "/hooks/git", b"", headers).status == 401
+    wrong = signed_headers("nope", b"", "/hooks/git")
+    assert request(a.server, "POST", "/hooks/git", b"", wrong).status == 401
+    assert a.triggers == ["webhook: generic push"]
+
+
+def test_a_generic_delivery_id_is_accepted_once(api: Start) -> None:
+    a = api()
+    headers = {"X-Reconciler-Signature-256": sign(SECRET, b""), "X-Reconciler-Delivery": "d-1"}
+    assert request(a.server, "POST", "/hooks/git", b"", headers).status == 202
+    assert request(a.server, "POST", "/hooks/git", b"", headers).status == 200
+    other = {**headers, "X-Reconciler-Delivery": "d-2"}
+    assert request(a.server, "POST", "/hooks/git", b"", other).status == 202
+    assert len(a.triggers) == 2

@@ -194,6 +194,12 @@ def _check_deployment(report: Reporter, body: Mapping[str, Any]) -> None:
     template_meta = as_map(as_map(as_map(body.get("spec")).get("template")).get("metadata"))
     _check_metadata(report, ("spec", "template", "metadata"), template_meta, None)
     check_deployment_spec(report, body)
+    replicas = as_map(body.get("spec")).get("replicas")
+    if isinstance(replicas, int) and not isinstance(replicas, bool) and replicas > INT32_MAX:
+        report.error(
+            ("spec", "replicas"),
+            f"must be {INT32_MAX} or less (a Kubernetes int32); got {shown(replicas)}",
+        )
 
 
 def _with_metadata(

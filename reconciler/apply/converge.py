@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from reconciler.apply import readiness
 from reconciler.apply import state as memory_file
 from reconciler.apply.execute import ActionResult, ApplyReport, execute
 from reconciler.apply.runtime import HostRuntime
@@ -143,7 +144,8 @@ def make_plan(
     )
     decisions = {ref: done.decision for ref, done in rollouts.steps.items()}
     desired = compute_desired(manifests, hosts, live, settings, host_memory, now, decisions)
-    the_plan = plan(desired, live, prune=prune)
+    # restarts held back by their back-off need the time of day: the caller's, else now
+    the_plan = plan(desired, live, prune=prune, now=now or time.time())
     the_plan.orphaned_volumes = orphaned_volumes(desired.claims, live)
     the_plan.prune_volumes = prune_volumes
     if not prune:
@@ -311,6 +313,7 @@ def converge(
     host_memory: Mapping[str, HostRecord] | None = None,
     now: float = 0.0,
     state_dir: Path | None = None,
+    wait_ready: bool = False,
 ) -> Converged:
     """Apply ``the_plan``; when pods changed, re-observe and bring the forwarders up to date.
 
@@ -324,6 +327,10 @@ def converge(
     When the pods' phase removes pods while the forwarders' endpoints already changed (a
     rollout: new pods became ready, old ones go now), the forwarders are brought up to date
     first, so that a Service always has the new pods before it loses the old ones.
+    ``wait_ready`` (``reconciler apply``): pods made with readiness probes are given the
+    time their probes need to pass before the forwarders are planned (``apply.readiness``);
+    not a Deployment's, whose rollout already looks again until its pods are ready (or its
+    deadline passes: a template that never becomes ready must not hold every pass).
     """
     rollouts, memory_errors = record_rollouts(
         the_plan.rollouts,
@@ -343,6 +350,9 @@ def converge(
     done = apply_plan(workload, runtimes, concurrency=concurrency, on_result=on_result)
     report.results.extend(done.results)
     _forget_rollouts(rollouts, runtimes, memory_errors)
+    probed = [p for p in readiness.made_by(workload) if p.owner.kind != "Deployment"]
+    if wait_ready and probed:  # a one-shot apply: its new pods' probes get their time
+        readiness.wait_ready(probed, lambda: observe(runtimes), readiness.grace(probed))
     # what runs now: the forwarders' endpoints, and the host memory (which pods each host
     # runs, so that a host lost before the next pass keeps them for its grace period)
     live, host_memory, now = observe_and_remember(

@@ -98,9 +98,10 @@ def drive(
     pacing: Pacing | None = None,
     on_result: Callable[[ActionResult], None] | None = None,
     on_pass: Callable[[Converged], None] | None = None,
+    wait_ready: bool = False,
 ) -> Driven:
     """Run ``first`` (already guarded by the caller), then more passes while a rollout is
-    under way (see the module's docstring)."""
+    under way (see the module's docstring). ``wait_ready``: as ``converge``'s (apply)."""
     pacing = pacing or Pacing()
     limits = limits or Limits()
     result = Driven()
@@ -119,6 +120,7 @@ def drive(
             host_memory=host_memory,
             now=now,
             state_dir=state_dir,
+            wait_ready=wait_ready,
         )
         result.passes += 1
         result.report.results.extend(done.report.results)

@@ -73,6 +73,15 @@ def run_action(action: Action, runtime: Runtime, rollout_timeout: float) -> None
         runtime.create_pod(action.desired)
         if action.group.startswith("rollout/"):
             runtime.wait_ready(action.desired, timeout=rollout_timeout)
+    elif action.verb is Verb.RESTART:
+        assert action.desired is not None and action.restart is not None
+        runtime.restart_container(action.desired, action.container, action.live, action.restart)
+    elif action.verb is Verb.STOP:
+        for container in action.live:
+            runtime.stop(container)
+    elif action.verb is Verb.RELOAD:
+        assert action.desired is not None
+        runtime.reload_forwarder(action.desired, action.live)
 
 
 def execute(

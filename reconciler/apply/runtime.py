@@ -18,7 +18,14 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any, Protocol
 
-from reconciler.core.model import DesiredPod, HostState, LiveContainer, LiveVolume, ObjectRef
+from reconciler.core.model import (
+    DesiredPod,
+    HostState,
+    LiveContainer,
+    LiveVolume,
+    ObjectRef,
+    Restart,
+)
 
 
 class Runtime(Protocol):
@@ -28,7 +35,15 @@ class Runtime(Protocol):
 
     def create_container(self, pod: DesiredPod, name: str) -> None: ...
 
+    def restart_container(
+        self, pod: DesiredPod, name: str, live: Sequence[LiveContainer], restart: Restart
+    ) -> None: ...
+
+    def reload_forwarder(self, pod: DesiredPod, live: Sequence[LiveContainer]) -> None: ...
+
     def start(self, container: LiveContainer) -> None: ...
+
+    def stop(self, container: LiveContainer) -> None: ...
 
     def remove(self, containers: Sequence[LiveContainer]) -> None: ...
 

@@ -95,8 +95,13 @@ def check_uses(report: Reporter, path: FieldPath, spec: Mapping[str, Any]) -> No
     containers = {
         str(as_map(c).get("name")) for c in as_list(spec.get("containers")) if as_map(c).get("name")
     }
-    for cindex, container in enumerate(as_list(spec.get("containers"))):
-        cpath = path + ("containers", cindex)
+    listed = [
+        (field, cindex, container)
+        for field in ("initContainers", "containers")
+        for cindex, container in enumerate(as_list(spec.get(field)))
+    ]
+    for field, cindex, container in listed:
+        cpath = path + (field, cindex)
         for index, env in enumerate(as_list(as_map(container).get("env"))):
             env = as_map(env)
             value_from = as_map(env.get("valueFrom"))
@@ -165,8 +170,13 @@ def _ref(
 
 def references(path: FieldPath, spec: Mapping[str, Any]) -> Iterator[Reference]:
     """Every Secret, ConfigMap, key and claim a pod spec uses, with where it is written."""
-    for cindex, container in enumerate(as_list(spec.get("containers"))):
-        cpath = path + ("containers", cindex)
+    listed = [
+        (field, cindex, container)
+        for field in ("initContainers", "containers")
+        for cindex, container in enumerate(as_list(spec.get(field)))
+    ]
+    for field, cindex, container in listed:
+        cpath = path + (field, cindex)
         for index, env in enumerate(as_list(as_map(container).get("env"))):
             value_from = as_map(as_map(env).get("valueFrom"))
             for field_name, kind in (("secretKeyRef", "Secret"), ("configMapKeyRef", "ConfigMap")):

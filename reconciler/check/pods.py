@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from reconciler.check.consumers import check_uses
+from reconciler.check.probes import check_probes
 from reconciler.check.report import Reporter
 from reconciler.check.security import check_security
 from reconciler.core import names
@@ -154,6 +155,7 @@ def check_pod_spec(report: Reporter, path: FieldPath, spec: Mapping[str, Any]) -
                 )
             container_names.setdefault(cname, index)
         _check_container(report, cpath, container, volume_names)
+        check_probes(report, cpath, container)
         for pindex, port in enumerate(as_list(container.get("ports"))):
             port = as_map(port)
             ppath = cpath + ("ports", pindex)
@@ -192,6 +194,39 @@ def check_pod_spec(report: Reporter, path: FieldPath, spec: Mapping[str, Any]) -
                         f"(also {format_path(host_ports[hkey])})",
                     )
                 host_ports.setdefault(hkey, ppath)
+    _check_init_containers(report, path, spec, container_names, volume_names)
+
+
+def _check_init_containers(
+    report: Reporter,
+    path: FieldPath,
+    spec: Mapping[str, Any],
+    container_names: dict[str, int],
+    volume_names: set[str],
+) -> None:
+    """Init containers share the app containers' checks, and their names: a name is unique
+    across both lists (Kubernetes refuses a duplicate in either)."""
+    seen: dict[str, int] = {}
+    for index, container in enumerate(as_list(spec.get("initContainers"))):
+        container = as_map(container)
+        cpath = path + ("initContainers", index)
+        cname = container.get("name")
+        if isinstance(cname, str):
+            if cname in seen:
+                report.error(
+                    cpath + ("name",),
+                    f"duplicate container name {cname!r} (also initContainers[{seen[cname]}])",
+                )
+            elif cname in container_names:
+                report.error(
+                    cpath + ("name",),
+                    f"duplicate container name {cname!r} (also containers"
+                    f"[{container_names[cname]}]): init and app containers share one namespace "
+                    "of names",
+                )
+            seen.setdefault(cname, index)
+        _check_container(report, cpath, container, volume_names)
+        check_probes(report, cpath, container, init=True)
 
 
 def check_ip(report: Reporter, path: FieldPath, value: Any) -> None:

@@ -208,9 +208,9 @@ class _Check:
                         f"sysctl {shown(name)} is not in the safe set",
                     )
         self.volumes(spec)
-        containers = [as_map(c) for c in as_list(spec.get("containers"))]
-        for index, container in enumerate(containers):
-            self.container(("containers", index), container, pod_context)
+        for field in ("initContainers", "containers"):  # init containers obey it alike
+            for index, container in enumerate(as_list(spec.get(field))):
+                self.container((field, index), as_map(container), pod_context)
 
     def volumes(self, spec: Mapping[str, Any]) -> None:
         for index, volume in enumerate(as_list(spec.get("volumes"))):

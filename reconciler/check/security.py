@@ -96,9 +96,13 @@ def check_security(report: Reporter, path: FieldPath, spec: Mapping[str, Any]) -
                 )
             seen.setdefault(name, index)
     host_network = spec.get("hostNetwork") is True
-    for cindex, container in enumerate(as_list(spec.get("containers"))):
-        container = as_map(container)
-        cpath = path + ("containers", cindex)
+    listed = [
+        (field, cindex, as_map(container))
+        for field in ("initContainers", "containers")
+        for cindex, container in enumerate(as_list(spec.get(field)))
+    ]
+    for field, cindex, container in listed:
+        cpath = path + (field, cindex)
         context = as_map(container.get("securityContext"))
         sc = cpath + ("securityContext",)
         _profiles(report, sc, context)

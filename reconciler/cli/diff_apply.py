@@ -318,6 +318,7 @@ def _apply_with_progress(
             pacing=pacing,
             on_result=on_result,
             on_pass=on_pass,
+            wait_ready=True,
         )
 
     if not (sys.stdout.isatty() and the_plan.actions):

@@ -82,8 +82,9 @@ def down_command(
 
 
 def _remove_idle_networks(runtimes: dict[str, DockerHost], instance: str) -> None:
-    """The instance's network goes once nothing of the instance is left on a host; so does
-    the rollout memory of every Deployment none of whose pods is left anywhere."""
+    """The instance's network (and its probe tools volume) go once nothing of the instance
+    is left on a host; so does the rollout memory of every Deployment none of whose pods is
+    left anywhere."""
     network = cluster_network(instance)
     states = observe(runtimes)
     left = {
@@ -103,6 +104,7 @@ def _remove_idle_networks(runtimes: dict[str, DockerHost], instance: str) -> Non
         if state.reachable and not state.containers:
             try:
                 runtimes[name].remove_state_marker()
+                runtimes[name].probe_tools.remove()
                 if runtimes[name].remove_network(network):
                     click.echo(f"removed network {network.name} on {name}")
             except (HostUnavailable, ApplyError) as exc:

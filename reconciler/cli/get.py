@@ -1,19 +1,19 @@
 """``reconciler get``: pods, replication controllers, services or hosts as kubectl lists
 them, read from the live hosts (and, for services and rc's DESIRED, the manifests).
 
-The rows come from ``render.views``; this module picks the resource, gathers what its
-rows need and prints them as a table or JSON.
+The rows come from ``render.views``, the objects of ``-o json|yaml|name`` from
+``render.objects``; this module picks the resource, gathers what they need and prints them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
 from typing import Any
 
 import click
-import yaml
 
 from reconciler.apply.converge import connect, load_source, observe
 from reconciler.check.policy import OPEN_POLICY
@@ -21,17 +21,29 @@ from reconciler.cli import options as opt
 from reconciler.cli.common import hosts_from_flag, selector_from_flag, warn_unreachable
 from reconciler.cli.group import EXIT_ERROR, EXIT_INVALID, EXIT_OK, cli
 from reconciler.cli.output import print_diagnostics
+from reconciler.core import labels as L
 from reconciler.core.errors import InputError
-from reconciler.core.model import HostState, Manifest
+from reconciler.core.model import HostState, Manifest, ObjectRef, as_map
 from reconciler.core.selectors import Selector
+from reconciler.engine.host import DockerHost
 from reconciler.render.deployments import (
+    DeploymentView,
     deployment_object,
     deployment_rows,
     deployment_views,
-    kube_list,
 )
 from reconciler.render.diagnostics import validation_summary
+from reconciler.render.objects import (
+    claim_object,
+    node_object,
+    object_list,
+    object_names,
+    pod_object,
+    rc_object,
+    service_object,
+)
 from reconciler.render.views import (
+    LivePod,
     forwarder_views,
     host_rows,
     live_pods,
@@ -41,6 +53,7 @@ from reconciler.render.views import (
     table_lines,
 )
 from reconciler.render.volumes import volume_rows
+from reconciler.source.hosts import Host
 
 #: the names kubectl accepts for each resource -> the one this command knows it by
 RESOURCES = {
@@ -81,8 +94,9 @@ RESOURCES = {
     type=click.Choice(("table", "wide", "json", "yaml", "name")),
     default="table",
     show_default=True,
-    help="deployments: json and yaml are a Kubernetes List of apps/v1 Deployments, name is "
-    "deployment.apps/NAME (as kubectl).",
+    help="table or wide: kubectl's columns; json or yaml: a Kubernetes List of Pod, "
+    "ReplicationController, Service, Deployment (apps/v1), Node or PersistentVolumeClaim "
+    "objects; name: kind/name per line (deployment.apps/NAME).",
 )
 def get_command(
     resource: str,
@@ -108,11 +122,16 @@ def get_command(
     pods = live_pods(states, parsed)
     wide = output == "wide"
     now = time.time()
-    if kind == "deployments":
-        _print_deployments(states, parsed, output, now)
+    if output in ("json", "yaml", "name"):
+        if kind == "deployments":
+            items = [deployment_object(view) for view in _deployments(states, parsed, now)]
+        else:
+            items = kube_objects(kind, pods, states, hosts, runtimes, sources, parsed)
+        _print_objects(items, output)
         sys.exit(EXIT_OK if all(s.reachable for s in states.values()) else EXIT_INVALID)
-    if output == "name":
-        raise click.UsageError("-o name is for deployments (so far); use -o json")
+    if kind == "deployments":
+        _print_table(deployment_rows(_deployments(states, parsed, now), wide))
+        sys.exit(EXIT_OK if all(s.reachable for s in states.values()) else EXIT_INVALID)
     if kind == "pods":
         restarts: dict[str, int] = {}
         for pod in pods:
@@ -143,13 +162,89 @@ def get_command(
                 wide,
                 forwarder_views(states),
             )
-    if output == "json":
-        click.echo(json.dumps(rows, indent=2))
-    elif output == "yaml":
-        click.echo(yaml.safe_dump(rows, sort_keys=False), nl=False)
-    else:
-        _print_table(rows)
+    _print_table(rows)
     sys.exit(EXIT_OK if all(s.reachable for s in states.values()) else EXIT_INVALID)
+
+
+def kube_objects(
+    kind: str,
+    pods: list[LivePod],
+    states: dict[str, HostState],
+    hosts: list[Host],
+    runtimes: dict[str, DockerHost],
+    sources: tuple[str, ...],
+    selector: Selector,
+) -> list[dict[str, Any]]:
+    """The objects ``-o json|yaml|name`` prints (``render.objects``): pods and hosts from
+    the live state, controllers and Services with their manifests' specs."""
+    addresses = {h.name: h.address for h in hosts}
+    if kind == "pods":
+        restarts: dict[str, int] = {}
+        for pod in pods:  # Docker's own restarts (crashes): only inspect has them
+            restarts.update(runtimes[pod.host].restart_counts(pod.apps))
+        return [pod_object(p, addresses.get(p.host, ""), restarts) for p in pods]
+    if kind == "hosts":
+        by_name = {h.name: h for h in hosts}
+        result = []
+        for name, state in sorted(states.items()):
+            version = ""
+            if state.reachable:
+                with contextlib.suppress(Exception):  # reported through the Ready condition
+                    version = runtimes[name].engine_version()
+            count = sum(1 for p in pods if p.host == name)
+            result.append(node_object(name, by_name.get(name), state, version, count))
+        return result
+    if kind == "volumes":
+        claims = {
+            (m.namespace, m.name) for m in _manifests(sources) if m.kind == "PersistentVolumeClaim"
+        }
+        return [
+            claim_object(
+                v, (v.labels.get(L.CLAIM_NAMESPACE, "default"), v.labels[L.CLAIM]) in claims
+            )
+            for name in sorted(states)
+            for v in states[name].volumes
+            if v.labels.get(L.CLAIM)
+        ]
+    manifests = _manifests(sources) if sources or kind == "services" else []
+    if kind == "rc":
+        wanted = {m.ref: m for m in manifests if m.kind == "ReplicationController"}
+        owners: dict[ObjectRef, list[LivePod]] = {}
+        for pod in pods:
+            if pod.owner.kind == "ReplicationController":
+                owners.setdefault(pod.owner, []).append(pod)
+        return [
+            rc_object(ref, wanted.get(ref), owners.get(ref, []))
+            for ref in sorted(set(owners) | set(wanted))
+        ]
+    views = forwarder_views(states)
+    result = []
+    for m in sorted((m for m in manifests if m.kind == "Service"), key=lambda m: m.ref):
+        if not selector.matches(m.labels):
+            continue
+        wanted_labels = as_map(as_map(m.body.get("spec")).get("selector"))
+        endpoints = [
+            p
+            for p in pods
+            if p.namespace == m.namespace
+            and wanted_labels
+            and all(p.labels.get(k) == v for k, v in wanted_labels.items())
+            and p.is_ready
+        ]
+        result.append(service_object(m, views.get(m.ref), endpoints))
+    return result
+
+
+def _print_objects(items: list[dict[str, Any]], output: str) -> None:
+    if output == "name":
+        for name in object_names(items):
+            click.echo(name)
+    elif output == "json":
+        click.echo(json.dumps(object_list(items), indent=4))
+    else:
+        import yaml
+
+        click.echo(yaml.safe_dump(object_list(items), sort_keys=False), nl=False)
 
 
 def _manifests(sources: tuple[str, ...]) -> list[Manifest]:
@@ -174,23 +269,12 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
         click.echo(line)
 
 
-def _print_deployments(
-    states: dict[str, HostState], selector: Selector, output: str, now: float
-) -> None:
+def _deployments(
+    states: dict[str, HostState], selector: Selector, now: float
+) -> list[DeploymentView]:
     """Deployments as the hosts know them (their rollout memory and their pods)."""
-    views = [
+    return [
         view
         for view in deployment_views(states, now)
         if selector.matches(view.memory.spec.get("labels") or {})
     ]
-    if output in ("json", "yaml"):
-        listed = kube_list([deployment_object(view) for view in views])
-        if output == "json":
-            click.echo(json.dumps(listed, indent=4))
-        else:
-            click.echo(yaml.safe_dump(listed, sort_keys=False), nl=False)
-    elif output == "name":
-        for view in views:
-            click.echo(f"deployment.apps/{view.ref.name}")
-    else:
-        _print_table(deployment_rows(views, output == "wide"))

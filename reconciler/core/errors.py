@@ -22,6 +22,7 @@ or ``git.exc`` type ever crosses into the rest of the package, and the CLI can t
     │   └── ApplyError              the engine refused an action
     │       ├── NotFound            the object is not (or no longer) there
     │       ├── ImagePullError      image missing and not pullable (ErrImagePull)
+    │       ├── InitError           an init container failed: the pod waits (Init:Error)
     │       └── OwnershipError      a name is taken by an object we do not own
     ├── ImageSourceError            no static busybox to build registry-free images
     └── ForwarderBuildError         the Service forwarder cannot be compiled or found
@@ -107,6 +108,11 @@ class ImagePullError(ApplyError):
     def __init__(self, status: str, message: str) -> None:
         super().__init__(f"{status}: {message}")
         self.status = status
+
+
+class InitError(ApplyError):
+    """An init container exited non-zero. The pod stays as it is (its status is
+    ``Init:Error``); a later pass restarts the init container if ``restartPolicy`` says so."""
 
 
 class OwnershipError(ApplyError):

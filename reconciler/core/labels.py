@@ -30,6 +30,16 @@ REVISION = PREFIX + "revision"  # the source revision the object was created fro
 SOURCE = PREFIX + "source"  # file:line of the manifest
 REPLICA = PREFIX + "replica"  # the ordinal of an RC replica
 CLUSTER_IP = PREFIX + "cluster-ip"  # forwarders: the Service's address, kept while it lives
+#: what a container's Docker health carries (docs/health.md): on an infra container
+#: "readiness" (the pod's); on an app container the probes its health check runs, e.g.
+#: "liveness,startup". Absent: the container has no health check.
+HEALTH = PREFIX + "health"
+PROBES = PREFIX + "probes"  # an app container's probes, by kind: "readiness,liveness"
+RESTARTS = PREFIX + "restarts"  # how often the reconciler restarted this container
+BACKOFF = PREFIX + "backoff"  # seconds this instance waited before its start (CrashLoopBackOff)
+START_AFTER = PREFIX + "start-after"  # epoch seconds before which this instance must not start
+FORWARDER = PREFIX + "forwarder"  # an endpoints record: the id of the forwarder it describes
+ENDPOINTS = PREFIX + "endpoints"  # an endpoints record: what the forwarder was last given
 CLAIM = PREFIX + "claim"  # a PersistentVolumeClaim's volume: the claim's name
 CLAIM_NAMESPACE = PREFIX + "claim-namespace"
 TEMPLATE_HASH = PREFIX + "template-hash"  # a Deployment's pod: the revision it runs
@@ -44,6 +54,9 @@ ROLE_STATE = "state"  # a never-started marker container: the last applied revis
 ROLE_ROLLOUT = "rollout"  # a never-started marker container: one Deployment's rollout memory
 #: the pod label Kubernetes gives a Deployment's pods: the hash of their template
 POD_TEMPLATE_HASH = "pod-template-hash"
+ROLE_INIT = "init"  # an init container: runs to completion before the app containers
+ROLE_ENDPOINTS = "endpoints"  # a never-started record: the endpoints a forwarder was given
+ROLE_TOOLS = "tools"  # a never-started helper that fills the probe tools volume (a moment)
 DEFAULT_INSTANCE = "default"
 
 

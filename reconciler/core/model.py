@@ -261,6 +261,41 @@ class MountSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class Probe:
+    """One liveness, readiness or startup probe, with Kubernetes' defaults filled in and a
+    named port resolved to its number (docs/health.md says where and how it runs)."""
+
+    kind: str  # "liveness", "readiness" or "startup"
+    handler: str  # "exec", "http" or "tcp"
+    command: tuple[str, ...] = ()  # exec
+    port: int = 0  # http, tcp
+    host: str = ""  # http, tcp: "" is the pod itself
+    path: str = "/"  # http
+    scheme: str = "HTTP"  # http: HTTP or HTTPS (certificates are not verified, as kubelet)
+    headers: tuple[tuple[str, str], ...] = ()  # http
+    initial_delay: int = 0
+    period: int = 10
+    timeout: int = 1
+    success_threshold: int = 1
+    failure_threshold: int = 3
+
+    @property
+    def network(self) -> bool:
+        """An HTTP or TCP probe: it can run from anywhere in the pod's network namespace."""
+        return self.handler != "exec"
+
+
+@dataclass(frozen=True, slots=True)
+class Restart:
+    """A restart the reconciler makes of one container: the count and back-off the new
+    instance carries in its labels, and when it may start (0: at once)."""
+
+    count: int
+    backoff: int
+    start_after: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
 class SecuritySpec:
     """How a container is confined, from its (and its pod's) securityContext, as the
     operator's policy allowed it (``check.policy``); all defaults: Docker's own."""
@@ -302,6 +337,7 @@ class DesiredContainer:
     source: Location | None = None
     ipv4_address: str = ""  # forwarders: the Service's cluster IP on the instance network
     aliases: tuple[str, ...] = ()  # forwarders: the Service's DNS names
+    probes: tuple[Probe, ...] = ()  # app containers: liveness, readiness, startup
     security: SecuritySpec | None = None  # app containers with a securityContext
     #: env vars whose value is the pod's address (fieldRef status.podIP): known once the
     #: infra container has one, so the engine fills them in when it creates the container
@@ -339,6 +375,11 @@ class DesiredPod:
     @property
     def app_containers(self) -> tuple[DesiredContainer, ...]:
         return tuple(c for c in self.containers if c.role == "app")
+
+    @property
+    def init_containers(self) -> tuple[DesiredContainer, ...]:
+        """The init containers, in the order they run."""
+        return tuple(c for c in self.containers if c.role == "init")
 
 
 @dataclass(frozen=True, slots=True)
@@ -384,6 +425,8 @@ class HostState:
     error: str = ""
     engine_version: str = ""
     applied_revision: str = ""  # what the last complete apply recorded on this host
+    #: never-started records of what each Service forwarder was last given (its endpoints)
+    markers: tuple[LiveContainer, ...] = ()
     volumes: tuple[LiveVolume, ...] = ()  # our volumes (one list call)
     #: never-started markers holding each Deployment's rollout memory (``plan.rollout_memory``)
     rollouts: tuple[LiveContainer, ...] = ()

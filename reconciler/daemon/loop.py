@@ -7,11 +7,13 @@ interval. What wakes a pass:
 - the poll interval (git sources) and the resync interval (always);
 - a webhook (``POST /hooks/git``), handled by ``daemon.http``, which calls back;
 - a file change in a watched directory source (watchdog, debounced, editor files ignored);
-- a Docker event: one of our containers died or was removed (one event stream per host).
+- a Docker event: one of our containers died or was removed, or a health check changed its
+  verdict (one event stream per host).
   Not the pass's own: the containers a pass removed itself (prune, recreate, rollout) die
   and are destroyed as it goes, and those events are ignored (by container id, see
   :class:`~.triggers.OwnRemovals`), so that a pass that removes pods is not followed by a
-  second, no-op pass. A container killed or removed by anyone else still wakes a pass.
+  second, no-op pass. A container killed or removed by anyone else still wakes a pass;
+- the end of a restart's back-off (``Plan.wake_at``: a container held in CrashLoopBackOff).
 
 This module decides *when* a pass runs, and runs it (observe, plan, apply, report). The
 edges that wake it are in ``daemon.triggers``; what it enforces comes from ``daemon.fetch``
@@ -62,9 +64,9 @@ from reconciler.plan.model import Verb
 log = logging.getLogger(__name__)
 
 #: Verbs whose action removes the containers in ``Action.live`` (and so makes them emit
-#: kill, die, stop and destroy events). START is not one: a started container that dies
-#: again must wake a pass.
-_REMOVING_VERBS = (Verb.REMOVE, Verb.RECREATE)
+#: kill, die, stop and destroy events): RESTART replaces a failed container, STOP stops
+#: one for good. START is not one: a started container that dies again must wake a pass.
+_REMOVING_VERBS = (Verb.REMOVE, Verb.RECREATE, Verb.RESTART, Verb.STOP)
 _MAX_REASONS = 5  # distinct trigger reasons named in the "pass:" log line
 
 
@@ -120,6 +122,8 @@ class ReconcileService:
             self._stopping,
         )
         self.passes = 0
+        #: epoch seconds when the last plan's first held restart may go ahead (None: none)
+        self._wake_at: float | None = None
         self._signals = StopSignals(self.stop, config.stop_timeout)
         self.board.set_source(config.source, config.branch, config.path)
 
@@ -210,11 +214,16 @@ class ReconcileService:
                 timeout = next_resync - time.monotonic()
                 if self.config.is_git:
                     timeout = min(timeout, self._source.next_fetch - time.monotonic())
+                if self._wake_at is not None:  # a restart held back by its back-off
+                    timeout = min(timeout, self._wake_at - time.time())
                 reasons = self._wait(timeout)
                 if self._stopping.is_set():
                     break
                 now = time.monotonic()
                 due_fetch = self.config.is_git and now >= self._source.next_fetch
+                if self._wake_at is not None and time.time() >= self._wake_at:
+                    reasons = [*reasons, "back-off over"]
+                    self._wake_at = None
                 if not reasons and now < next_resync and not due_fetch:
                     continue
                 if self._suspended:  # plan only: the page shows what resuming would do
@@ -304,6 +313,7 @@ class ReconcileService:
             errors=self._rollout_errors,
             commit=revision,
         )
+        self._wake_at = the_plan.wake_at
         limits = Limits(
             config.max_prune, config.allow_mass_prune, config.max_create, config.allow_mass_create
         )

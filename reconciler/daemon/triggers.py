@@ -7,8 +7,9 @@ small state they need, each usable on its own:
 
 - :func:`watch_directory`: file changes in a directory source (watchdog), debounced, editor
   droppings and VCS internals ignored;
-- :class:`DockerEvents`: one thread per host following the die/destroy/stop/kill/oom events
-  of our containers, at most one batch per :data:`_EVENT_GAP` and host, never dropping one;
+- :class:`DockerEvents`: one thread per host following the die/destroy/stop/kill/oom and
+  health_status events of our containers (:data:`FOLLOWED`, :func:`wakes`), at most one
+  batch per :data:`_EVENT_GAP` and host, never dropping one;
 - :class:`OwnRemovals`: the ids of containers the passes removed themselves, whose events
   (the echo of the pass's own work) must not wake another pass;
 - :class:`Backoff`: the retry delays of the event streams and of the git fetch.
@@ -46,6 +47,25 @@ _EVENT_GAP = 1.0  # at most one Docker-event-triggered pass per second (crash lo
 #: as its own. Docker ids are never reused, so this only bounds memory and how late an
 #: event may arrive (a loaded engine delivers them late, never this late).
 _OWN_EVENTS_TTL = 30.0
+
+
+#: The Docker events of our containers that wake a pass: deaths and removals (healing), and
+#: health changes (``health_status: healthy``...): a probe's verdict changed, so Service
+#: endpoints or a restart may be due (docs/health.md).
+FOLLOWED = ("die", "destroy", "stop", "kill", "oom", "health_status")
+#: Roles of never-started bookkeeping containers: their comings and goings change nothing.
+_BOOKKEEPING = (L.ROLE_STATE, L.ROLE_ROLLOUT, L.ROLE_ENDPOINTS, L.ROLE_TOOLS)
+_SIGHUP = "1"
+
+
+def wakes(action: str, attributes: Mapping[str, str]) -> bool:
+    """Whether a Docker event about one of our containers should wake a pass: not the
+    bookkeeping containers' (revision and rollout markers, forwarder records, the probe
+    tools helper), and not the SIGHUP a forwarder reload sends (the pass's own doing,
+    nothing died)."""
+    if attributes.get(L.ROLE) in _BOOKKEEPING:
+        return False
+    return not (action == "kill" and attributes.get("signal") == _SIGHUP)
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,7 +251,7 @@ class DockerEvents:
 
         while not self._stopping.is_set():
             try:
-                stream = runtime.container_events(["die", "destroy", "stop", "kill", "oom"])
+                stream = runtime.container_events(FOLLOWED)
                 self._streams.append(stream)
                 backoff.succeeded()
                 for event in stream:
@@ -239,8 +259,8 @@ class DockerEvents:
                         break
                     actor = event.get("Actor") or {}
                     labels = actor.get("Attributes") or {}
-                    if labels.get(L.ROLE) in (L.ROLE_STATE, L.ROLE_ROLLOUT):
-                        continue  # markers: replaced by the passes themselves, never run
+                    if not wakes(str(event.get("Action", "")), labels):
+                        continue
                     died = event.get("Action") == "die" and labels.get(L.ROLE) == L.ROLE_APP
                     trigger = _Trigger(
                         f"event {event.get('Action')} {labels.get('name', '')}",

@@ -316,7 +316,8 @@ FILE_SOURCES = ("secret", "configMap", "downwardAPI", "projected")
 
 def uses_config(raw: Mapping[str, Any]) -> bool:
     """Whether a pod spec takes anything from Secrets, ConfigMaps or the downward API."""
-    for c in map(as_map, as_list(raw.get("containers"))):
+    listed = as_list(raw.get("initContainers")) + as_list(raw.get("containers"))
+    for c in map(as_map, listed):
         if c.get("envFrom") or any("valueFrom" in as_map(e) for e in as_list(c.get("env"))):
             return True
     return any(k in as_map(v) for v in as_list(raw.get("volumes")) for k in FILE_SOURCES)
@@ -359,9 +360,14 @@ def resolve(
     if not uses_config(raw):
         return result
     resolver = _Resolver(configs, pod, raw)
-    for container, raw_container in zip(
-        spec["containers"], map(as_map, as_list(raw.get("containers"))), strict=False
-    ):
+    pairs = [
+        (container, raw_container)
+        for field in ("initContainers", "containers")  # init containers take values alike
+        for container, raw_container in zip(
+            spec.get(field, []), map(as_map, as_list(raw.get(field))), strict=False
+        )
+    ]
+    for container, raw_container in pairs:
         spec_from, spec_env, docker_env, pod_ip = resolver.env(raw_container)
         container["env"] = spec_env
         if spec_from:

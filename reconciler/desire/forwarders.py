@@ -1,8 +1,10 @@
 """A Service's forwarder on every reachable host: a one-container pod at the cluster IP whose
 command line lists the ready endpoints of each port. Pure.
 
-Endpoints come from the live state (pods that run now): ``apply`` re-observes after changing
-pods, so a forwarder follows its backends within the same apply.
+Endpoints come from the live state (pods that are ready now): ``apply`` re-observes after
+changing pods, so a forwarder follows its backends within the same apply. They are not part
+of the forwarder's spec hash: a forwarder is made with the endpoints of the moment on its
+command line, and later changes reload it in place (``plan.reload``), keeping connections.
 """
 
 from __future__ import annotations
@@ -79,7 +81,8 @@ def _forwarder(
     name = forwarder_pod_name(service.ref.name)
     spec = {"clusterIP": service.cluster_ip, "ports": ports}
     hashed = {
-        "forwarder": spec,
+        # endpoints are not hashed: a change reloads the forwarder in place (plan.reload)
+        "forwarder": {**spec, "ports": [{**p, "endpoints": None} for p in ports]},
         "aliases": list(service.aliases()),
         "labels": dict(service.labels),
         "image": settings.forwarder_image,
@@ -114,3 +117,13 @@ def _forwarder(
         network=ctx.network,
     )
 
+
+
+def forwarder_endpoints(spec: Mapping[str, Any]) -> list[list[Any]]:
+    """``[protocol, port, [endpoint...]]`` per listener of a forwarder's spec (desired, or
+    as the spec label of a live one holds it)."""
+    return [
+        [str(p.get("protocol", "TCP")), p.get("port"), list(p.get("endpoints") or [])]
+        for p in spec.get("ports") or []
+        if isinstance(p, dict)
+    ]

@@ -28,6 +28,7 @@ from reconciler.core.redact import redact_spec
 from reconciler.desire import security
 from reconciler.desire.claims import claim_labels, claim_volume_name, driver_for
 from reconciler.desire.config import FILE_SOURCES, PodConfig, PodFacts, resolve
+from reconciler.desire.probes import normalised_probes, probes_of
 from reconciler.desire.services import DesiredService, service_env
 from reconciler.desire.settings import PodContext, Settings, docker_name
 from reconciler.source.hosts import DEFAULT_VOLUME_DRIVER
@@ -60,58 +61,63 @@ def default_pull_policy(image: str) -> str:
     return "Always" if tag in ("", "latest") else "IfNotPresent"
 
 
+def _normalise_container(c: Mapping[str, Any]) -> dict[str, Any]:
+    """One container (or init container) with its defaults; probes only when it has any."""
+    image = str(c.get("image", ""))
+    resources = as_map(c.get("resources"))
+    return {
+        "name": c.get("name"),
+        "image": image,
+        "imagePullPolicy": c.get("imagePullPolicy") or default_pull_policy(image),
+        "command": list(c["command"]) if "command" in c else None,
+        "args": list(c["args"]) if "args" in c else None,
+        "env": [
+            {"name": e.get("name"), "value": str(e.get("value", ""))}
+            for e in map(as_map, as_list(c.get("env")))
+            if "valueFrom" not in e
+        ],
+        "ports": [
+            {
+                "containerPort": p.get("containerPort"),
+                "protocol": p.get("protocol", "TCP"),
+                "hostPort": p.get("hostPort"),
+                "hostIP": p.get("hostIP", ""),
+                "name": p.get("name", ""),
+            }
+            for p in map(as_map, as_list(c.get("ports")))
+        ],
+        "workingDir": c.get("workingDir", ""),
+        "resources": {
+            kind: {
+                r: str(v)
+                for r, v in as_map(resources.get(kind)).items()
+                if r in ("cpu", "memory")
+            }
+            for kind in ("limits", "requests")
+        },
+        "volumeMounts": [
+            {
+                "name": m.get("name"),
+                "mountPath": m.get("mountPath"),
+                "readOnly": bool(m.get("readOnly", False)),
+            }
+            for m in map(as_map, as_list(c.get("volumeMounts")))
+        ],
+        **normalised_probes(c),
+    }
+
+
 def normalise_pod_spec(spec: Mapping[str, Any], hostname: str) -> dict[str, Any]:
     """The pod spec with Kubernetes' defaults filled in and unhonoured fields dropped.
 
-    This is what the spec hash covers, so a change to an ignored field (a livenessProbe)
-    never recreates a pod, while a change to anything we act on always does.
+    This is what the spec hash covers, so a change to an ignored field (an annotation, a
+    securityContext) never recreates a pod, while a change to anything we act on always
+    does. Probes and init containers appear only when written, so that a pod without them
+    keeps the hash it had before the reconciler knew them.
     """
     containers = []
-    for c in as_list(spec.get("containers")):
-        c = as_map(c)
-        image = str(c.get("image", ""))
-        resources = as_map(c.get("resources"))
-        containers.append(
-            {
-                "name": c.get("name"),
-                "image": image,
-                "imagePullPolicy": c.get("imagePullPolicy") or default_pull_policy(image),
-                "command": list(c["command"]) if "command" in c else None,
-                "args": list(c["args"]) if "args" in c else None,
-                "env": [
-                    {"name": e.get("name"), "value": str(e.get("value", ""))}
-                    for e in map(as_map, as_list(c.get("env")))
-                    if "valueFrom" not in e
-                ],
-                "ports": [
-                    {
-                        "containerPort": p.get("containerPort"),
-                        "protocol": p.get("protocol", "TCP"),
-                        "hostPort": p.get("hostPort"),
-                        "hostIP": p.get("hostIP", ""),
-                        "name": p.get("name", ""),
-                    }
-                    for p in map(as_map, as_list(c.get("ports")))
-                ],
-                "workingDir": c.get("workingDir", ""),
-                "resources": {
-                    kind: {
-                        r: str(v)
-                        for r, v in as_map(resources.get(kind)).items()
-                        if r in ("cpu", "memory")
-                    }
-                    for kind in ("limits", "requests")
-                },
-                "volumeMounts": [
-                    {
-                        "name": m.get("name"),
-                        "mountPath": m.get("mountPath"),
-                        "readOnly": bool(m.get("readOnly", False)),
-                    }
-                    for m in map(as_map, as_list(c.get("volumeMounts")))
-                ],
-            }
-        )
+    for c in map(as_map, as_list(spec.get("containers"))):
+        containers.append(_normalise_container(c))
         context = security.normalise_container(spec, c)
         if context is not None:  # written only when set: other pods keep their hash
             containers[-1]["securityContext"] = context
@@ -145,7 +151,7 @@ def normalise_pod_spec(spec: Mapping[str, Any], hostname: str) -> dict[str, Any]
             )
         elif not [key for key in v if key != "name"]:  # no source: Kubernetes' emptyDir
             volumes.append({"name": v.get("name"), "emptyDir": {"medium": "", "sizeLimit": None}})
-    return {
+    result = {
         "containers": containers,
         "volumes": volumes,
         "restartPolicy": spec.get("restartPolicy", "Always"),
@@ -153,6 +159,15 @@ def normalise_pod_spec(spec: Mapping[str, Any], hostname: str) -> dict[str, Any]
         "nodeSelector": dict(as_map(spec.get("nodeSelector"))),
         **security.normalise_pod(spec),
     }
+    inits = []
+    for c in map(as_map, as_list(spec.get("initContainers"))):
+        inits.append(_normalise_container(c))
+        context = security.normalise_container(spec, c)
+        if context is not None:
+            inits[-1]["securityContext"] = context
+    if inits:  # only then: a pod without init containers keeps the spec hash it had
+        result["initContainers"] = inits
+    return result
 
 
 def _quantity_or_none(value: Any, convert: Any) -> int | None:
@@ -171,7 +186,8 @@ def _containers(
     config: PodConfig | None = None,
     host_address: str = "",
 ) -> tuple[DesiredContainer, ...]:
-    """The infra container and the app containers of one pod.
+    """The infra container, the init containers (in the order they run) and the app
+    containers of one pod.
 
     ``publish_on``: with several hosts, every declared port without a hostPort is
     published on that address at a port Docker picks, so that Service forwarders on other
@@ -183,8 +199,11 @@ def _containers(
     published: list[PortBinding] = []
     apps: list[DesiredContainer] = []
     volumes = {v["name"]: v for v in spec["volumes"]}
-    for index, c in enumerate(spec["containers"]):
-        for p in c["ports"]:
+    inits = spec.get("initContainers", ())
+    listed = [("initContainers", L.ROLE_INIT, i, c) for i, c in enumerate(inits)]
+    listed += [("containers", L.ROLE_APP, i, c) for i, c in enumerate(spec["containers"])]
+    for field, role, index, c in listed:
+        for p in c["ports"] if role == L.ROLE_APP else ():
             if p["hostPort"] is not None:
                 host_ip = p["hostIP"] or host_port_ip(host_address)
                 published.append(
@@ -206,7 +225,7 @@ def _containers(
             DesiredContainer(
                 docker_name=docker_name(settings.instance, namespace, pod_name, c["name"]),
                 container=c["name"],
-                role=L.ROLE_APP,
+                role=role,
                 image=c["image"],
                 pull_policy=c["imagePullPolicy"],
                 entrypoint=tuple(c["command"]) if c["command"] is not None else None,
@@ -221,9 +240,10 @@ def _containers(
                 memory_reservation=_quantity_or_none(requests.get("memory"), memory_to_bytes),
                 mounts=mounts,
                 restart_policy=spec["restartPolicy"],
-                source=manifest.locate(spec_path + ("containers", index)),
+                source=manifest.locate(spec_path + (field, index)),
                 pod_ip_env=tuple(config.pod_ip_env.get(c["name"], ())) if config else (),
                 pull_auth=config.pull_auth if config else (),
+                probes=probes_of(c),
                 security=security.security_spec(c.get("securityContext")),
             )
         )
@@ -386,6 +406,17 @@ def pod(
         sysctls=security.sysctls(spec),
     )
 
+def _requests(container: Mapping[str, Any]) -> tuple[int, int]:
+    requests = as_map(as_map(container.get("resources")).get("requests"))
+    limits = as_map(as_map(container.get("resources")).get("limits"))
+    cpu_value = requests.get("cpu", limits.get("cpu"))
+    memory_value = requests.get("memory", limits.get("memory"))
+    return (
+        cpu_to_nano(cpu_value) if cpu_value is not None else 0,
+        memory_to_bytes(memory_value) if memory_value is not None else 0,
+    )
+
+
 def host_port_ip(address: str) -> str:
     """Where a hostPort without a hostIP binds: the host's ``address`` from the hosts file
     (127.0.0.1 for the local engine), not every address of the host, so that a port meant
@@ -399,16 +430,16 @@ def host_port_ip(address: str) -> str:
 
 
 def spec_requests(spec: Mapping[str, Any]) -> tuple[int, int]:
-    """Total cpu (nano) and memory (bytes) requested by a pod, for capacity placement."""
+    """Total cpu (nano) and memory (bytes) requested by a pod, for capacity placement.
+
+    As Kubernetes counts them: the app containers' sum, or the largest init container's
+    request when that is more (init containers run one at a time, before the apps)."""
     cpu = memory = 0
     for c in map(as_map, as_list(spec.get("containers"))):
-        requests = as_map(as_map(c.get("resources")).get("requests"))
-        limits = as_map(as_map(c.get("resources")).get("limits"))
-        cpu_value = requests.get("cpu", limits.get("cpu"))
-        memory_value = requests.get("memory", limits.get("memory"))
-        if cpu_value is not None:
-            cpu += cpu_to_nano(cpu_value)
-        if memory_value is not None:
-            memory += memory_to_bytes(memory_value)
+        container_cpu, container_memory = _requests(c)
+        cpu, memory = cpu + container_cpu, memory + container_memory
+    for c in map(as_map, as_list(spec.get("initContainers"))):
+        init_cpu, init_memory = _requests(c)
+        cpu, memory = max(cpu, init_cpu), max(memory, init_memory)
     return cpu, memory
 

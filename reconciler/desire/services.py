@@ -16,8 +16,9 @@ The mechanism (docs/services.md explains the choice and its cost):
 - NodePort, LoadBalancer, externalIPs and publicIPs publish the forwarder's port on the
   host's address (every host, or those whose address is listed).
 
-The forwarder's endpoints are part of its spec hash, so a backend change recreates it: the
-plan shows it like any pod change, and ``apply`` runs it after the pods (second phase).
+The forwarder's endpoints are not part of its spec hash: a backend change reloads it in place
+(``plan.reload``, ``engine.reload``), keeping the connections it carries; the plan shows it
+as a ``reload`` with the endpoints that changed, and ``apply`` runs it after the pods.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from reconciler.core import labels as L
+from reconciler.core.health import pod_ready
 from reconciler.core.model import (
     Diagnostic,
     HostState,
@@ -48,6 +50,8 @@ NODE_PORT_RANGE = (30000, 32767)
 FORWARDER_CONNECT_TIMEOUT = 3  # seconds a forwarder waits for one backend before the next
 FORWARDER_UDP_IDLE = 60  # seconds a UDP client keeps its backend without traffic
 FORWARDED_PROTOCOLS = ("TCP", "UDP")
+#: where a forwarder reads new endpoints when it gets SIGHUP (``forwarder -e``)
+FORWARDER_ENDPOINTS = "/etc/forwarder-endpoints"
 
 
 def cluster_network(instance: str, cidr: str = "") -> NetworkSpec:
@@ -335,7 +339,8 @@ def _json_label(container: LiveContainer, key: str) -> object:
 
 
 def ready_backends(live: Mapping[str, HostState]) -> list[Backend]:
-    """Pods whose infra and app containers all run, on reachable hosts, in a stable order."""
+    """Ready pods on reachable hosts, in a stable order: infra and app containers running,
+    and ready as their probes say (``core.health.pod_ready``; docs/health.md)."""
     pods: dict[tuple[str, str, str], list[LiveContainer]] = {}
     for host, state in live.items():
         if not state.reachable:
@@ -348,8 +353,7 @@ def ready_backends(live: Mapping[str, HostState]) -> list[Backend]:
     result = []
     for (host, namespace, name), containers in sorted(pods.items()):
         infra = next((c for c in containers if c.labels.get(L.ROLE) == L.ROLE_INFRA), None)
-        apps = [c for c in containers if c.labels.get(L.ROLE) == L.ROLE_APP]
-        if infra is None or not apps or not all(c.running for c in containers):
+        if infra is None or not pod_ready(containers):
             continue
         spec = as_map(as_map(_json_label(infra, L.SPEC)).get("spec"))
         named: dict[tuple[str, str], int] = {}
@@ -422,11 +426,19 @@ def forwarder_args(listeners: Sequence[tuple[str, int, Sequence[str]]]) -> tuple
 
     Each TCP connection and each UDP client starts at a random endpoint and falls through
     to the next one that refuses; no endpoint means connections are closed at once and
-    datagrams dropped.
+    datagrams dropped. Later endpoints come through ``FORWARDER_ENDPOINTS`` and SIGHUP.
     """
     specs = [
         f"{protocol.lower()}:{port}={','.join(endpoints)}"
         for protocol, port, endpoints in listeners
         if protocol in FORWARDED_PROTOCOLS
     ]
-    return ("-t", str(FORWARDER_CONNECT_TIMEOUT), "-u", str(FORWARDER_UDP_IDLE), *specs)
+    return (
+        "-t",
+        str(FORWARDER_CONNECT_TIMEOUT),
+        "-u",
+        str(FORWARDER_UDP_IDLE),
+        "-e",
+        FORWARDER_ENDPOINTS,
+        *specs,
+    )

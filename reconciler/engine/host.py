@@ -32,6 +32,9 @@ from reconciler.core.model import (
 )
 from reconciler.engine import translate as T
 from reconciler.engine.client import call, open_client
+from reconciler.engine.lifecycle import PodLifecycle
+from reconciler.engine.probetools import HostProbeTools
+from reconciler.engine.reload import ForwarderReload
 from reconciler.engine.resources import HostImages, HostNetworks
 from reconciler.engine.rollouts import RolloutSupport
 from reconciler.source.hosts import Host
@@ -40,7 +43,7 @@ from reconciler.source.hosts import Host
 Programs = Callable[[], Mapping[str, bytes]]
 
 
-class DockerHost(RolloutSupport):
+class DockerHost(RolloutSupport, PodLifecycle):
     """A connection to one engine, counting the API calls it makes.
 
     ``programs`` supplies the Service forwarder's program when a host lacks the forwarder
@@ -68,6 +71,8 @@ class DockerHost(RolloutSupport):
         self._lock = threading.Lock()
         self.images = HostImages(self._call, lambda: self.api, host.name, programs)
         self.networks = HostNetworks(self._call, lambda: self.api, instance, host.name)
+        self.probe_tools = HostProbeTools(self._call, lambda: self.api, instance)
+        self.forwarder_records = ForwarderReload(self._call, lambda: self.api, instance)
 
     # -- connection ------------------------------------------------------------------------
     @property
@@ -187,8 +192,9 @@ class DockerHost(RolloutSupport):
         return self.networks.remove(network)
 
     # -- create ------------------------------------------------------------------------------
-    def _create(self, args: T.ContainerArgs) -> str:
-        """Create and start one container from its translated arguments; its id."""
+    def _create(self, args: T.ContainerArgs, start: bool = True) -> str:
+        """Create and (unless ``start`` is false) start one container from its translated
+        arguments; its id."""
         api = self.api
         networking = None
         if args.endpoint is not None:
@@ -240,9 +246,11 @@ class DockerHost(RolloutSupport):
             ports=list(args.exposed) or None,
             host_config=host_config,
             networking_config=networking,
+            healthcheck=args.healthcheck.as_docker() if args.healthcheck else None,
         )
         container_id = str(created["Id"])
-        self._call(f"start {args.name}", api.start, container_id)
+        if start:
+            self._call(f"start {args.name}", api.start, container_id)
         return container_id
 
     def _create_named(self, function: Any, *args: Any, name: str, **kwargs: Any) -> Any:
@@ -359,33 +367,6 @@ class DockerHost(RolloutSupport):
                 f"runAsNonRoot and image {container.image} runs as {shown}: set runAsUser"
             )
 
-    def create_pod(self, pod: DesiredPod) -> None:
-        """Volumes, infra container, its files, then every app container; all or nothing."""
-        for container in pod.app_containers:
-            self.images.ensure(container.image, container.pull_policy, container.pull_auth)
-            self._check_non_root(container)
-        infra = pod.containers[0]
-        self.ensure_infra_image(infra.image, with_forwarder=infra.role == L.ROLE_FORWARDER)
-        created: list[str] = []
-        try:
-            self._create_volumes(pod)
-            infra_id = self._create_infra(pod)
-            created.append(infra_id)
-            self._fill_files(pod, infra_id)
-            pod_ip = self._pod_ip(pod, infra_id)
-            for container in pod.app_containers:
-                created.append(self._create_app(pod, container, infra_id, pod_ip))
-        except Exception:
-            self._discard(created, pod)  # no half-made pod stays behind
-            raise
-
-    def create_container(self, pod: DesiredPod, name: str) -> None:
-        container = next(c for c in pod.app_containers if c.container == name)
-        self.images.ensure(container.image, container.pull_policy, container.pull_auth)
-        self._check_non_root(container)
-        infra_id = self._infra_id(pod)
-        self._create_app(pod, container, infra_id, self._pod_ip(pod, infra_id))
-
     def _discard(self, container_ids: Sequence[str], pod: DesiredPod) -> None:
         for container_id in reversed(container_ids):
             # best effort: whatever stays is labelled, and the next pass removes it
@@ -425,6 +406,9 @@ class DockerHost(RolloutSupport):
                 )
 
     def remove_pod(self, containers: Sequence[LiveContainer]) -> None:
+        for container in containers:  # first: a forwarder never outlives its record
+            if container.labels.get(L.ROLE) == L.ROLE_FORWARDER:
+                self.forwarder_records.remove_of(container)
         self.remove(containers)
         for container in containers:  # every container of a pod carries its pod labels
             if container.labels.get(L.POD):

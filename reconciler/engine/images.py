@@ -160,3 +160,19 @@ def busybox_rootfs(busybox: bytes, programs: Mapping[str, bytes] | None = None) 
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
     return buffer.getvalue()
+
+
+def probe_tools_rootfs(busybox: bytes, mount: str) -> bytes:
+    """The probe tools image's files: ``busybox`` at ``MOUNT/busybox`` and nothing else.
+    Mounted at ``mount``, a volume made from it gives every checked container the busybox
+    its health check runs (``engine.probes``), whatever the container's own image holds."""
+    directory = mount.strip("/")
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        info = tarfile.TarInfo(directory)
+        info.type, info.mode = tarfile.DIRTYPE, 0o755
+        tar.addfile(info)
+        info = tarfile.TarInfo(f"{directory}/busybox")
+        info.size, info.mode = len(busybox), 0o755
+        tar.addfile(info, io.BytesIO(busybox))
+    return buffer.getvalue()

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from reconciler.core import labels as L
 from reconciler.core.errors import ApplyError, NotFound
 from reconciler.core.model import DesiredPod, LiveContainer, ObjectRef
+from reconciler.engine import rollout_markers
 from reconciler.engine import translate as T
 from reconciler.plan.live import pod_ready
 
@@ -50,7 +51,8 @@ class RolloutSupport:
                 f"{L.POD_NAMESPACE}={pod.namespace}",
             ]
         }
-        wanted = {c.docker_name for c in pod.containers}
+        # init containers have completed (and may be gone) once create_pod returned
+        wanted = {c.docker_name for c in pod.containers if c.role != L.ROLE_INIT}
         ready_since: float | None = None
         while True:
             listed = self._call("list pod", self.api.containers, all=True, filters=filters)
@@ -65,7 +67,11 @@ class RolloutSupport:
             else:
                 ready_since = None
             if time.monotonic() > deadline:
-                bad = [f"{c.name} {c.state} ({c.status})" for c in found if not c.running]
+                bad = [
+                    f"{c.name} {c.state} ({c.status})"
+                    for c in found
+                    if c.name in wanted and (not c.running or c.status.endswith("(unhealthy)"))
+                ]
                 raise ApplyError(
                     f"pod {pod.name} is not ready after {timeout:.0f}s"
                     + (f" ({', '.join(bad)})" if bad else "")
@@ -78,10 +84,12 @@ class RolloutSupport:
     ) -> None:
         """The next generation of a Deployment's rollout memory: created first, then the
         older generations removed, so that a reader never finds none."""
-        name = T.rollout_marker_name(self.instance, deployment, generation)
-        labels = T.rollout_marker_labels(self.instance, deployment, memory, generation)
+        name = rollout_markers.rollout_marker_name(self.instance, deployment, generation)
+        labels = rollout_markers.rollout_marker_labels(
+            self.instance, deployment, memory, generation
+        )
         self.ensure_infra_image(image)
-        filters = {"label": T.rollout_marker_filters(self.instance, deployment)}
+        filters = {"label": rollout_markers.rollout_marker_filters(self.instance, deployment)}
         before = self._call("list rollout markers", self.api.containers, all=True, filters=filters)
         for item in before or []:  # this generation, written before (by us or a peer)
             if item.get("Names") == [f"/{name}"] and L.is_owned(item.get("Labels"), self.instance):
@@ -107,7 +115,7 @@ class RolloutSupport:
                     )
 
     def forget_rollout(self, deployment: ObjectRef) -> None:
-        filters = {"label": T.rollout_marker_filters(self.instance, deployment)}
+        filters = {"label": rollout_markers.rollout_marker_filters(self.instance, deployment)}
         found = self._call("list rollout markers", self.api.containers, all=True, filters=filters)
         for item in found or []:
             if L.is_owned(item.get("Labels"), self.instance):

@@ -24,10 +24,11 @@ from reconciler.core.model import (
     LiveContainer,
     LiveVolume,
     NetworkSpec,
-    ObjectRef,
+    Restart,
     SecuritySpec,
     VolumeSpec,
 )
+from reconciler.engine import probes as P
 
 DOCKER_RESTART_POLICY = {"Always": "always", "OnFailure": "on-failure", "Never": "no"}
 
@@ -73,43 +74,18 @@ def marker_labels(instance: str, revision: str) -> dict[str, str]:
     return {**ownership_labels(instance), L.ROLE: L.ROLE_STATE, L.REVISION: revision}
 
 
-def rollout_marker_name(instance: str, deployment: ObjectRef, generation: int) -> str:
-    """The never-started container holding one generation of a Deployment's rollout memory
-    (``plan.rollout_memory``). ``deploy_<name>`` cannot be a pod's name (pods have no
-    ``_``), so it never collides with a pod's containers."""
-    return f"{instance}_{deployment.namespace}_deploy_{deployment.name}_rollout-{generation}"
-
-
-def rollout_marker_labels(
-    instance: str, deployment: ObjectRef, memory: str, generation: int
-) -> dict[str, str]:
-    return {
-        **ownership_labels(instance),
-        L.ROLE: L.ROLE_ROLLOUT,
-        L.OWNER_KIND: deployment.kind,
-        L.OWNER_NAMESPACE: deployment.namespace,
-        L.OWNER_NAME: deployment.name,
-        L.ROLLOUT: memory,
-        L.GENERATION: str(generation),
-    }
-
-
-def rollout_marker_filters(instance: str, deployment: ObjectRef) -> list[str]:
-    """Docker ``label`` filters selecting every rollout marker of one Deployment."""
-    return [
-        *L.ownership_filters(instance),
-        f"{L.ROLE}={L.ROLE_ROLLOUT}",
-        f"{L.OWNER_NAMESPACE}={deployment.namespace}",
-        f"{L.OWNER_NAME}={deployment.name}",
-    ]
-
-
 def container_labels(
-    pod: DesiredPod, container: DesiredContainer, instance: str, revision: str
+    pod: DesiredPod,
+    container: DesiredContainer,
+    instance: str,
+    revision: str,
+    restart: Restart | None = None,
 ) -> dict[str, str]:
     """Every label of one container of a pod: ownership, identity, the spec hash (drift), the
     revision and source line (for people), and on the pod's first container the spec itself
-    (field-level diffs when it changes)."""
+    (field-level diffs when it changes). A probed container also says what its health check
+    carries; a container the reconciler restarted, how often and with which back-off (labels
+    survive a restart of the reconciler; Docker keeps its own restart count only in inspect)."""
     result = {
         **ownership_labels(instance),
         L.OWNER_KIND: pod.owner.kind,
@@ -132,6 +108,18 @@ def container_labels(
         result[L.SPEC] = L.canonical_json({"spec": pod.spec})
     if container.ipv4_address:
         result[L.CLUSTER_IP] = container.ipv4_address
+    if container.probes:
+        result[L.PROBES] = ",".join(p.kind for p in container.probes)
+    health = P.app_health_kinds(container)
+    if container.role == L.ROLE_INFRA and P.pod_checked(pod):
+        health = ("readiness",)
+    if health:
+        result[L.HEALTH] = ",".join(health)
+    if restart is not None:
+        result[L.RESTARTS] = str(restart.count)
+        result[L.BACKOFF] = str(restart.backoff)
+        if restart.start_after:
+            result[L.START_AFTER] = f"{restart.start_after:.3f}"
     return result
 
 
@@ -188,6 +176,7 @@ class ContainerArgs:
     binds: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # host path -> bind
     volume_mounts: tuple[VolumeMount, ...] = ()
     endpoint: EndpointArgs | None = None
+    healthcheck: P.HealthcheckArgs | None = None  # probes (engine.probes)
     # how the container is confined (a pod's securityContext and host namespaces, as the
     # operator's policy allowed them); the defaults are Docker's
     privileged: bool = False
@@ -280,6 +269,7 @@ def infra_args(pod: DesiredPod, instance: str, revision: str) -> ContainerArgs:
     endpoint = None
     if pod.network is not None:
         endpoint = EndpointArgs(pod.network.name, infra.ipv4_address or None, infra.aliases)
+    healthcheck = P.pod_healthcheck(pod) if infra.role == L.ROLE_INFRA else None
     files = tuple(  # filled through the infra container before the app containers start
         VolumeMount(files_target(v), v.docker_name) for v in pod.volumes if v.source == "files"
     )
@@ -296,7 +286,8 @@ def infra_args(pod: DesiredPod, instance: str, revision: str) -> ContainerArgs:
         network_mode=pod.network.name if pod.network is not None else None,
         restart_policy="always",
         endpoint=endpoint,
-        volume_mounts=files,
+        healthcheck=healthcheck,
+        volume_mounts=files + (_tools_mount(instance) if healthcheck else ()),
         sysctls=dict(pod.sysctls),
     )
     return _in_host_namespaces(args, pod.host_namespaces)
@@ -323,6 +314,11 @@ def _in_host_namespaces(args: ContainerArgs, namespaces: frozenset[str]) -> Cont
     return replace(args, **changes)
 
 
+def _tools_mount(instance: str) -> tuple[VolumeMount, ...]:
+    """The probe tools volume (a static busybox), read-only, for a container with checks."""
+    return (VolumeMount(P.TOOLS_MOUNT, P.tools_volume(instance), read_only=True),)
+
+
 def app_args(
     pod: DesiredPod,
     container: DesiredContainer,
@@ -330,9 +326,13 @@ def app_args(
     instance: str,
     revision: str,
     pod_ip: str = "",
+    restart: Restart | None = None,
 ) -> ContainerArgs:
-    """An app container joined to its pod's infra container (network and IPC namespaces).
-    ``pod_ip``: the pod's address, for the env vars that ask for it (``status.podIP``)."""
+    """An app (or init) container joined to its pod's infra container (network and IPC
+    namespaces). ``pod_ip``: the pod's address, for the env vars that ask for it
+    (``status.podIP``). An init container runs once: Docker never restarts it, the
+    reconciler does when ``restartPolicy`` says so (``restart``: the labels of that new
+    instance)."""
     binds: dict[str, dict[str, str]] = {}
     mounts: list[VolumeMount] = []
     volumes = {v.name: v for v in pod.volumes}
@@ -345,11 +345,15 @@ def app_args(
             }
         else:
             mounts.append(VolumeMount(mount.path, volume.docker_name, mount.read_only))
+    healthcheck = P.app_healthcheck(container)
+    if healthcheck is not None:
+        mounts.extend(_tools_mount(instance))
+    init = container.role == L.ROLE_INIT
     security = container.security or SecuritySpec()
     return ContainerArgs(
         image=container.image,
         name=container.docker_name,
-        labels=container_labels(pod, container, instance, revision),
+        labels=container_labels(pod, container, instance, revision, restart),
         entrypoint=container.entrypoint,
         command=container.cmd,
         environment=tuple(
@@ -358,13 +362,14 @@ def app_args(
         working_dir=container.working_dir or None,
         ipc_mode="host" if "ipc" in pod.host_namespaces else f"container:{infra_id}",
         network_mode=f"container:{infra_id}",
-        restart_policy=DOCKER_RESTART_POLICY[container.restart_policy],
+        restart_policy="no" if init else DOCKER_RESTART_POLICY[container.restart_policy],
         nano_cpus=container.nano_cpus,
         cpu_shares=container.cpu_shares,
         mem_limit=container.memory_bytes,
         mem_reservation=container.memory_reservation,
         binds=binds,
         volume_mounts=tuple(mounts),
+        healthcheck=healthcheck,
         privileged=security.privileged,
         cap_add=security.cap_add,
         cap_drop=security.cap_drop,
@@ -476,7 +481,9 @@ def host_state(
     owned = [item for item in listed if L.is_owned(item.get("Labels"), instance)]
     markers = [i for i in owned if (i.get("Labels") or {}).get(L.ROLE) == L.ROLE_STATE]
     rollouts = [i for i in owned if (i.get("Labels") or {}).get(L.ROLE) == L.ROLE_ROLLOUT]
-    apart = {id(item) for item in markers + rollouts}
+    records = [i for i in owned if (i.get("Labels") or {}).get(L.ROLE) == L.ROLE_ENDPOINTS]
+    helpers = [i for i in owned if (i.get("Labels") or {}).get(L.ROLE) == L.ROLE_TOOLS]
+    apart = {id(item) for item in markers + rollouts + records + helpers}
     containers = tuple(live_container(host, item) for item in owned if id(item) not in apart)
     applied = max(markers, key=lambda i: int(i.get("Created", 0)), default=None)
     return HostState(
@@ -485,6 +492,6 @@ def host_state(
         containers=containers,
         applied_revision=(applied.get("Labels") or {}).get(L.REVISION, "") if applied else "",
         rollouts=tuple(live_container(host, item) for item in rollouts),
+        markers=tuple(live_container(host, item) for item in records),
         volumes=live_volumes(host, instance, volumes),
     )
-

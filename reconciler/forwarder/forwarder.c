@@ -8,12 +8,18 @@
  * reconciler/services.py (forwarder_args):
  *
  *   forwarder [-t CONNECT_TIMEOUT_SECONDS] [-u UDP_IDLE_SECONDS] [-i TCP_IDLE_SECONDS]
- *             [-d DRAIN_SECONDS] [-n] SPEC [SPEC...]
+ *             [-d DRAIN_SECONDS] [-e FILE] [-n] SPEC [SPEC...]
  *   SPEC := PROTO ":" LISTEN_PORT "=" [ENDPOINT ("," ENDPOINT)*]
  *   PROTO := "tcp" | "udp"          ENDPOINT := IPv4 ":" PORT
  *
  * -n only checks the arguments: it prints each listener as it was understood and exits 0
  * (2 with a message for bad ones), opening no socket; the test suite fuzzes it.
+ *
+ * Endpoints change in place: on SIGHUP (and at start, when it exists) FILE is read, one
+ * SPEC per line, and each listener takes the endpoints its line gives (none if no line
+ * names it). Connections in flight keep their backend; a UDP session whose endpoint is no
+ * longer listed ends (its client's next datagram opens a new one). A FILE that cannot be
+ * read or parsed changes nothing.
  *
  * TCP: each connection starts at a random endpoint and falls through to the next one when
  * connecting fails or times out; bytes are relayed both ways through a 64 KiB buffer per
@@ -127,6 +133,9 @@ static struct {
     struct session *buckets[SESSION_BUCKETS];
     char dgram[65536];
 } loop;
+
+/* -e: where endpoints are re-read on SIGHUP */
+static const char *endpoints_file;
 
 /* ---- small helpers ---- */
 
@@ -242,9 +251,13 @@ static bool parse_args(int argc, char **argv) {
     bool check_only = false;
     int opt;
     opterr = 0;
-    while ((opt = getopt(argc, argv, "+t:u:i:d:n")) != -1) {
+    while ((opt = getopt(argc, argv, "+t:u:i:d:e:n")) != -1) {
         if (opt == '?')
             usage_error("bad option -%c", optopt);
+        if (opt == 'e') {
+            endpoints_file = optarg;
+            continue;
+        }
         if (opt == 'n') {
             check_only = true;
             continue;
@@ -631,6 +644,110 @@ static void expire_sessions(struct listener *l) {
     }
 }
 
+/* ---- reloading endpoints ---- */
+
+/* "EP,EP,..." (or nothing) as a fresh array; false if an endpoint is malformed. */
+static bool parse_endpoint_list(const char *list, struct sockaddr_in **eps, size_t *n) {
+    *eps = NULL;
+    *n = 0;
+    if (!*list)
+        return true;
+    size_t count = 1;
+    for (const char *c = list; *c; c++)
+        count += *c == ',';
+    struct sockaddr_in *out = calloc(count, sizeof *out);
+    if (!out)
+        return false;
+    for (const char *item = list; item; (*n)++) {
+        const char *comma = strchr(item, ',');
+        size_t len = comma ? (size_t)(comma - item) : strlen(item);
+        if (!parse_endpoint(item, len, &out[*n])) {
+            free(out);
+            *n = 0;
+            return false;
+        }
+        item = comma ? comma + 1 : NULL;
+    }
+    *eps = out;
+    return true;
+}
+
+static bool same_endpoint(const struct sockaddr_in *a, const struct sockaddr_in *b) {
+    return a->sin_addr.s_addr == b->sin_addr.s_addr && a->sin_port == b->sin_port;
+}
+
+/* The listener takes eps[0..n) (it owns the array from now on). TCP connections hold their
+ * own sockets and are left alone; a UDP session follows its endpoint or ends. */
+static void set_endpoints(struct listener *l, struct sockaddr_in *eps, size_t n) {
+    struct link *next;
+    for (struct link *it = l->sessions.next; it != &l->sessions; it = next) {
+        next = it->next;
+        struct session *s = container_of(it, struct session, lru);
+        size_t k = 0;
+        while (k < n && !same_endpoint(&eps[k], &l->eps[s->ep]))
+            k++;
+        if (k < n)
+            s->ep = k;
+        else
+            session_close(s);
+    }
+    free(l->eps);
+    l->eps = eps;
+    l->n_eps = n;
+}
+
+/* Reads the endpoints file; all or nothing: one bad line and every listener keeps its own. */
+static void load_endpoints(bool at_start) {
+    FILE *f = fopen(endpoints_file, "r");
+    if (!f) {
+        if (!at_start || errno != ENOENT)
+            fprintf(stderr, "forwarder: %s: %s\n", endpoints_file, strerror(errno));
+        return;
+    }
+    struct sockaddr_in **fresh = calloc(loop.n_listeners, sizeof *fresh);
+    size_t *counts = calloc(loop.n_listeners, sizeof *counts);
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    bool ok = fresh && counts;
+    while (ok && (len = getline(&line, &cap, f)) >= 0) {
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+            line[--len] = '\0';
+        char *colon = strchr(line, ':'), *eq = strchr(line, '=');
+        if (!len)
+            continue;
+        ok = colon && eq && colon < eq;
+        enum kind kind = strncmp(line, "tcp:", 4) == 0 ? K_TCP_LISTENER : K_UDP_LISTENER;
+        long port = ok ? parse_number(colon + 1, (size_t)(eq - colon - 1), 65535) : -1;
+        ok = ok && port > 0 && (kind == K_TCP_LISTENER || strncmp(line, "udp:", 4) == 0);
+        for (size_t i = 0; ok && i < loop.n_listeners; i++) {
+            struct listener *l = &loop.listeners[i];
+            if (l->kind == kind && l->port == port) {
+                free(fresh[i]);
+                ok = parse_endpoint_list(eq + 1, &fresh[i], &counts[i]);
+            }
+        }
+        if (!ok)
+            fprintf(stderr, "forwarder: %s: bad line \"%s\": endpoints unchanged\n",
+                    endpoints_file, line);
+    }
+    free(line);
+    fclose(f);
+    for (size_t i = 0; i < loop.n_listeners; i++) {
+        if (ok) {
+            struct listener *l = &loop.listeners[i];
+            set_endpoints(l, fresh[i], counts[i]);
+            fprintf(stderr, "forwarder: %s :%u -> %zu endpoint%s (reloaded)\n",
+                    l->kind == K_TCP_LISTENER ? "tcp" : "udp", l->port, l->n_eps,
+                    l->n_eps == 1 ? "" : "s");
+        } else if (fresh) {
+            free(fresh[i]);
+        }
+    }
+    free(fresh);
+    free(counts);
+}
+
 /* ---- the loop ---- */
 
 static void open_listener(struct listener *l) {
@@ -726,11 +843,17 @@ static void bury_dead(void) {
 }
 
 /* SIGTERM: stop taking work and drain (the listeners close; connections in flight go on
- * until they end or drain_ms pass). SIGINT, or SIGTERM while draining: stop now.
+ * until they end or drain_ms pass). SIGINT, or SIGTERM while draining: stop now. SIGHUP:
+ * read the endpoints file again (load_endpoints).
  * Returns true when the loop must end at once. */
 static bool on_signal(void) {
     struct signalfd_siginfo info;
     while (read(loop.sigfd, &info, sizeof info) == (ssize_t)sizeof info) {
+        if (info.ssi_signo == SIGHUP) {  /* not a stop: new endpoints (-e) */
+            if (endpoints_file)
+                load_endpoints(false);
+            continue;
+        }
         if (info.ssi_signo != SIGTERM || loop.drain_until)
             return true;
         fprintf(stderr, "forwarder: SIGTERM: draining %zu connection%s\n", loop.n_conns,
@@ -790,6 +913,7 @@ int main(int argc, char **argv) {
     sigemptyset(&stop);
     sigaddset(&stop, SIGTERM);
     sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGHUP);  /* not a stop: reload the endpoints (on_signal) */
     sigprocmask(SIG_BLOCK, &stop, NULL);
     loop.epfd = epoll_create1(EPOLL_CLOEXEC);
     loop.sigfd = signalfd(-1, &stop, SFD_NONBLOCK | SFD_CLOEXEC);
@@ -798,6 +922,8 @@ int main(int argc, char **argv) {
         perror("forwarder: epoll/signalfd");
         return 1;
     }
+    if (endpoints_file)
+        load_endpoints(true);  /* a restarted forwarder starts from its last reload */
     for (size_t i = 0; i < loop.n_listeners; i++)
         open_listener(&loop.listeners[i]);
     struct timespec seed;

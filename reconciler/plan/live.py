@@ -9,6 +9,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from reconciler.core import health
 from reconciler.core import labels as L
 from reconciler.core.model import LiveContainer, ObjectRef
 from reconciler.core.redact import redact_spec
@@ -83,16 +84,9 @@ def group_pods(containers: Iterable[LiveContainer]) -> dict[tuple[str, str], lis
     return pods
 
 
-
 def pod_ready(containers: Iterable[LiveContainer]) -> bool:
-    """Whether a pod (all its live containers) is ready: what gates a rollout's next step
-    and a ReplicationController's next replacement.
-
-    Today's meaning: the infra container and at least one app container exist and every
-    one of them runs. The health work (probes, Docker health states) replaces this body;
-    every caller goes through this one function.
-    """
-    found = list(containers)
-    has_infra = any(c.labels.get(L.ROLE) == L.ROLE_INFRA for c in found)
-    has_app = any(c.labels.get(L.ROLE) == L.ROLE_APP for c in found)
-    return has_infra and has_app and all(c.running for c in found)
+    """Whether a live pod (all its containers, from one list call) is ready: infra and app
+    containers running, no liveness or startup probe failing, and its readiness probes
+    passing. The same answer Service endpoints use (``core.health.pod_ready``, where the
+    rules are; docs/health.md)."""
+    return health.pod_ready(containers)

@@ -19,6 +19,7 @@ from reconciler.core.model import (
     LiveVolume,
     Location,
     ObjectRef,
+    Restart,
 )
 from reconciler.plan.rollouts import Rollouts
 
@@ -28,6 +29,9 @@ class Verb(StrEnum):
     START = "start"
     RECREATE = "recreate"
     REMOVE = "remove"
+    RESTART = "restart"  # a failed container replaced by a new instance (probes, init)
+    STOP = "stop"  # a failed container stopped for good (restartPolicy Never)
+    RELOAD = "reload"  # a forwarder given new endpoints in place
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +59,7 @@ class Action:
     live: tuple[LiveContainer, ...] = ()
     changes: tuple[FieldChange, ...] = ()
     prune: bool = False  # a removal because the object is no longer wanted at all
+    restart: Restart | None = None  # RESTART: the count and back-off of the new instance
 
     @property
     def namespace(self) -> str:
@@ -82,6 +87,8 @@ class Plan:
     unreachable: dict[str, str] = field(default_factory=dict)  # host -> error
     owned_pods: dict[str, int] = field(default_factory=dict)  # host -> pods we own there
     skipped_prunes: list[Action] = field(default_factory=list)  # with --no-prune
+    #: epoch seconds when a held restart (CrashLoopBackOff) may go ahead: a pass is due then
+    wake_at: float | None = None
     #: claims' volumes whose claim left the manifests: kept and reported (``plan.volumes``)
     orphaned_volumes: list[LiveVolume] = field(default_factory=list)
     prune_volumes: bool = False  # --prune-volumes: remove them
@@ -114,6 +121,7 @@ class Plan:
             owned_pods=self.owned_pods,
             skipped_prunes=self.skipped_prunes,
             rollouts=self.rollouts,
+            wake_at=self.wake_at,
         )
         return first, Plan(actions=forwarders, owned_pods=self.owned_pods)
 

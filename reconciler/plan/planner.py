@@ -17,11 +17,13 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from reconciler.core import labels as L
-from reconciler.core.model import DesiredPod, HostState, LiveContainer, ObjectRef
+from reconciler.core.model import DesiredPod, HostState, LiveContainer, ObjectRef, Restart
 from reconciler.desire.settings import DesiredState
 from reconciler.plan.fields import drift, field_changes
+from reconciler.plan.lifecycle import app_step, init_steps
 from reconciler.plan.live import group_pods, live_spec, owner_of, should_restart
 from reconciler.plan.model import Action, FieldChange, Plan, Verb
+from reconciler.plan.reload import orphan_records, reload_needed
 
 
 def _rollout_group(pod: DesiredPod) -> str:
@@ -35,9 +37,14 @@ def plan(
     live: Mapping[str, HostState],
     *,
     prune: bool = True,
+    now: float = 0.0,
 ) -> Plan:
-    """Compare what should run with what runs; return the actions that close the gap."""
+    """Compare what should run with what runs; return the actions that close the gap.
+
+    ``now`` (epoch seconds) decides restarts held back by their back-off
+    (``plan.lifecycle``); ``Plan.wake_at`` says when the first of them may go ahead."""
     result = Plan(problems=list(desired.problems))
+    wakes: list[float] = []
     wanted = desired.by_host()
     live_counts: dict[ObjectRef, int] = defaultdict(int)
     for observed in live.values():
@@ -52,6 +59,7 @@ def plan(
             )
             continue
         live_pods = group_pods(state.containers) if state is not None else {}
+        records = group_pods(state.markers) if state is not None else {}
         # the prune guard counts workload pods: forwarders follow their Services
         result.owned_pods[host] = sum(
             1 for cs in live_pods.values() if owner_of(cs).kind != "Service"
@@ -59,14 +67,25 @@ def plan(
         desired_pods = wanted.get(host, {})
         for key in sorted(desired_pods):
             result.actions.extend(
-                _pod_actions(desired_pods[key], live_pods.get(key), desired, live_counts)
+                _pod_actions(
+                    desired_pods[key],
+                    live_pods.get(key),
+                    desired,
+                    live_counts,
+                    now=now,
+                    wakes=wakes,
+                    records=records.get(key, []),
+                )
             )
+        for key in sorted(set(records) - set(live_pods)):
+            result.actions.append(orphan_records(host, key, records[key]))
         for key in sorted(set(live_pods) - set(desired_pods) - desired.kept):
             action = _removal(host, key, live_pods[key], desired)
             if prune or not action.prune:
                 result.actions.append(action)
             else:
                 result.skipped_prunes.append(action)
+    result.wake_at = min(wakes, default=None)
     return result
 
 
@@ -75,8 +94,13 @@ def _pod_actions(
     live: list[LiveContainer] | None,
     desired: DesiredState,
     live_counts: Mapping[ObjectRef, int],
+    *,
+    now: float = 0.0,
+    wakes: list[float] | None = None,
+    records: list[LiveContainer] | None = None,
 ) -> list[Action]:
     group = f"pod/{pod.host}/{pod.namespace}/{pod.name}"
+    wakes = [] if wakes is None else wakes
 
     def act(
         verb: Verb,
@@ -86,7 +110,10 @@ def _pod_actions(
         on: tuple[LiveContainer, ...] = (),
         in_group: str = group,
         changes: tuple[FieldChange, ...] = (),
+        restart: Restart | None = None,
     ) -> Action:
+        if restart is not None and restart.start_after:
+            wakes.append(restart.start_after)  # a pass is due when the new instance may start
         return Action(
             verb,
             host=pod.host,
@@ -99,6 +126,7 @@ def _pod_actions(
             desired=pod,
             live=on,
             changes=changes,
+            restart=restart,
         )
 
     if not live:
@@ -148,8 +176,19 @@ def _pod_actions(
             )
         ]
     actions: list[Action] = []
-    for container in pod.app_containers:
+    if pod.owner.kind == "Service":
+        actions.extend(
+            act(Verb.RELOAD, reason, on=(infra, *(records or [])), changes=changes)
+            for reason, changes in reload_needed(pod, infra, records or [])
+        )
+    steps, initialized = init_steps(pod, by_name, now, wakes)
+    for init in steps:
+        actions.append(
+            act(init.verb, init.reason, container=init.container, on=init.on, restart=init.restart)
+        )
+    for container in pod.app_containers if initialized else ():
         found = by_name.get(container.container)
+        handled, step = (False, None) if found is None else app_step(pod, found, now, wakes)
         if found is None:
             actions.append(
                 act(
@@ -158,6 +197,17 @@ def _pod_actions(
                     container=container.container,
                 )
             )
+        elif handled:
+            if step is not None:
+                actions.append(
+                    act(
+                        step.verb,
+                        step.reason,
+                        container=step.container,
+                        on=step.on,
+                        restart=step.restart,
+                    )
+                )
         elif should_restart(pod.restart_policy, found):
             actions.append(
                 act(
@@ -209,7 +259,6 @@ def _removal(
         live=tuple(containers),
         prune=prune,
     )
-
 
 
 def removal_plan(pods: Iterable[Any]) -> Plan:

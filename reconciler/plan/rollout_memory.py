@@ -9,7 +9,7 @@ was last fully available, which one failed and why, when the rollout last made p
 It must survive a restart of the reconciler, and be shared by several reconcilers that
 share nothing but the hosts, so it lives on the hosts: a never-started marker container per
 Deployment on every host, labelled with the memory as canonical JSON and a generation
-counter (``engine.translate.rollout_marker_args``). A write creates the next generation's
+counter (``engine.rollout_markers``). A write creates the next generation's
 marker before it removes the older ones, so a reader never finds none; readers take the
 highest generation found on any host (:func:`read_memories`). The state file of
 ``apply.state`` is per machine, so it is not used for this.

@@ -10,9 +10,8 @@ hand (``--source``) the step's status says the same from the desired side.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from reconciler.core.model import HostState, ObjectRef
@@ -22,11 +21,11 @@ from reconciler.plan.rollout import ObservedPod
 from reconciler.plan.rollout_memory import RolloutMemory, read_memories
 from reconciler.plan.rollout_status import COMPLETE, FAILED, PAUSED, RolloutStatus
 from reconciler.plan.rollouts import Rollouts, observed_pods
+from reconciler.render.objects import SOURCE_ANNOTATION, condition, metadata, timestamp
 from reconciler.render.views import age
 
-#: annotations kubectl users know, and the reconciler's own
+#: the annotation kubectl users know (the reconciler's source annotation is render.objects')
 REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
-SOURCE_ANNOTATION = "reconciler.io/source"
 
 
 def _name(ref: ObjectRef) -> str:
@@ -212,23 +211,14 @@ def template_text(template: Mapping[str, Any]) -> str:
     return json.dumps(masked(dict(template)), indent=2, sort_keys=True)
 
 
-# -- kubectl-shaped objects ---------------------------------------------------------------------
-def _iso(timestamp: float) -> str | None:
-    if not timestamp:
-        return None
-    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
+# -- kubectl-shaped objects (the shapes of ``render.objects``) ---------------------------------
 def _condition(kind: str, true: bool, reason: str, message: str, at: float) -> dict[str, Any]:
-    stamp = _iso(at)
-    return {
-        "type": kind,
-        "status": "True" if true else "False",
-        "reason": reason,
-        "message": message,
-        "lastUpdateTime": stamp,
-        "lastTransitionTime": stamp,
-    }
+    """A Deployment's condition: ``render.objects.condition`` with the message and times
+    the deployment controller adds."""
+    result: dict[str, Any] = {**condition(kind, true, reason), "message": message}
+    if at:
+        result["lastUpdateTime"] = result["lastTransitionTime"] = timestamp(at)
+    return result
 
 
 def conditions(view: DeploymentView) -> list[dict[str, Any]]:
@@ -295,14 +285,17 @@ def deployment_object(view: DeploymentView) -> dict[str, Any]:
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": {
-            "name": view.ref.name,
-            "namespace": view.ref.namespace,
-            "creationTimestamp": _iso(memory.created),
+            **metadata(
+                view.ref.name,
+                view.ref.namespace,
+                memory.spec.get("labels") or None,
+                {
+                    REVISION_ANNOTATION: str(number),
+                    SOURCE_ANNOTATION: str(spec.get("source", "")),
+                },
+                memory.created,
+            ),
             "generation": memory.generation,
-            "annotations": {
-                REVISION_ANNOTATION: str(number),
-                SOURCE_ANNOTATION: str(spec.get("source", "")),
-            },
         },
         "spec": {
             "replicas": view.replicas,
@@ -323,14 +316,4 @@ def deployment_object(view: DeploymentView) -> dict[str, Any]:
             "unavailableReplicas": max(0, view.replicas - counts["available"]),
             "conditions": conditions(view),
         },
-    }
-
-
-def kube_list(items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """A Kubernetes ``List``, as kubectl prints several objects."""
-    return {
-        "apiVersion": "v1",
-        "kind": "List",
-        "metadata": {"resourceVersion": ""},
-        "items": list(items),
     }

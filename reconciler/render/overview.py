@@ -97,7 +97,7 @@ def workload_rows(
         replicas = spec.get("replicas", 1)
         want = replicas if isinstance(replicas, int) else 1
         mine = members.get(ref, [])
-        ready = sum(1 for p in mine if p.status == "Running")
+        ready = sum(1 for p in mine if p.is_ready)  # readiness probes included
         updated = sum(
             1
             for p in mine
@@ -158,7 +158,7 @@ def pod_list(
                 "ready": ready,
                 "containers": total,
                 "status": pod.status,
-                "restarts": restarts.get((pod.namespace, pod.name), 0),
+                "restarts": restarts.get((pod.namespace, pod.name), 0) + pod.restarts,
                 "created": pod.created,
                 "images": [cut(c.image) for c in pod.apps],
                 "owner": f"{pod.owner.kind}/{_name(pod.owner.namespace, pod.owner.name)}",
@@ -203,7 +203,7 @@ def service_list(
                 "ports": ports,
                 "selector": selector,
                 "pods": len(selected),
-                "ready_pods": sum(1 for p in selected if p.status == "Running"),
+                "ready_pods": sum(1 for p in selected if p.is_ready),
                 "endpoints": {
                     host: list(found) for host, found in sorted(view.endpoints.items())
                 }

@@ -27,6 +27,9 @@ from reconciler.render.diagnostics import diagnostic_dict, diagnostic_line
 
 _VERB_MARKS = {"create": "+", "start": ">", "recreate": "~", "remove": "-"}
 _VERB_STYLES = {"create": "green", "start": "cyan", "recreate": "yellow", "remove": "red"}
+# failed containers (probes, init containers) and forwarders reloaded in place
+_VERB_MARKS.update({"restart": "!", "stop": "x", "reload": "*"})
+_VERB_STYLES.update({"restart": "magenta", "stop": "red", "reload": "cyan"})
 
 
 def _masked(path: str, value: Any) -> Any:

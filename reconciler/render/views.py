@@ -11,10 +11,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from reconciler.core import health
 from reconciler.core import labels as L
 from reconciler.core.model import HostState, LiveContainer, LiveVolume, Manifest, ObjectRef
 from reconciler.core.selectors import Selector
 from reconciler.plan.live import group_pods
+from reconciler.plan.reload import live_endpoints
 from reconciler.source.hosts import Host
 
 #: What an empty cell prints as in ``get`` tables, as in kubectl's.
@@ -51,25 +53,44 @@ class LivePod:
     labels: Mapping[str, str]
     infra: LiveContainer | None
     apps: tuple[LiveContainer, ...]
+    inits: tuple[LiveContainer, ...] = ()  # init containers, in the order they run
 
     @property
     def containers(self) -> tuple[LiveContainer, ...]:
-        return ((self.infra,) if self.infra else ()) + self.apps
+        return ((self.infra,) if self.infra else ()) + self.inits + self.apps
+
+    @property
+    def is_ready(self) -> bool:
+        """Ready for traffic, as Service endpoints count it (``core.health.pod_ready``)."""
+        return health.pod_ready(self.containers)
 
     @property
     def ready(self) -> tuple[int, int]:
-        return sum(1 for c in self.apps if c.running), len(self.apps)
+        """Ready app containers, of those the pod's spec has (kubectl's READY ``1/2``)."""
+        pod_is_ready = self.is_ready
+        ready = sum(1 for c in self.apps if health.container_ready(c, pod_is_ready))
+        spec = _json_label(self.infra, L.SPEC) if self.infra else None
+        declared = spec.get("spec", {}).get("containers", []) if isinstance(spec, dict) else []
+        return ready, max(len(self.apps), len(declared) if isinstance(declared, list) else 0)
+
+    @property
+    def restarts(self) -> int:
+        """Restarts the reconciler made (labels) of its app and init containers."""
+        return sum(health.restarts(c) for c in self.inits + self.apps)
 
     @property
     def status(self) -> str:
         if self.infra is None or not self.infra.running:
             return "Terminating" if self.infra is None else "Error"
+        initializing = _init_status(self)
+        if initializing:
+            return initializing
         states = [c.state for c in self.apps]
         if not states:
             return "Pending"
         if all(s == "running" for s in states):
             return "Running"
-        if any(s == "restarting" for s in states):
+        if any(s == "restarting" or _held(c) for s, c in zip(states, self.apps, strict=True)):
             return "CrashLoopBackOff"
         if any(s == "created" for s in states):
             return "ContainerCreating"
@@ -87,6 +108,46 @@ def _exit_code(container: LiveContainer) -> int | None:
     from reconciler.plan.live import exit_code
 
     return exit_code(container)
+
+
+def _held(container: LiveContainer) -> bool:
+    """A restarted instance the reconciler holds until its back-off ends."""
+    return container.state == "created" and health.start_after(container) > 0
+
+
+def init_names(pod: LivePod) -> list[str]:
+    """The pod's init containers by name, in order, from the spec its infra carries."""
+    spec = _json_label(pod.infra, L.SPEC) if pod.infra else None
+    inits = spec.get("spec", {}).get("initContainers", []) if isinstance(spec, dict) else []
+    return [str(c.get("name")) for c in inits if isinstance(c, dict)]
+
+
+def _json_label(container: LiveContainer, key: str) -> Any:
+    try:
+        return json.loads(container.labels.get(key, ""))
+    except ValueError:
+        return None
+
+
+def _init_status(pod: LivePod) -> str:
+    """kubectl's init statuses: ``Init:1/2`` while they run, ``Init:Error`` (or
+    ``Init:CrashLoopBackOff`` while a restart is held) when one failed, then
+    ``PodInitializing`` until the app containers exist; "" once initialized."""
+    names = init_names(pod)
+    if not names or pod.apps:
+        return ""
+    found = {c.labels.get(L.CONTAINER, ""): c for c in pod.inits}
+    for done, name in enumerate(names):
+        container = found.get(name)
+        if container is None or container.state in ("running", "restarting"):
+            return f"Init:{done}/{len(names)}"
+        if _held(container):
+            return "Init:CrashLoopBackOff"
+        if container.state == "created":
+            return f"Init:{done}/{len(names)}"
+        if _exit_code(container) != 0:
+            return "Init:Error"
+    return "PodInitializing"
 
 
 def pod_labels(containers: Iterable[LiveContainer]) -> dict[str, str]:
@@ -122,18 +183,28 @@ def live_pods(
             if selector is not None and not selector.matches(labels):
                 continue
             infra = next((c for c in containers if c.labels.get(L.ROLE) in _INFRA_ROLES), None)
-            apps = tuple(c for c in containers if c.labels.get(L.ROLE) not in _INFRA_ROLES)
+            inits = _in_order(c for c in containers if c.labels.get(L.ROLE) == L.ROLE_INIT)
+            apps = tuple(
+                c
+                for c in containers
+                if c.labels.get(L.ROLE) not in _INFRA_ROLES and c.labels.get(L.ROLE) != L.ROLE_INIT
+            )
             first = containers[0].labels
             owner = ObjectRef(
                 first.get(L.OWNER_KIND, "Pod"),
                 first.get(L.OWNER_NAMESPACE, namespace),
                 first.get(L.OWNER_NAME, name),
             )
-            pods.append(LivePod(host, namespace, name, owner, labels, infra, apps))
+            pods.append(LivePod(host, namespace, name, owner, labels, infra, apps, inits))
     return sorted(pods, key=lambda p: (p.namespace, p.name, p.host))
 
 
 _INFRA_ROLES = (L.ROLE_INFRA, L.ROLE_FORWARDER)
+
+
+def _in_order(inits: Iterable[LiveContainer]) -> tuple[LiveContainer, ...]:
+    """Init containers in the order they ran (created one after the other)."""
+    return tuple(sorted(inits, key=lambda c: (c.created, c.labels.get(L.CONTAINER, ""))))
 
 
 def age(created: int, now: float) -> str:
@@ -158,7 +229,7 @@ def pod_rows(
             "NAME": pod.name if pod.namespace == "default" else f"{pod.namespace}/{pod.name}",
             "READY": f"{ready}/{total}",
             "STATUS": pod.status,
-            "RESTARTS": sum(restarts.get(c.id, 0) for c in pod.apps),
+            "RESTARTS": sum(restarts.get(c.id, 0) for c in pod.apps) + pod.restarts,
             "AGE": age(pod.created, now),
             "HOST": pod.host,
         }
@@ -190,7 +261,7 @@ def rc_rows(
             "NAME": ref.name if ref.namespace == "default" else f"{ref.namespace}/{ref.name}",
             "DESIRED": spec.get("replicas", 1) if manifest else "?",
             "CURRENT": len(members),
-            "READY": sum(1 for p in members if p.status == "Running"),
+            "READY": sum(1 for p in members if p.is_ready),
             "AGE": age(min(p.created for p in members), now) if members else "-",
             "HOSTS": ",".join(sorted({p.host for p in members})),
         }
@@ -232,9 +303,9 @@ def forwarder_views(states: Mapping[str, HostState]) -> dict[ObjectRef, ServiceV
                 ref, {"ip": c.labels.get(L.CLUSTER_IP, ""), "endpoints": {}, "published": []}
             )
             ports = spec.get("ports", []) if isinstance(spec, dict) else []
-            entry["endpoints"][host] = tuple(
-                e for p in ports if isinstance(p, dict) for e in p.get("endpoints", [])
-            )
+            # what it routes to now: its newest reload's record, else what it was made with
+            routes = live_endpoints(c, states[host].markers)
+            entry["endpoints"][host] = tuple(e for _, _, eps in routes for e in eps)
             entry["published"].extend(
                 e for p in ports if isinstance(p, dict) for e in p.get("published", [])
             )
@@ -262,7 +333,7 @@ def service_rows(
             if p.namespace == m.namespace
             and selector
             and all(p.labels.get(k) == v for k, v in selector.items())
-            and p.status == "Running"
+            and p.is_ready
         ]
         ports = ",".join(
             f"{p.get('port')}{':' + str(p['nodePort']) if p.get('nodePort') else ''}/"

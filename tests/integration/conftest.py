@@ -49,6 +49,10 @@ SAMPLE_IMAGES = (
     "sample/frontend:1.0",
 )
 
+#: Roles of never-started bookkeeping containers: `run`'s revision marker, the records of
+#: what each forwarder was given, the probe tools volume's helper.
+BOOKKEEPING = (L.ROLE_STATE, L.ROLE_ENDPOINTS, L.ROLE_TOOLS)
+
 #: The pods the sample repository runs, and the containers (by spec name) of each.
 SAMPLE_PODS: dict[str, list[str]] = {
     "frontend-0": ["POD", "web"],
@@ -263,7 +267,7 @@ class Rig:
 
     def workload(self) -> list[dict[str, Any]]:
         """This instance's pods' containers: not Service forwarders nor `run`'s marker."""
-        skip = (L.ROLE_FORWARDER, L.ROLE_STATE)  # forwarders; the revision marker of `run`
+        skip = (L.ROLE_FORWARDER, *BOOKKEEPING)  # forwarders; never-started records
         return [c for c in self.containers() if c["Labels"].get(L.ROLE) not in skip]
 
     def forwarders(self) -> dict[str, dict[str, Any]]:
@@ -285,7 +289,13 @@ class Rig:
         return {pod: sorted(names) for pod, names in sorted(result.items())}
 
     def states(self) -> dict[str, str]:
-        return {c["Names"][0].lstrip("/"): c["State"] for c in self.containers()}
+        """Docker name -> state of this instance's containers (records left out: they are
+        never started)."""
+        return {
+            c["Names"][0].lstrip("/"): c["State"]
+            for c in self.containers()
+            if c["Labels"].get(L.ROLE) not in BOOKKEEPING
+        }
 
     def services(self) -> set[str]:
         return set(self.forwarders())

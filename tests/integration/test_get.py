@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from typing import Any
 
 import pytest
 
@@ -26,6 +27,12 @@ def table(text: str) -> list[dict[str, str]]:
     return rows
 
 
+def ready(pod: dict[str, Any]) -> str:
+    """kubectl's READY column, from a Pod object."""
+    statuses = pod["status"]["containerStatuses"]
+    return f"{sum(1 for c in statuses if c['ready'])}/{len(statuses)}"
+
+
 def test_get_shows_pods_controllers_services_and_hosts(applied: Rig) -> None:
     rig = applied
 
@@ -44,10 +51,18 @@ def test_get_shows_pods_controllers_services_and_hosts(applied: Rig) -> None:
 
     result = rig.get("pods", "-o", "json")
     assert result.exit_code == 0, result.output
-    rows_json = json.loads(result.output)
-    assert [(r["NAME"], r["READY"], r["STATUS"]) for r in rows_json] == [
+    listed = json.loads(result.output)  # a Kubernetes List of Pods, as kubectl prints
+    assert (listed["apiVersion"], listed["kind"]) == ("v1", "List")
+    assert [(i["metadata"]["name"], ready(i), i["status"]["phase"]) for i in listed["items"]] == [
         (r["NAME"], r["READY"], r["STATUS"]) for r in rows
     ]
+    keystone = next(i for i in listed["items"] if i["metadata"]["name"] == "keystone-1")
+    assert keystone["spec"]["nodeName"] == "local"
+    source = keystone["metadata"]["annotations"]["reconciler.io/source"]
+    assert "keystone/controller.yaml:" in source
+    assert [c["name"] for c in keystone["status"]["containerStatuses"]] == ["keystone", "memcached"]
+    assert {c["restartCount"] for c in keystone["status"]["containerStatuses"]} == {0}
+    assert rig.get("pods", "-o", "name").output.split()[:2] == ["pod/frontend-0", "pod/frontend-1"]
 
     result = rig.get("pods", "-o", "wide")
     wide = {r["NAME"]: r for r in table(result.output)}
@@ -83,8 +98,11 @@ def test_get_shows_pods_controllers_services_and_hosts(applied: Rig) -> None:
         ("frontend", "?", "<none>"),
         ("keystone", "?", "<none>"),
     ]
-    rc_json = json.loads(rig.get("rc", "-o", "json").output)
-    assert [(r["NAME"], r["DESIRED"]) for r in rc_json] == [("frontend", "?"), ("keystone", "?")]
+    rc_json = json.loads(rig.get("rc", "-o", "json").output)["items"]
+    assert [(r["metadata"]["name"], r["spec"].get("replicas")) for r in rc_json] == [
+        ("frontend", None),
+        ("keystone", None),
+    ]
 
     result = rig.get("services", "--source", rig.src)
     assert result.exit_code == 0, result.output
@@ -99,12 +117,13 @@ def test_get_shows_pods_controllers_services_and_hosts(applied: Rig) -> None:
 
     # a pod that stops running is no endpoint and no longer READY
     rig.client.containers.get(rig.name("keystone-0", "memcached")).kill()
-    pods = {r["NAME"]: r for r in json.loads(rig.get("pods", "-o", "json").output)}
+    pods = {r["NAME"]: r for r in table(rig.get("pods").output)}
     assert (pods["keystone-0"]["READY"], pods["keystone-0"]["STATUS"]) == ("1/2", "Error")
     services = json.loads(rig.get("services", "--source", rig.src, "-o", "json").output)
-    assert {s["NAME"]: s["ENDPOINTS"] for s in services}["keystone-public"] == 2
-    rc = json.loads(rig.get("rc", "--source", rig.src, "-o", "json").output)
-    assert {r["NAME"]: r["READY"] for r in rc}["keystone"] == 2
+    routed = {s["metadata"]["name"]: s["metadata"]["annotations"] for s in services["items"]}
+    assert routed["keystone-public"]["reconciler.io/endpoints"].count("@local") == 2
+    rc = json.loads(rig.get("rc", "--source", rig.src, "-o", "json").output)["items"]
+    assert {r["metadata"]["name"]: r["status"]["readyReplicas"] for r in rc}["keystone"] == 2
 
     result = rig.get("hosts")
     assert result.exit_code == 0, result.output
@@ -134,12 +153,13 @@ def test_get_shows_pods_controllers_services_and_hosts(applied: Rig) -> None:
     assert wide_host["CONTAINERS"] == "18"
     result = rig.get("hosts", "-o", "json")
     assert result.exit_code == 0, result.output
-    [host] = json.loads(result.output)
-    assert host["NAME"] == "local"
-    assert host["REACHABLE"] == "yes"
-    assert host["ENGINE"] == rig.client.version()["Version"]
-    assert (host["PODS"], host["FORWARDERS"]) == (6, 3)
-    assert host["ERROR"] == ""  # JSON keeps the empty value; only tables print <none>
+    [host] = json.loads(result.output)["items"]  # hosts as Kubernetes Nodes
+    assert (host["kind"], host["metadata"]["name"]) == ("Node", "local")
+    assert host["status"]["conditions"] == [{"type": "Ready", "status": "True"}]
+    engine = rig.client.version()["Version"]
+    assert host["status"]["nodeInfo"]["containerRuntimeVersion"] == f"docker://{engine}"
+    assert host["metadata"]["annotations"]["reconciler.io/pods"] == "6"
+    assert "reconciler.io/error" not in host["metadata"]["annotations"]
 
 
 def test_get_services_from_invalid_manifests_is_an_error_not_a_traceback(rig: Rig) -> None:

@@ -136,10 +136,12 @@ def test_stack_spreads_over_hosts_and_services_reach_it_from_everywhere(cluster:
         "json",
     )
     assert hosts.exit_code == 0, hosts.output
-    rows = json.loads(hosts.output)
-    assert [r["REACHABLE"] for r in rows] == ["yes"] * 3
-    assert sum(r["PODS"] for r in rows) == len(placement)
-    assert all(r["FORWARDERS"] == 3 and r["ENGINE"] for r in rows), rows
+    nodes = json.loads(hosts.output)["items"]  # hosts as Kubernetes Nodes
+    assert [n["status"]["conditions"][0]["status"] for n in nodes] == ["True"] * 3
+    counts = [n["metadata"]["annotations"] for n in nodes]
+    assert sum(int(c["reconciler.io/pods"]) for c in counts) == len(placement)
+    assert all(c["reconciler.io/forwarders"] == "3" for c in counts), counts
+    assert all(n["status"]["nodeInfo"]["containerRuntimeVersion"] for n in nodes), nodes
 
 
 def test_host_loss_grace_failover_and_return(cluster: Cluster) -> None:

@@ -150,7 +150,8 @@ def test_foreign_and_other_instance_containers_are_never_touched(
     assert set(ours.states().values()) == {"running"}
     untouched()
     listed = ours.get("pods", "-o", "json")
-    assert sorted(row["NAME"] for row in json.loads(listed.output)) == sorted(expected)
+    names = [item["metadata"]["name"] for item in json.loads(listed.output)["items"]]
+    assert sorted(names) == sorted(expected)
 
     # prune (keystone left the manifests) and the mass-prune guard count only our pods
     shutil.rmtree(ours.src / "keystone")

@@ -89,8 +89,9 @@ def test_scaling_up_and_down_keeps_the_ordinal_names(applied: Rig) -> None:
     for i in (3, 4):
         labels = rig.inspect(f"keystone-{i}", "POD")["Config"]["Labels"]
         assert labels[L.REPLICA] == str(i)
-    rows = json.loads(rig.get("rc", "--source", rig.src, "-o", "json").output)
-    assert {r["NAME"]: (r["DESIRED"], r["CURRENT"]) for r in rows} == {
+    rows = json.loads(rig.get("rc", "--source", rig.src, "-o", "json").output)["items"]
+    counts = {r["metadata"]["name"]: (r["spec"]["replicas"], r["status"]["replicas"]) for r in rows}
+    assert counts == {
         "frontend": (2, 2),
         "keystone": (5, 5),
     }

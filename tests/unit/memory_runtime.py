@@ -12,7 +12,12 @@ What it simulates on purpose: images (a missing image fails the create like a fa
 hosts that stop answering, containers that exit or are killed, foreign containers (not ours,
 never listed to us), the event stream of ``die``/``destroy`` events, images whose containers
 crash at once (``crashing``: a template whose pods never become ready), and the
-Deployments' rollout markers.
+Deployments' rollout markers. And health: a
+container made with a health check lists ``(health: starting)`` until the test says what
+its check found (``set_health``, which emits ``health_status`` as Docker does); init
+containers run to completion at once, with the exit code ``init_exit`` gives (``init_running``
+keeps one running); restarts, stops and forwarder reloads are recorded as a real engine
+would show them (new instances with their labels; the forwarder's endpoints records).
 """
 
 from __future__ import annotations
@@ -20,7 +25,8 @@ from __future__ import annotations
 import itertools
 import queue
 import threading
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from reconciler.core import labels as L
@@ -28,10 +34,21 @@ from reconciler.core.errors import (
     ApplyError,
     HostUnavailable,
     ImagePullError,
+    InitError,
     NotFound,
     OwnershipError,
 )
-from reconciler.core.model import DesiredPod, HostState, LiveContainer, LiveVolume, ObjectRef
+from reconciler.core.model import (
+    DesiredContainer,
+    DesiredPod,
+    HostState,
+    LiveContainer,
+    LiveVolume,
+    ObjectRef,
+    Restart,
+)
+from reconciler.engine import endpoints as E
+from reconciler.engine import rollout_markers
 from reconciler.engine import translate as T
 from reconciler.plan.live import pod_ready
 
@@ -87,6 +104,11 @@ class MemoryHost:
         #: they never run long enough to be ready
         self.crashing: set[str] = set()
         self.closed = False
+        self.init_exit: dict[str, int] = {}  # docker name -> exit code of an init container
+        self.init_running: set[str] = set()  # init containers that do not finish (yet)
+        self.endpoints: dict[str, bytes] = {}  # forwarder id -> the endpoints file it was given
+        self.signals: list[tuple[str, str]] = []  # (container name, signal) sent by reloads
+        self.clock: Callable[[], float] = time.time
         self._lock = threading.Lock()
         self._ips = itertools.count(2)
         self._ports = itertools.count(32768)
@@ -107,6 +129,21 @@ class MemoryHost:
         """The container stops (crash, kill, OOM): what a pass must notice and heal."""
         item = self.by_name(name)
         item["State"], item["Status"] = "exited", f"Exited ({code}) 1 second ago"
+        self._emit("die", item)
+
+    def set_health(self, name: str, health: str) -> None:
+        """What the container's Docker health check found: healthy, unhealthy or starting."""
+        item = self.by_name(name)
+        base = item["Status"].split(" (", 1)[0]
+        item["Status"] = (
+            f"{base} (health: starting)" if health == "starting" else f"{base} ({health})"
+        )
+        self._emit(f"health_status: {health}", item)
+
+    def finish(self, name: str, code: int = 0) -> None:
+        """An init container still running (``init_running``) exits."""
+        item = self.by_name(name)
+        item["State"], item["Status"] = "exited", f"Exited ({code}) Less than a second ago"
         self._emit("die", item)
 
     def remove_by_hand(self, name: str) -> None:
@@ -134,7 +171,12 @@ class MemoryHost:
             stream.put(event)
 
     def _add(
-        self, name: str, image: str, labels: dict[str, str], ports: Sequence[dict[str, Any]]
+        self,
+        name: str,
+        image: str,
+        labels: dict[str, str],
+        ports: Sequence[dict[str, Any]],
+        checked: bool = False,
     ) -> str:
         with self._lock:
             if any(i["Names"] == [f"/{name}"] for i in self.containers.values()):
@@ -146,8 +188,8 @@ class MemoryHost:
                 "Image": image,
                 "Labels": labels,
                 "State": "running",
-                "Status": "Up Less than a second",
-                "Created": 1_700_000_000 + len(self.containers),
+                "Status": "Up Less than a second" + (" (health: starting)" if checked else ""),
+                "Created": int(self.clock()),
                 "Ports": list(ports),
                 "NetworkSettings": {"Networks": {}},
             }
@@ -173,14 +215,33 @@ class MemoryHost:
                     self.files[spec.docker_name] = {f.path: (f.data, f.mode) for f in spec.files}
             networks = self.containers[infra_id]["NetworkSettings"]["Networks"]
             pod_ip = next((n["IPAddress"] for n in networks.values()), "")
+            for container in pod.init_containers:  # one at a time, each to completion
+                args = T.app_args(pod, container, infra_id, self.instance, self.revision, pod_ip)
+                made.append(self._create(args))
+                if not self._run_init(container):
+                    self.calls.append(f"create {pod.name} (initializing)")
+                    return
             for container in pod.app_containers:
                 args = T.app_args(pod, container, infra_id, self.instance, self.revision, pod_ip)
                 made.append(self._create(args))
+        except InitError:
+            self.calls.append(f"create {pod.name} (init failed)")
+            raise
         except ApplyError:
             for container_id in made:  # all or nothing, as DockerHost.create_pod
                 self.containers.pop(container_id, None)
             raise
         self.calls.append(f"create {pod.name}")
+
+    def _run_init(self, container: DesiredContainer) -> bool:
+        """True when the init container completed; False while it runs; InitError."""
+        if container.docker_name in self.init_running:
+            return False
+        code = self.init_exit.get(container.docker_name, 0)
+        self.finish(container.docker_name, code)
+        if code:
+            raise InitError(f"init container {container.container} exited {code}")
+        return True
 
     def _create(self, args: T.ContainerArgs) -> str:
         if args.name in self.fail_create:
@@ -197,7 +258,8 @@ class MemoryHost:
                         "Type": proto,
                     }
                 )
-        container_id = self._add(args.name, args.image, dict(args.labels), ports)
+        checked = args.healthcheck is not None
+        container_id = self._add(args.name, args.image, dict(args.labels), ports, checked)
         self.environments[args.name] = dict(e.split("=", 1) for e in args.environment)
         self.containers[container_id]["Mounts"] = [
             {"Type": "volume", "Name": m.source, "Destination": m.target}
@@ -216,11 +278,64 @@ class MemoryHost:
     def create_container(self, pod: DesiredPod, name: str) -> None:
         self._check("create")
         infra = self.by_name(pod.containers[0].docker_name)
-        container = next(c for c in pod.app_containers if c.container == name)
+        container = next(c for c in pod.containers[1:] if c.container == name)
         if container.image not in self.images:
             raise ImagePullError("ErrImagePull", f"cannot pull {container.image}")
         self._create(T.app_args(pod, container, infra["Id"], self.instance, self.revision))
         self.calls.append(f"create {pod.name}/{name}")
+        if container.role == L.ROLE_INIT:
+            self._run_init(container)
+
+    def restart_container(
+        self, pod: DesiredPod, name: str, live: Sequence[LiveContainer], restart: Restart
+    ) -> None:
+        self._check("restart")
+        infra = self.by_name(pod.containers[0].docker_name)
+        container = next(c for c in pod.containers[1:] if c.container == name)
+        self.remove(live)
+        args = T.app_args(
+            pod, container, infra["Id"], self.instance, self.revision, restart=restart
+        )
+        container_id = self._create(args)
+        item = self.containers[container_id]
+        if restart.start_after > self.clock():
+            item["State"], item["Status"] = "created", "Created"
+        elif container.role == L.ROLE_INIT and container.docker_name not in self.init_running:
+            code = self.init_exit.get(container.docker_name, 0)
+            item["State"], item["Status"] = "exited", f"Exited ({code}) Less than a second ago"
+        self.calls.append(f"restart {pod.name}/{name} #{restart.count}")
+
+    def stop(self, container: LiveContainer) -> None:
+        self._check("stop")
+        item = self.containers.get(container.id)
+        if item is None:
+            raise NotFound(f"stop {container.name}: no such container")
+        item["State"], item["Status"] = "exited", "Exited (137) Less than a second ago"
+        self.calls.append(f"stop {container.name}")
+        self._emit("die", item)
+
+    def reload_forwarder(self, pod: DesiredPod, live: Sequence[LiveContainer]) -> None:
+        self._check("reload")
+        forwarder = next(c for c in live if c.labels.get(L.ROLE) == L.ROLE_FORWARDER)
+        if forwarder.id not in self.containers:
+            raise NotFound(f"reload {forwarder.name}: no such container")
+        self.endpoints[forwarder.id] = E.endpoints_file(pod)
+        self.signals.append((forwarder.name, "SIGHUP"))
+        self._remove_record(E.endpoints_record_name(pod))
+        for record in live:
+            if record is not forwarder:
+                self.containers.pop(record.id, None)
+        args = E.endpoints_record_args(pod, forwarder.id, self.instance, self.revision)
+        container_id = self._add(args.name, args.image, dict(args.labels), ())
+        self.containers[container_id]["State"] = "created"
+        self.containers[container_id]["Status"] = "Created"
+        self.calls.append(f"reload {pod.name}")
+
+    def _remove_record(self, name: str) -> None:
+        for container_id, item in list(self.containers.items()):
+            if item["Names"] == [f"/{name}"] and L.is_owned(item["Labels"], self.instance):
+                del self.containers[container_id]
+                self._emit("destroy", item)
 
     def start(self, container: LiveContainer) -> None:
         self._check("start")
@@ -244,6 +359,9 @@ class MemoryHost:
                 self.calls.append(f"remove {container.name}")
 
     def remove_pod(self, containers: Sequence[LiveContainer]) -> None:
+        for container in containers:
+            if container.labels.get(L.ROLE) == L.ROLE_FORWARDER:
+                self._remove_record(container.name.removesuffix(L.INFRA_CONTAINER) + "endpoints")
         self.remove(containers)
         for container in containers:
             pod, namespace = container.labels.get(L.POD), container.labels.get(L.POD_NAMESPACE)
@@ -261,7 +379,7 @@ class MemoryHost:
 
     def wait_ready(self, pod: DesiredPod, timeout: float = 30.0, settle: float = 0.5) -> None:
         """No clock here: the pod is ready now, or it never will be (an image that crashes)."""
-        names = {c.docker_name for c in pod.containers}
+        names = {c.docker_name for c in pod.containers if c.role != L.ROLE_INIT}
         found = [c for c in self.observe().containers if c.name in names]
         if len(found) != len(names) or not pod_ready(found):
             raise ApplyError(f"pod {pod.name} is not ready after {timeout:.0f}s")
@@ -311,7 +429,7 @@ class MemoryHost:
         """The rollout markers of one Deployment on this host, as listed."""
         wanted = {
             label.partition("=")[0]: label.partition("=")[2]
-            for label in T.rollout_marker_filters(self.instance, deployment)
+            for label in rollout_markers.rollout_marker_filters(self.instance, deployment)
         }
         return [
             item
@@ -323,12 +441,14 @@ class MemoryHost:
         self, deployment: ObjectRef, memory: str, generation: int, image: str
     ) -> None:
         self._check("record rollout")
-        name = T.rollout_marker_name(self.instance, deployment, generation)
+        name = rollout_markers.rollout_marker_name(self.instance, deployment, generation)
         before = self.markers(deployment)
         for item in before:
             if item["Names"] == [f"/{name}"]:
                 del self.containers[item["Id"]]
-        labels = T.rollout_marker_labels(self.instance, deployment, memory, generation)
+        labels = rollout_markers.rollout_marker_labels(
+            self.instance, deployment, memory, generation
+        )
         container_id = self._add(name, image, labels, ())
         self.containers[container_id]["State"] = "created"
         for item in before:

@@ -410,11 +410,11 @@ def test_a_pass_gives_the_forwarders_the_new_pods_before_it_removes_old_ones() -
     live, memory, now = observe_and_remember(runtimes, "mem", None, clock=clock)
     _, the_plan = make_plan(manifests, hosts, live, SETTINGS, host_memory=memory, now=now)
     verbs = {(a.verb.value, a.owner.kind) for a in the_plan.actions}
-    assert {("remove", "Deployment"), ("recreate", "Service")} <= verbs
+    assert {("remove", "Deployment"), ("reload", "Service")} <= verbs
     host.calls.clear()
     converge(the_plan, manifests, hosts, SETTINGS, runtimes, host_memory=memory, now=now)
     calls = host.calls
-    forwarder = next(i for i, c in enumerate(calls) if c == "create svc_web")
+    forwarder = next(i for i, c in enumerate(calls) if c == "reload svc_web")
     removal = next(i for i, c in enumerate(calls) if c.startswith("remove mem_default_web-"))
     assert forwarder < removal, calls
 

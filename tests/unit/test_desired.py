@@ -404,8 +404,14 @@ def test_spec_hash_ignores_key_order() -> None:
 
 
 def test_spec_hash_ignores_unhonoured_fields_and_spelled_out_defaults() -> None:
+    assert hash_of(changed(terminationMessagePath="/dev/log", tty=True)) == hash_of(BASE)
     probe = {"httpGet": {"path": "/", "port": 80}, "initialDelaySeconds": 5}
-    assert hash_of(changed(livenessProbe=probe)) == hash_of(BASE)
+    assert hash_of(changed(livenessProbe=probe)) != hash_of(BASE)  # honoured since issue 11
+    spelled = {**probe, "periodSeconds": 10, "timeoutSeconds": 1, "failureThreshold": 3}
+    spelled["httpGet"] = {**probe["httpGet"], "scheme": "HTTP"}
+    assert hash_of(changed(livenessProbe=spelled)) == hash_of(changed(livenessProbe=probe))
+    grpc_only = {"grpc": {"port": 80}}  # not run, so as if not written (validate warns)
+    assert hash_of(changed(livenessProbe=grpc_only)) == hash_of(BASE)
     defaults = changed(imagePullPolicy="IfNotPresent")
     defaults["spec"]["restartPolicy"] = "Always"
     defaults["spec"]["containers"][0]["ports"][0]["protocol"] = "TCP"

@@ -168,6 +168,7 @@ def test_valid_fixtures_together_have_no_diagnostics() -> None:
         "Pod/shop/app",
         "Pod/staging/cache-probe",
         "ReplicationController/keystone-rc",
+        "ReplicationController/probed",
         "ReplicationController/staging/cache",
         "ReplicationController/web",
         "Secret/shop/app-secrets",

@@ -304,7 +304,7 @@ def test_udp_ports_are_forwarded_and_published_like_tcp() -> None:
     assert not state.problems
     [fwd] = forwarders(state)
     [box] = fwd.containers
-    assert box.cmd == ("-t", "3", "-u", "60", "udp:53=", "tcp:53=")
+    assert box.cmd[-2:] == ("udp:53=", "tcp:53=")
     udp, tcp = box.ports
     assert udp == PortBinding(53, "UDP", 30053, "10.231.0.11")
     assert (tcp.container_port, tcp.protocol, tcp.host_ip) == (53, "TCP", "10.231.0.11")
@@ -320,7 +320,7 @@ def test_sctp_ports_are_a_warning_not_a_silent_drop() -> None:
     state = state_of(text)
     assert any("SCTP" in d.message and not d.is_error for d in state.problems)
     [fwd] = forwarders(state)
-    assert fwd.containers[0].cmd == ("-t", "3", "-u", "60")
+    assert fwd.containers[0].cmd == ("-t", "3", "-u", "60", "-e", "/etc/forwarder-endpoints")
 
 
 def infra(pod: str, host: str, ip: str, *, published: tuple[Any, ...] = (), **kw: Any) -> Any:
@@ -403,7 +403,7 @@ def test_with_several_hosts_pods_publish_declared_ports_at_docker_chosen_ports()
     assert pod.containers[0].ports == (PortBinding(8080, "TCP", 0, address),)
 
 
-def test_an_endpoint_change_recreates_the_forwarder_and_says_why() -> None:
+def test_an_endpoint_change_reloads_the_forwarder_in_place_and_says_why() -> None:
     empty = {"h1": HostState("h1", True)}
     before = state_of(DB, live=empty)
     [fwd] = forwarders(before)
@@ -436,10 +436,30 @@ def test_an_endpoint_change_recreates_the_forwarder_and_says_why() -> None:
     after = state_of(DB, live=live)
     result = plan(after, live)
     [action] = result.actions
-    assert (action.verb, action.owner.kind, action.pod) == (Verb.RECREATE, "Service", "svc_db")
+    assert (action.verb, action.owner.kind, action.pod) == (Verb.RELOAD, "Service", "svc_db")
     assert "ports[0].endpoints" in action.reason
+    assert action.live == (live_fwd,)  # the running forwarder: reloaded, not replaced
     [change] = action.changes
     assert (change.old, change.new) == ([], ["10.70.0.9:3306"])
+    # once reloaded, its record says what it routes to: nothing more to do
+    record = dataclasses.replace(
+        live_fwd,
+        id="record",
+        state="created",
+        labels={
+            **live_fwd.labels,
+            L.ROLE: L.ROLE_ENDPOINTS,
+            L.FORWARDER: live_fwd.id,
+            L.ENDPOINTS: json.dumps([["TCP", 3306, ["10.70.0.9:3306"]]]),
+        },
+    )
+    reloaded = {"h1": HostState("h1", True, live["h1"].containers, markers=(record,))}
+    assert plan(state_of(DB, live=reloaded), reloaded).actions == []
+    # a record of another (older) forwarder instance counts for nothing
+    stale = dataclasses.replace(record, labels={**record.labels, L.FORWARDER: "gone"})
+    older = {"h1": HostState("h1", True, live["h1"].containers, markers=(stale,))}
+    [again] = plan(state_of(DB, live=older), older).actions
+    assert again.verb is Verb.RELOAD and again.live == (live_fwd, stale)
 
 
 # -- the forwarder's program ---------------------------------------------------------------
@@ -447,7 +467,16 @@ def test_forwarder_args_name_protocol_port_and_endpoints() -> None:
     args = forwarder_args(
         [("TCP", 80, ["10.0.0.1:8080", "10.0.0.2:8080"]), ("UDP", 53, []), ("SCTP", 9, [])]
     )
-    assert args == ("-t", "3", "-u", "60", "tcp:80=10.0.0.1:8080,10.0.0.2:8080", "udp:53=")
+    assert args == (
+        "-t",
+        "3",
+        "-u",
+        "60",
+        "-e",
+        "/etc/forwarder-endpoints",  # read again on SIGHUP: endpoints change in place
+        "tcp:80=10.0.0.1:8080,10.0.0.2:8080",
+        "udp:53=",
+    )
 
 
 def test_spec_of_forwarders_round_trips_through_yaml_for_field_diffs() -> None:

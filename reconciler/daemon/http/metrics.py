@@ -21,7 +21,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 #: names format 1.0.0, which the library itself only serves when a scraper asks for it).
 METRICS_CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
 
-ACTIONS: Final = ("create", "start", "recreate", "remove")
+ACTIONS: Final = ("create", "start", "recreate", "remove", "restart", "stop", "reload")
 ACTION_RESULTS: Final = ("ok", "failed")
 SYNC_ERROR_KINDS: Final = ("git", "host", "validation", "apply", "signature", "rollout")
 WEBHOOK_RESULTS: Final = ("accepted", "unauthorized", "ignored", "bad_request")

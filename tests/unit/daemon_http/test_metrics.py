@@ -91,8 +91,8 @@ def test_metrics_show_what_was_recorded(api: Start) -> None:
 
 def test_metrics_reject_unknown_label_values() -> None:
     m = Metrics()
-    with pytest.raises(ValueError, match="unknown action 'restart'"):
-        m.action("restart", "ok")
+    with pytest.raises(ValueError, match="unknown action 'reboot'"):
+        m.action("reboot", "ok")
     with pytest.raises(ValueError, match="unknown result"):
         m.action("create", "skipped")
     with pytest.raises(ValueError, match="unknown sync error kind"):
@@ -115,3 +115,9 @@ def test_each_metrics_has_its_own_registry() -> None:
     assert metric(first.render().decode(), "reconciler_objects_managed") == 3
     assert metric(second.render().decode(), "reconciler_objects_managed") == 0
     assert b"python_gc" not in first.render()  # nothing from the global registry
+
+
+def test_every_plan_verb_is_an_action_label() -> None:
+    from reconciler.plan.model import Verb
+
+    assert set(ACTIONS) == {verb.value for verb in Verb}

@@ -7,7 +7,10 @@ namespace and pod name, then container.
 Sequencing: every action belongs to a ``group``. Actions of one group run one after the
 other; groups run concurrently. A ReplicationController whose template changed gets one
 rollout group, so its pods are replaced one at a time and the next only after the new one
-is ready: the controller never drops below replicas - 1. A Deployment's rollout is decided
+is ready: the controller never drops below replicas - 1. That holds across passes too: while
+a pod already on the new template is not ready (a failed step), the controller's other pods
+are not replaced, pass after pass, and the plan says why (an error at the controller's
+file:line). A Deployment's rollout is decided
 before this (``plan.rollout``: which pods exist at this step); here its pods are created
 and removed like any others, with the rollout's reasons.
 """
@@ -17,11 +20,20 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from reconciler.core import labels as L
-from reconciler.core.model import DesiredPod, HostState, LiveContainer, ObjectRef, Restart
+from reconciler.core.model import (
+    DesiredPod,
+    Diagnostic,
+    HostState,
+    LiveContainer,
+    Location,
+    ObjectRef,
+    Restart,
+    Severity,
+)
 from reconciler.desire.settings import DesiredState
 from reconciler.plan.fields import drift, field_changes
 from reconciler.plan.lifecycle import app_step, init_steps
-from reconciler.plan.live import group_pods, live_spec, owner_of, should_restart
+from reconciler.plan.live import group_pods, live_spec, owner_of, pod_ready, should_restart
 from reconciler.plan.model import Action, FieldChange, Plan, Verb
 from reconciler.plan.reload import orphan_records, reload_needed
 
@@ -50,6 +62,8 @@ def plan(
     for observed in live.values():
         for containers in group_pods(observed.containers).values():
             live_counts[owner_of(containers)] += 1
+    held = _held_updates(desired, live)
+    holding: dict[ObjectRef, Location] = {}
     for host in sorted(set(wanted) | set(live)):
         state = live.get(host)
         if state is not None and not state.reachable:
@@ -66,17 +80,22 @@ def plan(
         )
         desired_pods = wanted.get(host, {})
         for key in sorted(desired_pods):
-            result.actions.extend(
-                _pod_actions(
-                    desired_pods[key],
-                    live_pods.get(key),
-                    desired,
-                    live_counts,
-                    now=now,
-                    wakes=wakes,
-                    records=records.get(key, []),
-                )
+            pod = desired_pods[key]
+            actions = _pod_actions(
+                pod,
+                live_pods.get(key),
+                desired,
+                live_counts,
+                now=now,
+                wakes=wakes,
+                records=records.get(key, []),
             )
+            if pod.owner in held:  # a rolling update's next step waits for the failed one
+                kept = [a for a in actions if not _update_step(a)]
+                if len(kept) < len(actions):
+                    holding[pod.owner] = pod.source
+                actions = kept
+            result.actions.extend(actions)
         for key in sorted(set(records) - set(live_pods)):
             result.actions.append(orphan_records(host, key, records[key]))
         for key in sorted(set(live_pods) - set(desired_pods) - desired.kept):
@@ -86,7 +105,46 @@ def plan(
             else:
                 result.skipped_prunes.append(action)
     result.wake_at = min(wakes, default=None)
+    for owner, source in sorted(holding.items()):
+        result.problems.append(
+            Diagnostic(
+                Severity.ERROR,
+                source,
+                f"rolling update held: {held[owner]}; the other replicas keep their template "
+                "until it is (fix the template, or wait for it)",
+                kind=owner.kind,
+                name=owner.name,
+            )
+        )
     return result
+
+
+def _update_step(action: Action) -> bool:
+    """A step of a ReplicationController's rolling update: a pod replaced for its spec."""
+    return action.verb is Verb.RECREATE and action.group.startswith("rollout/")
+
+
+def _held_updates(desired: DesiredState, live: Mapping[str, HostState]) -> dict[ObjectRef, str]:
+    """ReplicationControllers whose rolling update must wait, with why: a pod of theirs
+    already runs the wanted template (a step taken, in this pass or an earlier one) and is
+    not ready (``plan.live.pod_ready``). Replacing another now would take down a replica
+    that serves for one that does not."""
+    wanted = {
+        (p.host, *p.key): p for p in desired.pods if p.owner.kind == "ReplicationController"
+    }
+    held: dict[ObjectRef, str] = {}
+    for host in sorted(live):
+        state = live[host]
+        if not state.reachable:
+            continue
+        for key, containers in sorted(group_pods(state.containers).items()):
+            pod = wanted.get((host, *key))
+            if pod is None or {c.labels.get(L.SPEC_HASH) for c in containers} != {pod.spec_hash}:
+                continue
+            if not pod_ready(containers):
+                why = f"pod {pod.name} on {host} runs the new template and is not ready"
+                held.setdefault(pod.owner, why)
+    return held
 
 
 def _pod_actions(

@@ -307,6 +307,50 @@ spec:
     assert len(ready) == 2  # never below replicas - 1
 
 
+def test_rc_rolling_update_after_a_failed_step_keeps_the_other_replicas() -> None:
+    """The passes after a failed step (``reconciler run`` makes one every interval; a
+    second ``apply``) do not go on replacing: the new pod is not ready, so the rolling
+    update holds at it, and the old replicas keep serving, however many passes come."""
+    hosts, runtimes = cluster("h1")
+    text = """
+apiVersion: v1
+kind: ReplicationController
+metadata: {name: api}
+spec:
+  replicas: 3
+  selector: {app: api}
+  template:
+    metadata: {labels: {app: api}}
+    spec:
+      containers: [{name: app, image: "IMAGE"}]
+"""
+    clock = Clock()
+    apply(text.replace("IMAGE", "web:1"), hosts, runtimes, clock)
+    for _ in range(4):
+        apply(text.replace("IMAGE", "crash:1"), hosts, runtimes, clock)
+        clock.sleep(30)
+    running = runtimes["h1"].running()
+    old = [n for n, s in running.items() if n.endswith("_app") and s == "running"]
+    assert len(old) == 2, running  # never below replicas - 1, pass after pass
+    manifests = validate(parse_text(text.replace("IMAGE", "crash:1"), "rc.yaml")).manifests
+    live, memory, now = observe_and_remember(runtimes, "mem", None, clock=clock)
+    _, held = make_plan(manifests, hosts, live, SETTINGS, host_memory=memory, now=now)
+    assert not [a for a in held.actions if a.verb.value == "recreate"]
+    (problem,) = [d for d in held.problems if d.is_error]
+    assert "rolling update held: pod api-0 on h1" in problem.message
+    where = (problem.kind, problem.name, problem.location.line)
+    assert where == ("ReplicationController", "api", 2)  # the controller's file:line
+    # the template fixed: the update goes on, one at a time, to the end
+    driven = apply(text.replace("IMAGE", "web:2"), hosts, runtimes, clock)
+    assert not driven.report.failed, [r.error for r in driven.report.failed]
+    images = {
+        item["Image"]
+        for item in runtimes["h1"].containers.values()
+        if item["Labels"].get(L.ROLE) == L.ROLE_APP
+    }
+    assert images == {"web:2"}
+
+
 def test_pod_and_rc_spec_hashes_are_those_of_before_deployments() -> None:
     """An upgrade must not recreate running pods: the sample's hashes, as computed before
     Deployments existed."""

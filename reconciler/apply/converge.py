@@ -254,8 +254,14 @@ def failure_details(
                 said = runtimes[host].failure_details(containers)
             except Exception:  # only the reason gets shorter
                 continue
-            apps = [c for c in containers if c.labels.get(L.ROLE) == L.ROLE_APP]
-            texts = [said[c.id] for c in apps if c.id in said] or [
+            # the app containers, and the infra container when it carries the pod's
+            # readiness probe (docs/health.md): what that probe got is the reason
+            telling = [
+                c
+                for c in containers
+                if c.labels.get(L.ROLE) == L.ROLE_APP or c.labels.get(L.HEALTH)
+            ]
+            texts = [said[c.id] for c in telling if c.id in said] or [
                 said[c.id] for c in containers if c.id in said
             ]
             if texts:

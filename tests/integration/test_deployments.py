@@ -53,7 +53,15 @@ def deployment(
     min_ready: int = 1,
     surge: int | str = "25%",
     unavailable: int | str = "25%",
+    probe: bool = False,
 ) -> str:
+    readiness = (
+        "\n          readinessProbe:"
+        "\n            httpGet: {path: /, port: http}"
+        "\n            periodSeconds: 1"
+        if probe
+        else ""
+    )
     return f"""\
 apiVersion: apps/v1
 kind: Deployment
@@ -77,7 +85,7 @@ spec:
           imagePullPolicy: {pull}
           command: ["sh", "-c"]
           args: [{json.dumps(command.format(greeting=greeting))}]
-          ports: [{{containerPort: 8080, name: http}}]
+          ports: [{{containerPort: 8080, name: http}}]{readiness}
 """
 
 
@@ -291,6 +299,15 @@ def test_apply_rolls_back_a_crashing_template_and_exits_1_with_its_exit_code(rig
 
 
 # -- two hosts ----------------------------------------------------------------------------------
+def _ready(containers: list[dict[str, Any]]) -> bool:
+    """A pod ready as its readiness probe says: both containers run, and the infra
+    container's Docker health (the pod's readiness, docs/health.md) is healthy."""
+    if len(containers) != 2 or not all(c["State"] == "running" for c in containers):
+        return False
+    infra = [c for c in containers if c["Labels"].get(L.ROLE) == L.ROLE_INFRA]
+    return all(c["Status"].endswith("(healthy)") for c in infra if c["Labels"].get(L.HEALTH))
+
+
 def _sample(apis: dict[str, docker.APIClient], instance: str) -> tuple[int, int]:
     """(pods, ready pods) of Deployment web on every host, listed at the same moment."""
 
@@ -304,10 +321,7 @@ def _sample(apis: dict[str, docker.APIClient], instance: str) -> tuple[int, int]
     for c in found:
         if c["Labels"].get(L.ROLE) != L.ROLE_ROLLOUT:  # not the rollout's memory
             pods.setdefault(c["Labels"][L.POD], []).append(c)
-    ready = sum(
-        1 for cs in pods.values() if len(cs) == 2 and all(c["State"] == "running" for c in cs)
-    )
-    return len(pods), ready
+    return len(pods), sum(1 for cs in pods.values() if _ready(cs))
 
 
 def test_surge_and_unavailability_hold_at_every_sample_of_a_rollout_over_two_hosts(
@@ -319,7 +333,12 @@ def test_surge_and_unavailability_hold_at_every_sample_of_a_rollout_over_two_hos
     apis = {h["name"]: test_hosts.api(h["name"]) for h in two}
     try:
         replicas, surge, unavailable = 6, 2, 1
-        options = {"replicas": replicas, "surge": surge, "unavailable": unavailable}
+        options = {
+            "replicas": replicas,
+            "surge": surge,
+            "unavailable": unavailable,
+            "probe": True,  # ready is what the readiness probe says
+        }
         rig.write("web.yaml", deployment(**options))  # type: ignore[arg-type]
         first = rig.apply("--hosts", hosts_file)
         assert first.exit_code == 0, first.output

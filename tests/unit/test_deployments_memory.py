@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -502,3 +503,54 @@ def test_the_service_is_not_woken_by_its_own_rollout_markers(tmp_path: Path) -> 
     finally:
         loop.stop()
         runner.join(timeout=10)
+
+
+def test_readiness_probes_and_min_ready_seconds_gate_a_rollout_and_get_deployments() -> None:
+    """A Deployment's pods count as ready when their readiness probe passes (the infra
+    container's Docker health, ``core.health.pod_ready``), and as available only after
+    ``minReadySeconds`` of it; ``get deployments -o json|name`` (``render.objects``' shapes)
+    says the same."""
+    from reconciler.render.deployments import deployment_object, deployment_views
+    from reconciler.render.objects import object_list, object_names
+
+    hosts, runtimes = cluster("h1")
+    clock = Clock()
+    probed = deployment("web:1", replicas=2, min_ready=5).replace(
+        "ports: [{containerPort: 8080}]",
+        "ports: [{containerPort: 8080}]\n"
+        "          readinessProbe: {httpGet: {path: /ready, port: 8080}, periodSeconds: 1}",
+    )
+    first = apply(probed, hosts, runtimes, clock, wait=False)
+    assert first.still_failing == []
+    host = runtimes["h1"]
+
+    def shown() -> dict[str, Any]:
+        [view] = deployment_views(observe(runtimes), clock())
+        return deployment_object(view)
+
+    pods = sorted(web_pods(runtimes))
+    assert len(pods) == 2
+    item = shown()
+    assert item["status"]["readyReplicas"] == 0
+    assert item["metadata"]["labels"] == {"team": "a"}
+    assert item["metadata"]["annotations"]["reconciler.io/source"] == "web.yaml:2:1"
+    assert object_names([item]) == ["deployment.apps/web"]
+    assert object_list([item])["kind"] == "List"
+    still = apply(probed, hosts, runtimes, clock, wait=False)  # not ready: nothing to do yet
+    assert still.rollouts.steps[WEB].status.in_progress
+    for pod in pods:
+        host.set_health(f"mem_default_{pod}_POD", "healthy")
+    seen = apply(probed, hosts, runtimes, clock, wait=False)  # ready now, not for 5 s yet
+    assert seen.rollouts.steps[WEB].status.in_progress
+    status = shown()["status"]
+    assert (status["readyReplicas"], status["availableReplicas"]) == (2, 0)
+    driven = apply(probed, hosts, runtimes, clock)  # passes 1 s apart until available
+    assert driven.rollouts.steps[WEB].status.state == "complete"
+    status = shown()["status"]
+    assert (status["readyReplicas"], status["availableReplicas"]) == (2, 2)
+    conditions = {c["type"]: c["status"] for c in status["conditions"]}
+    assert conditions == {"Available": "True", "Progressing": "True"}
+    # a pod whose probe fails again is not ready, not available: get says so
+    host.set_health(f"mem_default_{pods[0]}_POD", "unhealthy")
+    status = shown()["status"]
+    assert (status["readyReplicas"], status["availableReplicas"]) == (1, 1)

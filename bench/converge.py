@@ -59,6 +59,7 @@ from typing import Any
 import docker
 import docker.errors
 
+from bench import verdicts
 from reconciler.apply.converge import apply_plan, connect, load_source, make_plan, observe
 from reconciler.core import labels as L
 from reconciler.core.model import DesiredPod
@@ -145,8 +146,8 @@ def ratio(numerator: float, denominator: float) -> float:
     return numerator / denominator if denominator > 0 else float("inf")
 
 
-def verdict(ok: bool) -> str:
-    return "PASS" if ok else "FAIL"
+def verdict(ok: bool | None) -> str:
+    return verdicts.status(ok)
 
 
 def median(values: Iterable[float]) -> float:
@@ -955,6 +956,10 @@ def print_noop(r: dict[str, Any]) -> None:
     print(f"      of which start-up alone (`reconciler --version`): {rec['cli_startup_s']:.3f} s")
     if "unavailable" in comp:
         print(f"  docker-compose {COMPOSE_VERSION}: peer unavailable: {comp['unavailable']}")
+        print(
+            f"  ratio compose / reconciler, CLI vs CLI                 :          "
+            f"{verdicts.NOT_MEASURED} (target >= {r['target_min_ratio']:.0f}x: no peer)"
+        )
     else:
         print(
             f"  docker-compose {COMPOSE_VERSION} bring-up (`up -d`, {comp['services']} services"
@@ -979,16 +984,21 @@ def print_noop(r: dict[str, Any]) -> None:
     )
 
 
-def overall(results: dict[str, Any]) -> bool:
-    checks = []
+def target_statuses(results: dict[str, Any]) -> list[str]:
+    """The status of every target of the parts that ran; the compose ratio is NOT MEASURED
+    when docker-compose could not run (not installed, or it failed on the fleet)."""
+    checks: list[bool | None] = []
     if "create" in results:
         checks += [results["create"]["pass_inprocess"], results["create"]["pass_cli"]]
     if "noop" in results:
         noop = results["noop"]
-        checks += [noop["pass_one_list_call"], noop["in_sync"]]
-        if "pass_ratio_cli" in noop:
-            checks.append(noop["pass_ratio_cli"])
-    return all(checks)
+        checks += [noop["pass_one_list_call"], noop["in_sync"], noop.get("pass_ratio_cli")]
+    return [verdicts.status(check) for check in checks]
+
+
+def overall(results: dict[str, Any]) -> str:
+    """PASS only when every target of the run was measured and passed."""
+    return verdicts.overall(target_statuses(results))
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -1071,11 +1081,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if failure:
         print(f"benchmark failed: {failure}", file=sys.stderr)
         results["error"] = failure
-    ok = not failure and overall(results)
-    results["pass"] = ok
+    statuses = target_statuses(results)
+    result = verdicts.FAIL if failure else verdicts.overall(statuses)
+    results["pass"] = result == verdicts.PASS
+    results["overall"] = result
     results["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    measured = sum(1 for s in statuses if s != verdicts.NOT_MEASURED)
     print(
-        f"== overall: {verdict(ok)} (run {bench.run_id}; load average "
+        f"== overall: {result} ({measured} of {len(statuses)} targets measured; "
+        f"run {bench.run_id}; load average "
         f"{results['loadavg_at_start'][0]} at start, {results['loadavg_at_end'][0]} at end, "
         f"on {results['cpus']} CPUs; "
         f"leftover containers {results['leftover_containers']}, "

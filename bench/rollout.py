@@ -34,6 +34,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from bench import verdicts
 from bench.converge import SLEEP_COMMAND, Bench, floor_create, rc_manifest, verdict
 from reconciler.apply.converge import connect, load_source, make_plan, observe_and_remember
 from reconciler.apply.drive import Driven, Pacing, drive
@@ -178,6 +179,7 @@ def report(result: dict[str, Any]) -> str:
             f"{result['ratio_surge_all']:.2f}x floor",
             f"target: default rollout <= {result['target_max_ratio']}x the create floor: "
             f"{verdict(result['pass'])}",
+            verdicts.overall_line([verdict(result["pass"])]),
         ]
     )
 

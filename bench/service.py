@@ -171,7 +171,7 @@ def summary(samples: Sequence[float]) -> dict[str, Any]:
 
 
 def service_targets(results: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The rows of the report's target table (SKIP where that part did not run)."""
+    """The rows of the report's target table (NOT MEASURED where that part did not run)."""
     latency = results.get("latency") or {}
     fleet = results.get("fleet") or {}
     rows = []

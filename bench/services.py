@@ -62,6 +62,7 @@ import docker
 import docker.errors
 import yaml
 
+from bench import verdicts
 from reconciler.core import labels as L
 
 REPO = Path(__file__).resolve().parent.parent
@@ -259,13 +260,17 @@ def ratio(numerator: float, denominator: float) -> float:
 
 
 def verdict(ok: bool | None) -> str:
-    return "SKIP" if ok is None else ("PASS" if ok else "FAIL")
+    return verdicts.status(ok)
 
 
 def target(name: str, value: float | None, op: str, limit: float) -> dict[str, Any]:
-    """One target row: ``value`` ``op`` (<= or >=) ``limit``; SKIP when there is no value."""
+    """One target row: ``value`` ``op`` (<= or >=) ``limit``; NOT MEASURED when there is no
+    value (its part or its peer did not run)."""
     if value is None or value != value:  # None or NaN
-        return {"target": name, "value": None, "limit": limit, "op": op, "status": "SKIP"}
+        return {
+            "target": name, "value": None, "limit": limit, "op": op,
+            "status": verdicts.NOT_MEASURED,
+        }  # fmt: skip
     ok = value <= limit if op == "<=" else value >= limit
     return {
         "target": name,
@@ -882,6 +887,10 @@ def finish_run(
     results["loadavg_at_end"] = loadavg()
     results["targets"] = targets_of(results)
     print_targets(results["targets"], width)
+    statuses = [row["status"] for row in results["targets"]]
+    results["overall"] = verdicts.overall(statuses) if not failure else verdicts.FAIL
+    failed_line = "== overall: FAIL (the run failed) =="
+    print(verdicts.overall_line(statuses) if not failure else failed_line)
     if failure:
         print(f"benchmark failed: {failure}", file=sys.stderr)
         results["error"] = failure

@@ -34,6 +34,8 @@ from typing import Any
 
 import yaml
 
+from bench import verdicts
+
 try:
     _Dumper: type[Any] = yaml.CSafeDumper
 except AttributeError:  # pragma: no cover - depends on how PyYAML was built
@@ -427,7 +429,7 @@ def _figures(timings: list[Timing], objects: int) -> dict[str, Any]:
 
 
 def _status(passed: bool | None) -> str:
-    return "SKIP" if passed is None else "PASS" if passed else "FAIL"
+    return verdicts.status(passed)
 
 
 def _objects_per_file(tree: Tree) -> int:
@@ -440,20 +442,27 @@ def summarise(
     sample: list[Path],
     peer_timings: list[Timing],
     load: tuple[float, float],
+    peer_error: str = "",
 ) -> dict[str, Any]:
-    """The figures, the ratio and the targets' status, as printed and as ``--json``."""
+    """The figures, the ratio and the targets' status, as printed and as ``--json``.
+
+    Without ``peer_timings`` (the peer could not run: ``peer_error`` says why) the ratio is
+    not measured, and so the run cannot be a PASS."""
     ours = _figures(reconciler_timings, tree.objects)
     ours["files"] = len(tree.files)
-    peer = _figures(peer_timings, len(sample) * _objects_per_file(tree))
-    peer["files"] = len(sample)
-    peer["sample"] = len(sample) < len(tree.files)
-    ratio = ours["objects_per_s"] / peer["objects_per_s"]
-    ratio_median = ours["objects_per_s_median"] / peer["objects_per_s_median"]
-    ratio_cpu = (
-        ours["objects_per_cpu_s"] / peer["objects_per_cpu_s"]
-        if ours["objects_per_cpu_s"] and peer["objects_per_cpu_s"]
-        else None
-    )
+    peer: dict[str, Any] | None = None
+    ratio = ratio_median = ratio_cpu = None
+    if peer_timings:
+        peer = _figures(peer_timings, len(sample) * _objects_per_file(tree))
+        peer["files"] = len(sample)
+        peer["sample"] = len(sample) < len(tree.files)
+        ratio = ours["objects_per_s"] / peer["objects_per_s"]
+        ratio_median = ours["objects_per_s_median"] / peer["objects_per_s_median"]
+        ratio_cpu = (
+            ours["objects_per_cpu_s"] / peer["objects_per_cpu_s"]
+            if ours["objects_per_cpu_s"] and peer["objects_per_cpu_s"]
+            else None
+        )
     full_size = tree.objects >= TARGET_RATE_OBJECTS
     return {
         "benchmark": "validate",
@@ -471,14 +480,15 @@ def summarise(
         },
         "reconciler": ours,
         "kubernetes_validate": peer,
-        "ratio": round(ratio, 1),
-        "ratio_median": round(ratio_median, 1),
+        "peer_error": peer_error,
+        "ratio": round(ratio, 1) if ratio is not None else None,
+        "ratio_median": round(ratio_median, 1) if ratio_median is not None else None,
         "ratio_cpu": round(ratio_cpu, 1) if ratio_cpu is not None else None,
         "targets": {
             "ratio": {
                 "target": TARGET_RATIO,
-                "value": round(ratio, 1),
-                "status": _status(ratio >= TARGET_RATIO),
+                "value": round(ratio, 1) if ratio is not None else None,
+                "status": _status(ratio >= TARGET_RATIO if ratio is not None else None),
             },
             "reconciler_objects_per_s": {
                 "target": TARGET_RATE,
@@ -489,19 +499,38 @@ def summarise(
     }
 
 
-def print_report(result: dict[str, Any]) -> None:
-    tree, ours, peer = result["tree"], result["reconciler"], result["kubernetes_validate"]
-    targets, machine = result["targets"], result["machine"]
-    kinds = ", ".join(f"{n:,} {k}" for k, n in tree["kinds"].items())
+def _peer_lines(result: dict[str, Any], per_cpu: Any) -> list[str]:
+    tree, peer = result["tree"], result["kubernetes_validate"]
+    if peer is None:
+        return [f"peer:       `kubernetes-validate --strict` could not run: {result['peer_error']}"]
     sample = (
         f"a SAMPLE of {peer['files']:,} of the {tree['files']:,} files "
         f"({peer['objects']:,} objects)"
         if peer["sample"]
         else f"all {peer['files']:,} files ({peer['objects']:,} objects)"
     )
+    return [
+        f"peer:       `kubernetes-validate --strict FILE...` on {sample}, one process, "
+        f"best of {peer['runs']}",
+        f"            {peer['objects_per_s']:>10,.1f} objects/s  (best {peer['best_s']:.3f} s; "
+        f"median {peer['median_s']:.3f} s = {peer['objects_per_s_median']:,.1f} objects/s; "
+        f"{per_cpu(peer)})",
+        "            the peer's rate is per object, so it compares with ours although it ran "
+        "on a sample",
+        "",
+        f"ratio:      {result['ratio']:,.1f}x  reconciler / kubernetes-validate, objects/s "
+        f"(median-based {result['ratio_median']:,.1f}x"
+        + (f", CPU-time-based {result['ratio_cpu']:,.1f}x)" if result["ratio_cpu"] else ")"),
+    ]
+
+
+def print_report(result: dict[str, Any]) -> None:
+    tree, ours, peer = result["tree"], result["reconciler"], result["kubernetes_validate"]
+    targets, machine = result["targets"], result["machine"]
+    kinds = ", ".join(f"{n:,} {k}" for k, n in tree["kinds"].items())
     rate_note = (
         ""
-        if targets["reconciler_objects_per_s"]["status"] != "SKIP"
+        if targets["reconciler_objects_per_s"]["status"] != verdicts.NOT_MEASURED
         else f"  (needs {TARGET_RATE_OBJECTS:,} objects: run at full size)"
     )
 
@@ -523,25 +552,19 @@ def print_report(result: dict[str, Any]) -> None:
         f"            {ours['objects_per_s']:>10,.1f} objects/s  (best {ours['best_s']:.3f} s; "
         f"median {ours['median_s']:.3f} s = {ours['objects_per_s_median']:,.1f} objects/s; "
         f"{per_cpu(ours)})",
-        f"peer:       `kubernetes-validate --strict FILE...` on {sample}, one process, "
-        f"best of {peer['runs']}",
-        f"            {peer['objects_per_s']:>10,.1f} objects/s  (best {peer['best_s']:.3f} s; "
-        f"median {peer['median_s']:.3f} s = {peer['objects_per_s_median']:,.1f} objects/s; "
-        f"{per_cpu(peer)})",
-        "            the peer's rate is per object, so it compares with ours although it ran "
-        "on a sample",
-        "",
-        f"ratio:      {result['ratio']:,.1f}x  reconciler / kubernetes-validate, objects/s "
-        f"(median-based {result['ratio_median']:,.1f}x"
-        + (f", CPU-time-based {result['ratio_cpu']:,.1f}x)" if result["ratio_cpu"] else ")"),
+        *_peer_lines(result, per_cpu),
         "",
         f"target ratio >= {TARGET_RATIO:.0f}x:                        "
-        f"{targets['ratio']['status']}  ({result['ratio']:,.1f}x)",
+        f"{targets['ratio']['status']}  "
+        + (f"({result['ratio']:,.1f}x)" if result["ratio"] is not None else "(no peer)"),
         f"target reconciler >= {TARGET_RATE:,.0f} objects/s on 10k:  "
         f"{targets['reconciler_objects_per_s']['status']}  "
         f"({ours['objects_per_s']:,.1f} objects/s){rate_note}",
         "",
-        "Both tools ran in this run on this machine: read the ratio, not absolute times.",
+        "Both tools ran in this run on this machine: read the ratio, not absolute times."
+        if peer is not None
+        else "The peer did not run: the ratio is not measured.",
+        verdicts.overall_line(t["status"] for t in targets.values()),
     ]
     if machine["load_before"] > (machine["cpus"] or 1) or machine["load_after"] > (
         machine["cpus"] or 1
@@ -611,9 +634,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             f"({peer_objects} objects)...",
             file=sys.stderr,
         )
-        peer_times = time_peer(sample, peer_objects, args.peer_runs or args.runs)
+        peer_error = ""
+        try:
+            peer_times = time_peer(sample, peer_objects, args.peer_runs or args.runs)
+        except BenchError as exc:  # the ratio is then not measured, never a pass
+            peer_times, peer_error = [], str(exc)
         load_after = os.getloadavg()[0]
-        return summarise(tree, reconciler_times, sample, peer_times, (load_before, load_after))
+        return summarise(
+            tree, reconciler_times, sample, peer_times, (load_before, load_after), peer_error
+        )
     finally:
         if args.keep:
             print(f"kept {workdir}", file=sys.stderr)

@@ -1,3 +1,6 @@
 """reconciler: Kubernetes-style manifests reconciled onto plain Docker hosts."""
 
-__version__ = "0.1.0"
+#: The version, in this one place: the wheel's metadata reads it (pyproject.toml's
+#: ``[tool.hatch.version]``), ``reconciler --version`` prints it; CHANGELOG.md names the commit
+#: of every release.
+__version__ = "0.2.0.dev0"

@@ -22,6 +22,11 @@ _.on_any_event
 _.object
 # pytest uses these by name: module marks, autouse fixtures
 pytestmark, no_leftover_processes
+# engine/ssh.py: urllib3 calls a pool's _new_conn, requests an adapter's get_connection;
+# docker-py reads an ssh socket's file's .channel and closes the client's _custom_adapter
+_._new_conn, _.get_connection, _.channel, _._custom_adapter
+# configparser calls optionxform on every key (the unit test keeps keys' case)
+_.optionxform
 # socketserver calls handle_error when a handler raised (a client broke a limit mid-request)
 _.handle_error
 # urllib's opener calls the redirect handler's redirect_request by name

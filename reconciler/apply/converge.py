@@ -53,8 +53,10 @@ def load_source(
     limits: SourceLimits | None = None,
     root: str | None = None,
     max_pods: int | None = None,
+    exclude: Sequence[str] = (),
 ) -> tuple[ValidationResult, int]:
-    """Validated manifests of a source tree, and how many files it had.
+    """Validated manifests of a source tree (less what ``exclude`` and ``.sourceignore``
+    files leave out), and how many files it had.
 
     With a ``keyring`` (``diff``, ``apply``, ``run``), SOPS-encrypted Secrets are decrypted
     in memory first and checked in full; one that cannot be opened is an error, so nothing
@@ -64,7 +66,7 @@ def load_source(
     the ``policy``, the source's ``limits`` (``root`` is the tree symbolic links must stay
     in: a git checkout) and, when given, ``max_pods``.
     """
-    loaded = load_paths(paths, limits=limits, root=root)
+    loaded = load_paths(paths, limits=limits, root=root, exclude=exclude)
     if keyring is not None:
         loaded = open_secrets(loaded, keyring)
     result = validate(loaded, policy)

@@ -75,6 +75,7 @@ def validate_paths(
     *,
     workers: int | None = None,
     min_bytes: int = MIN_PARALLEL_BYTES,
+    exclude: Sequence[str] = (),
     limits: SourceLimits | None = None,
     policy: Policy = DEFAULT_POLICY,
 ) -> Validated:
@@ -86,7 +87,7 @@ def validate_paths(
     bound what is read (``source.load.SourceLimits``); ``policy`` is the operator's
     (``check.policy``).
     """
-    source = read_source(paths, stdin, limits=limits)
+    source = read_source(paths, stdin, limits=limits, exclude=exclude)
     inputs = source.inputs
     count = _process_count(inputs, _cpus() if workers is None else workers, min_bytes)
     # The composer keeps every container it makes, so the collector's passes over the
@@ -154,7 +155,7 @@ def _check_run(inputs: _Inputs, policy: Policy = DEFAULT_POLICY) -> _Run:
     """
     run = _Run([], 0, [], [], [])
     for filename, data in inputs:
-        loaded = parse_bytes(data, filename)
+        loaded = parse_bytes(data, filename, manifests_only=True)
         run.files.extend(loaded.files)
         run.objects += len(loaded.manifests)
         run.load_diagnostics.extend(loaded.diagnostics)

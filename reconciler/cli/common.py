@@ -91,10 +91,12 @@ def validated_source(
     sources: tuple[str, ...],
     keyring: Keyring | None = None,
     admission: Admission | None = None,
+    exclude: tuple[str, ...] = (),
 ) -> tuple[ValidationResult, str]:
     """Load, decrypt and validate against the operator's ``admission`` (policy, limits,
-    ``--max-pods``); on any error print the messages and exit 2 (a Secret that cannot be
-    decrypted is one: nothing is applied)."""
+    ``--max-pods``), less what ``exclude`` and ``.sourceignore`` files leave out; on any
+    error print the messages and exit 2 (a Secret that cannot be decrypted is one: nothing
+    is applied)."""
     paths = list(sources) or ["."]
     admitted = admission or Admission()
     try:
@@ -104,6 +106,7 @@ def validated_source(
             policy=admitted.policy,
             limits=admitted.limits,
             max_pods=admitted.max_pods,
+            exclude=exclude,
         )
     except InputError as exc:
         raise click.UsageError(str(exc)) from exc
@@ -154,14 +157,17 @@ def compute_plan(
     prune_volumes: bool = False,
     list_volumes: bool = False,
     admission: Admission | None = None,
+    exclude: tuple[str, ...] = (),
 ) -> Computed:
     """Validated manifests, the hosts observed (and remembered), and the plan between them.
 
     ``assume_down``: hosts to plan as lost past their grace period (``diff --assume-down``);
     the memory file keeps what was really observed. ``admission``: what the operator lets
-    the source ask of the hosts (``cli.admission``).
+    the source ask of the hosts (``cli.admission``). ``exclude``: ``--exclude`` globs.
     """
-    validation, revision = validated_source(sources, keyring_from_flags(key_file), admission)
+    validation, revision = validated_source(
+        sources, keyring_from_flags(key_file), admission, exclude
+    )
     hosts = hosts_from_flag(hosts_file)
     unknown = sorted(set(assume_down) - {h.name for h in hosts})
     if unknown:

@@ -35,6 +35,7 @@ from reconciler.render.plans import plan_json, plan_markdown, plan_text_lines
 
 @cli.command("diff")
 @opt.source_paths()
+@opt.exclude()
 @opt.hosts()
 @opt.instance()
 @opt.infra_image()
@@ -71,6 +72,7 @@ from reconciler.render.plans import plan_json, plan_markdown, plan_text_lines
 @opt.source_limits()
 def diff_command(
     sources: tuple[str, ...],
+    exclude: tuple[str, ...],
     hosts_file: str | None,
     instance: str,
     infra_image: str,
@@ -103,6 +105,7 @@ def diff_command(
         settings_from_flags(instance, infra_image, forwarder_image, cluster_cidr, host_grace),
         prune,
         assume_down=assume_down,
+        exclude=exclude,
         key_file=sops_age_key_file,
         prune_volumes=prune_volumes,
         list_volumes=True,  # a diff reports orphaned claims' volumes, whatever else
@@ -137,6 +140,7 @@ def diff_command(
 
 @cli.command("apply")
 @opt.source_paths()
+@opt.exclude()
 @opt.hosts()
 @opt.instance()
 @opt.infra_image()
@@ -171,6 +175,7 @@ def diff_command(
 )
 def apply_command(
     sources: tuple[str, ...],
+    exclude: tuple[str, ...],
     hosts_file: str | None,
     instance: str,
     infra_image: str,
@@ -209,6 +214,7 @@ def apply_command(
         settings_from_flags(instance, infra_image, forwarder_image, cluster_cidr, host_grace),
         prune,
         grace_period,
+        exclude=exclude,
         key_file=sops_age_key_file,
         prune_volumes=prune_volumes,
         admission=admission_from_flags(

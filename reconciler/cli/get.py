@@ -87,6 +87,7 @@ RESOURCES = {
 @opt.hosts()
 @opt.instance()
 @opt.source_paths()
+@opt.exclude()
 @opt.selector("Label selector, e.g. app=web,tier!=db.")
 @click.option(
     "-o",
@@ -103,6 +104,7 @@ def get_command(
     hosts_file: str | None,
     instance: str,
     sources: tuple[str, ...],
+    exclude: tuple[str, ...],
     selector: str | None,
     output: str,
 ) -> None:
@@ -126,7 +128,9 @@ def get_command(
         if kind == "deployments":
             items = [deployment_object(view) for view in _deployments(states, parsed, now)]
         else:
-            items = kube_objects(kind, pods, states, hosts, runtimes, sources, parsed)
+            items = kube_objects(
+                kind, pods, states, hosts, runtimes, sources, parsed, exclude
+            )
         _print_objects(items, output)
         sys.exit(EXIT_OK if all(s.reachable for s in states.values()) else EXIT_INVALID)
     if kind == "deployments":
@@ -148,11 +152,12 @@ def get_command(
         rows = host_rows(states, hosts, versions, wide)
     elif kind == "volumes":
         claims = {
-            (m.namespace, m.name) for m in _manifests(sources) if m.kind == "PersistentVolumeClaim"
+            (m.namespace, m.name) for m in _manifests(sources, exclude)
+            if m.kind == "PersistentVolumeClaim"
         }
         rows = volume_rows(states, claims, wide)
     else:
-        manifests = _manifests(sources) if sources or kind == "services" else []
+        manifests = _manifests(sources, exclude) if sources or kind == "services" else []
         if kind == "rc":
             rows = rc_rows(pods, manifests, now, wide)
         else:
@@ -174,6 +179,7 @@ def kube_objects(
     runtimes: dict[str, DockerHost],
     sources: tuple[str, ...],
     selector: Selector,
+    exclude: tuple[str, ...] = (),
 ) -> list[dict[str, Any]]:
     """The objects ``-o json|yaml|name`` prints (``render.objects``): pods and hosts from
     the live state, controllers and Services with their manifests' specs."""
@@ -196,7 +202,9 @@ def kube_objects(
         return result
     if kind == "volumes":
         claims = {
-            (m.namespace, m.name) for m in _manifests(sources) if m.kind == "PersistentVolumeClaim"
+            (m.namespace, m.name)
+            for m in _manifests(sources, exclude)
+            if m.kind == "PersistentVolumeClaim"
         }
         return [
             claim_object(
@@ -206,7 +214,7 @@ def kube_objects(
             for v in states[name].volumes
             if v.labels.get(L.CLAIM)
         ]
-    manifests = _manifests(sources) if sources or kind == "services" else []
+    manifests = _manifests(sources, exclude) if sources or kind == "services" else []
     if kind == "rc":
         wanted = {m.ref: m for m in manifests if m.kind == "ReplicationController"}
         owners: dict[ObjectRef, list[LivePod]] = {}
@@ -247,12 +255,14 @@ def _print_objects(items: list[dict[str, Any]], output: str) -> None:
         click.echo(yaml.safe_dump(object_list(items), sort_keys=False), nl=False)
 
 
-def _manifests(sources: tuple[str, ...]) -> list[Manifest]:
+def _manifests(sources: tuple[str, ...], exclude: tuple[str, ...]) -> list[Manifest]:
     """The manifests of ``--source`` (default .); invalid ones exit 2, as rows built from
     broken manifests would be guesses."""
     try:
         # shown, not run: the policy is the service's to enforce, not the table's
-        validation, files = load_source(list(sources) or ["."], policy=OPEN_POLICY)
+        validation, files = load_source(
+            list(sources) or ["."], policy=OPEN_POLICY, exclude=exclude
+        )
     except InputError as exc:
         raise click.UsageError(str(exc)) from exc
     if not validation.valid:

@@ -55,8 +55,27 @@ EXIT_INVALID = 1
 EXIT_ERROR = 2
 
 
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    """The version and the forwarder it serves Services with: its digest names the
+    forwarder image, and where it comes from says whether a C compiler is needed."""
+    if not value or ctx.resilient_parsing:
+        return
+    from reconciler.forwarder import build  # only here: the other verbs start without it
+
+    click.echo(f"reconciler {__version__}")
+    click.echo(f"forwarder {build.source_digest()} ({build.origin()})")
+    ctx.exit(EXIT_OK)
+
+
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="reconciler")
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_print_version,
+    help="Show the version and the forwarder's digest, and exit.",
+)
 def cli() -> None:
     """GitOps for plain Docker hosts.
 

@@ -52,6 +52,20 @@ def source_paths() -> Callable[[F], F]:
     )
 
 
+def exclude() -> Callable[[F], F]:
+    """``--exclude``: files under ``--source`` that are not manifests (``source.ignore``)."""
+    return click.option(
+        "--exclude",
+        "exclude",
+        envvar=env_var("exclude"),
+        multiple=True,
+        default=(),
+        metavar="GLOB",
+        help="Leave out files under --source matching GLOB (gitignore syntax, repeatable); "
+        ".sourceignore files are read too.",
+    )
+
+
 def source_location() -> Callable[[F], F]:
     """``--source`` of ``run``: one git repository or watched directory."""
     return click.option(

@@ -68,6 +68,7 @@ def _load_config(ctx: click.Context, _param: click.Parameter, value: str | None)
     help="YAML file of settings (keys as the flags); flags and RECONCILER_* env vars win.",
 )
 @opt.source_location()
+@opt.exclude()
 @click.option(
     "--branch",
     envvar=opt.env_var("branch"),
@@ -185,6 +186,7 @@ def _load_config(ctx: click.Context, _param: click.Parameter, value: str | None)
 )
 def run_command(
     source: str,
+    exclude: tuple[str, ...],
     branch: str,
     subpath: str,
     interval: float,
@@ -253,6 +255,7 @@ def run_command(
         source=source,
         branch=branch,
         path=subpath,
+        exclude=tuple(exclude),
         interval=interval,
         resync=resync,
         listen=listen,

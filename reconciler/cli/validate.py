@@ -26,6 +26,7 @@ from reconciler.render.diagnostics import (
 
 @cli.command("validate")
 @click.argument("paths", nargs=-1, type=str)
+@opt.exclude()
 @click.option(
     "-o",
     "--output",
@@ -38,6 +39,7 @@ from reconciler.render.diagnostics import (
 @opt.source_limits()
 def validate_command(
     paths: tuple[str, ...],
+    exclude: tuple[str, ...],
     output: str,
     policy: str,
     allow_host_path: tuple[str, ...],
@@ -57,6 +59,7 @@ def validate_command(
             stdin=sys.stdin.buffer,
             limits=admitted.limits,
             policy=admitted.policy,
+            exclude=exclude,
         )
     except InputError as exc:
         raise click.UsageError(str(exc)) from exc

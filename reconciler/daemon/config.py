@@ -29,6 +29,7 @@ class RunConfig:
     source: str
     branch: str = ""
     path: str = ""
+    exclude: tuple[str, ...] = ()  # --exclude globs, besides the tree's .sourceignore files
     interval: float = 30.0
     resync: float = 60.0
     listen: str = "127.0.0.1:9477"

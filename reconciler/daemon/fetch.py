@@ -118,6 +118,7 @@ class DesiredSource:
                 limits=config.source_limits,
                 root=str(root),
                 max_pods=config.max_pods,
+                exclude=config.exclude,
             )
         except InputError as exc:
             self._record_error("validation", str(exc))

@@ -131,7 +131,11 @@ def compute_desired(
                 placer.pinned.setdefault((owner.namespace, name), pinned.pop())
             host = placer.place((owner.namespace, name), node_selector, cpu, memory)
             if host is None:
-                state.problems.append(unplaceable(manifest, name, node_selector, spec_path))
+                state.problems.append(
+                    unplaceable(
+                        manifest, name, node_selector, spec_path, placer.any_reachable()
+                    )
+                )
                 continue
             for claim in wanted:
                 claim_placed.setdefault(claim, host)

@@ -43,6 +43,10 @@ class Placer:
         state = self.live.get(host.name)
         return state is None or state.reachable
 
+    def any_reachable(self) -> bool:
+        """Whether any host answered: when none did, placement says that, not capacity."""
+        return any(self._reachable(h) for h in self.hosts)
+
     def eligible(self, node_selector: Mapping[str, str], cpu: int, memory: int) -> list[Host]:
         result = []
         for host in self.hosts:
@@ -123,11 +127,17 @@ def held_pods(
 
 
 def unplaceable(
-    manifest: Manifest, pod: str, node_selector: Mapping[str, str], spec_path: tuple[str | int, ...]
+    manifest: Manifest,
+    pod: str,
+    node_selector: Mapping[str, str],
+    spec_path: tuple[str | int, ...],
+    any_reachable: bool = True,
 ) -> Diagnostic:
     wanted = ",".join(f"{k}={v}" for k, v in node_selector.items())
     why = (
-        f"no reachable host matches nodeSelector {wanted} with capacity left"
+        "no host is reachable (see the unreachable hosts above)"
+        if not any_reachable
+        else f"no reachable host matches nodeSelector {wanted} with capacity left"
         if wanted
         else ("no reachable host has capacity left for its requests")
     )

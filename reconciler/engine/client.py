@@ -17,7 +17,12 @@ import docker.tls
 import requests
 
 from reconciler.core.errors import ApplyError, HostUnavailable, NotFound
+from reconciler.engine import ssh
+from reconciler.engine.reach import explain_unreachable
 from reconciler.source.hosts import Host
+
+#: The url an ssh host's client is made for before ``engine.ssh`` takes its requests over.
+SSH_PLACEHOLDER = "tcp://127.0.0.1:1"
 
 #: Seconds to open a TCP connection to an engine. A host that drops packets (powered off,
 #: firewalled) is then reported unreachable this fast, not after the whole request timeout.
@@ -27,13 +32,25 @@ T = TypeVar("T")
 
 
 class _APIClient(docker.APIClient):  # type: ignore[misc]
-    """docker's client, with ``CONNECT_TIMEOUT`` on engines reached over TCP.
+    """docker's client, with ``CONNECT_TIMEOUT`` on engines reached over TCP, and the TLS
+    CA of the hosts file whatever the environment says.
 
     docker-py takes one number for both connecting and reading (and adds to it for
     ``stop``), so the split is made here, per request, where requests accepts a
     ``(connect, read)`` pair. Unix sockets and ssh (``http+docker://`` URLs) are left as
     they are: they connect at once or fail at once.
     """
+
+    def merge_environment_settings(
+        self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any
+    ) -> Any:
+        """The hosts file's CA wins over ``REQUESTS_CA_BUNDLE``: requests lets that
+        variable replace a session's own CA (requests #3829), and a TLS engine's certificate
+        would then be checked against the system's CAs and refused."""
+        settings = super().merge_environment_settings(url, proxies, stream, verify, cert)
+        if isinstance(self.verify, str):
+            settings["verify"] = self.verify
+        return settings
 
     def send(self, request: Any, **kwargs: Any) -> Any:
         timeout = kwargs.get("timeout")
@@ -67,17 +84,20 @@ def open_client(
             ca_cert=cfg.ca,
             verify=cfg.ca if cfg.verify and cfg.ca else cfg.verify,
         )
+    over_ssh = host.url.startswith("ssh://")
     try:
         api = _APIClient(
-            base_url=host.url,
+            # ssh: a placeholder, then the ssh transport (docker-py's needs paramiko)
+            base_url=SSH_PLACEHOLDER if over_ssh else host.url,
             version=host.api_version,
             timeout=int(timeout),
             tls=tls,
-            use_ssh_client=host.url.startswith("ssh://"),
             max_pool_size=16,
         )
     except docker.errors.DockerException as exc:
         raise HostUnavailable(f"host {host.name} ({host.url}): {explain(exc)}") from exc
+    if over_ssh:
+        ssh.mount(api, host, timeout, max_pool_size=16)
 
     def count(response: Any, *args: Any, **kwargs: Any) -> Any:
         on_response(str(response.request.method))
@@ -92,7 +112,7 @@ def call(host: Host, what: str, function: Callable[..., T], *args: Any, **kwargs
     try:
         return function(*args, **kwargs)
     except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
-        raise HostUnavailable(f"host {host.name} ({host.url}): {exc}") from exc
+        raise HostUnavailable(explain_unreachable(host, exc)) from exc
     except docker.errors.NotFound as exc:
         raise NotFound(f"{what}: {explain(exc)}") from exc
     except docker.errors.APIError as exc:

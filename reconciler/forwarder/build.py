@@ -1,35 +1,42 @@
-"""The Service forwarder's program: compiled once from the packaged C source, then cached.
+"""The Service forwarder's program: shipped in the wheel, or compiled once and cached.
 
 Why a C program: the forwarder runs in a container whose image the reconciler makes on
 each host without a registry, from files on this machine (as it does for the pause image).
 A static binary needs nothing else in that image, forwards TCP *and* UDP, and copies bytes
 in one process with ``epoll`` instead of busybox ``nc``'s process pair per connection.
 
-The image tag is derived from the source and the compiler flags, so a changed forwarder
-gets a new image and the forwarders are recreated with it (their spec hash includes it).
-``RECONCILER_FORWARDER_BINARY`` points at a prebuilt static binary for machines without a
-C compiler.
+Where the program comes from, first found wins: ``RECONCILER_FORWARDER_BINARY`` (a static
+build made elsewhere); the binary a wheel ships (its build hook compiled it, so a machine
+without a C compiler serves Services); the cache; else it is compiled now with the local
+compiler (a source install). The image tag is derived from the source and the compiler
+flags (``program``), so a changed forwarder gets a new image and the forwarders are
+recreated with it (their spec hash includes it).
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shlex
 import shutil
-import subprocess
-import tempfile
 import threading
 from functools import cache
 from pathlib import Path
 
 from reconciler.core.errors import ForwarderBuildError
 from reconciler.desire.settings import FORWARDER_PATH
+from reconciler.forwarder.program import (
+    CFLAGS,
+    SOURCE,
+    CompileFailed,
+    binary_name,
+    compile_to,
+    digest_of,
+    prebuilt_path,
+)
 
-SOURCE = Path(__file__).parent / "forwarder.c"
-CFLAGS = ("-static", "-O2", "-std=gnu11", "-Wall", "-Wextra", "-Werror")
+__all__ = ["CFLAGS", "SOURCE"]
+
 BINARY_ENV = "RECONCILER_FORWARDER_BINARY"
-COMPILE_TIMEOUT = 180.0
 
 _build_lock = threading.Lock()
 
@@ -37,9 +44,18 @@ _build_lock = threading.Lock()
 @cache
 def source_digest() -> str:
     """12 hex digits naming this forwarder: its source and how it is compiled."""
-    digest = hashlib.sha256(SOURCE.read_bytes())
-    digest.update(" ".join(CFLAGS).encode())
-    return digest.hexdigest()[:12]
+    return digest_of(SOURCE.read_bytes())
+
+
+def origin() -> str:
+    """Where ``forwarder_binary`` will take the program from, in a few words."""
+    if os.environ.get(BINARY_ENV):
+        return f"from {BINARY_ENV}"
+    if prebuilt_path(source_digest()).is_file():
+        return "prebuilt, shipped in the package"
+    if (cache_dir() / binary_name(source_digest())).is_file():
+        return f"compiled, cached in {cache_dir()}"
+    return "to be compiled from source on first use: needs a C compiler"
 
 
 def default_forwarder_image() -> str:
@@ -70,14 +86,18 @@ def find_compiler() -> list[str] | None:
 
 
 def forwarder_binary() -> bytes:
-    """The static forwarder: ``$RECONCILER_FORWARDER_BINARY``, the cache, or a fresh build."""
-    prebuilt = os.environ.get(BINARY_ENV)
-    if prebuilt:
+    """The static forwarder: ``$RECONCILER_FORWARDER_BINARY``, the wheel's, the cache's, or
+    a fresh build."""
+    given = os.environ.get(BINARY_ENV)
+    if given:
         try:
-            return Path(prebuilt).read_bytes()
+            return Path(given).read_bytes()
         except OSError as exc:
-            raise ForwarderBuildError(f"{BINARY_ENV}={prebuilt}: {exc.strerror}") from None
-    target = cache_dir() / f"forwarder-{source_digest()}"
+            raise ForwarderBuildError(f"{BINARY_ENV}={given}: {exc.strerror}") from None
+    shipped = prebuilt_path(source_digest())
+    if shipped.is_file():
+        return shipped.read_bytes()
+    target = cache_dir() / binary_name(source_digest())
     with _build_lock:
         if not target.is_file():
             _compile(target)
@@ -100,23 +120,10 @@ def _compile(target: Path) -> None:
             f"cannot build the Service forwarder: {wanted} (install gcc and libc6-dev, set "
             f"CC, or set {BINARY_ENV} to a static build of {SOURCE})"
         )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
-        output = Path(scratch) / "forwarder"
-        try:
-            result = subprocess.run(
-                [*compiler, *CFLAGS, "-o", str(output), str(SOURCE)],
-                capture_output=True,
-                text=True,
-                timeout=COMPILE_TIMEOUT,
-                check=False,
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise ForwarderBuildError(f"cannot build the Service forwarder: {exc}") from None
-        if result.returncode != 0:
-            tail = "\n".join(result.stderr.strip().splitlines()[-8:])
-            raise ForwarderBuildError(
-                f"cannot build the Service forwarder with {shlex.join(compiler)} (a static "
-                f"build needs libc6-dev):\n{tail}"
-            )
-        os.replace(output, target)  # atomic: concurrent processes never see half a file
+    try:
+        compile_to(compiler, target)
+    except CompileFailed as exc:
+        raise ForwarderBuildError(
+            f"cannot build the Service forwarder with {shlex.join(compiler)} (a static "
+            f"build needs libc6-dev):\n{exc}"
+        ) from None

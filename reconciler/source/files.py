@@ -22,7 +22,7 @@ import errno
 import os
 import stat
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ from typing import Any
 from reconciler.core.errors import InputError
 from reconciler.core.model import Diagnostic, Location, Severity
 from reconciler.core.text import shown as shown_text
+from reconciler.source.ignore import SourceIgnore
 
 #: Files larger than this are refused: a manifest this big is a mistake or an attack.
 MAX_FILE_BYTES = 8 * 1024 * 1024
@@ -73,15 +74,16 @@ class SourceFiles:
         self.diagnostics.append(Diagnostic(Severity.ERROR, Location(name, 1, 1), message))
 
 
-def discover(paths: Iterable[str]) -> list[str]:
+def discover(paths: Iterable[str], exclude: Sequence[str] = ()) -> list[str]:
     """The files ``load_paths`` reads under ``paths``, in order (``-`` is stdin).
 
     Directories are walked recursively, sorted, skipping dot-entries; inside them only
     ``.yaml``, ``.yml`` and ``.json`` files count, as with ``kubectl create -f DIR``. Files
     named explicitly are taken whatever their suffix. Raises InputError for a path that does
-    not exist.
+    not exist. ``.sourceignore`` files and the ``exclude`` patterns leave files out
+    (``source.ignore``).
     """
-    return [name for name, _ in _Walker(SourceFiles()).files(paths)]
+    return [name for name, _ in _Walker(SourceFiles(), exclude=exclude).files(paths)]
 
 
 class _Walker:
@@ -94,9 +96,12 @@ class _Walker:
     ``/status``. Only regular files are read; a link loop is walked once.
     """
 
-    def __init__(self, out: SourceFiles, root: str | None = None) -> None:
+    def __init__(
+        self, out: SourceFiles, root: str | None = None, exclude: Sequence[str] = ()
+    ) -> None:
         self.out = out
         self.root = os.path.realpath(root) if root is not None else None
+        self.exclude = tuple(exclude)
 
     def files(self, paths: Iterable[str]) -> list[tuple[str, str | None]]:
         """(name as shown, real path to open) per file, in order; ``-`` has no path."""
@@ -108,7 +113,8 @@ class _Walker:
             path = Path(raw)
             if path.is_dir():
                 jail = self.root or os.path.realpath(raw)
-                self._walk(raw, os.path.realpath(raw), jail, set(), found)
+                ignore = SourceIgnore(raw, self.exclude)
+                self._walk(raw, os.path.realpath(raw), jail, set(), found, ignore)
             elif path.is_file():
                 found.append((raw, os.path.realpath(raw)))  # named by the operator: trusted
             elif path.exists():
@@ -124,6 +130,7 @@ class _Walker:
         jail: str,
         seen: set[str],
         found: list[tuple[str, str | None]],
+        ignore: SourceIgnore,
     ) -> None:
         if real_dir in seen:  # a link loop, or a directory linked twice
             return
@@ -132,6 +139,7 @@ class _Walker:
             entries = sorted(os.scandir(real_dir), key=lambda e: e.name)
         except OSError as exc:
             raise InputError(f"{shown_dir}: {exc.strerror or exc}") from exc
+        ignore.enter(shown_dir, real_dir, [e.name for e in entries])
         for entry in entries:
             name = entry.name
             if name.startswith("."):
@@ -143,12 +151,14 @@ class _Walker:
                 if target is None:
                     continue
                 if os.path.isdir(target):
-                    self._walk(shown, target, jail, seen, found)
-                elif is_manifest:
+                    if not ignore.ignored(shown_dir, name, is_dir=True):
+                        self._walk(shown, target, jail, seen, found, ignore)
+                elif is_manifest and not ignore.ignored(shown_dir, name, is_dir=False):
                     found.append((shown, target))
             elif entry.is_dir(follow_symlinks=False):
-                self._walk(shown, entry.path, jail, seen, found)
-            elif is_manifest:
+                if not ignore.ignored(shown_dir, name, is_dir=True):
+                    self._walk(shown, entry.path, jail, seen, found, ignore)
+            elif is_manifest and not ignore.ignored(shown_dir, name, is_dir=False):
                 found.append((shown, entry.path))  # a FIFO or device is refused when opened
 
     def _inside(self, shown: str, link: str, jail: str) -> str | None:
@@ -252,6 +262,7 @@ def read_source(
     *,
     limits: SourceLimits | None = None,
     root: str | None = None,
+    exclude: Sequence[str] = (),
 ) -> SourceFiles:
     """Read every file under ``paths`` (``-`` is stdin), in order, within ``limits``.
 
@@ -262,7 +273,7 @@ def read_source(
     """
     out = SourceFiles()
     budget = _Budget(limits or SourceLimits())
-    for name, path in _Walker(out, root).files(paths):
+    for name, path in _Walker(out, root, exclude).files(paths):
         if path is None:
             stream = stdin if stdin is not None else sys.stdin.buffer
             data = stream.read(MAX_FILE_BYTES + 1)

@@ -12,12 +12,17 @@ A hosts file reuses the manifest loader, so its mistakes get file:line:column to
         storage_classes:                # optional: a claim's storageClassName -> volume driver
           fast: local                   #   (no class: the "local" driver)
           nfs: {driver: local, options: {type: nfs, o: "addr=10.0.0.5", device: ":/export"}}
+        ssh: {identity: id_ed25519, known_hosts: known_hosts}          # optional, ssh://
+
+Relative paths in ``tls`` and ``ssh`` are relative to the hosts file's directory
+(``load_hosts``). Without a hosts file, ``DOCKER_HOST`` names the one host, with TLS when
+``DOCKER_TLS_VERIFY`` is set (certificates in ``DOCKER_CERT_PATH``, as the docker CLI has it).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -39,9 +44,11 @@ _HOST_FIELDS = {
     "tls",
     "api_version",
     "storage_classes",
+    "ssh",
 }
 DEFAULT_VOLUME_DRIVER = "local"
 _TLS_FIELDS = {"ca", "cert", "key", "verify"}
+_SSH_FIELDS = {"identity", "known_hosts"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +57,15 @@ class TLSConfig:
     cert: str | None = None
     key: str | None = None
     verify: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class SSHConfig:
+    """For ``ssh://`` hosts: the private key and the known_hosts file ssh is to use (else
+    ssh's own defaults and ``~/.ssh/config``)."""
+
+    identity: str | None = None
+    known_hosts: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,16 +84,22 @@ class Host:
     storage_classes: Mapping[str, tuple[str, tuple[tuple[str, str], ...]]] = field(
         default_factory=dict
     )
+    ssh: SSHConfig | None = None
 
 
 def default_hosts(environ: Mapping[str, str]) -> list[Host]:
-    """One host: ``DOCKER_HOST`` if set, else the local socket."""
+    """One host: ``DOCKER_HOST`` if set, else the local socket; TLS as the docker CLI
+    reads it (``DOCKER_TLS_VERIFY``, ``DOCKER_CERT_PATH``)."""
     url = environ.get("DOCKER_HOST") or DEFAULT_SOCKET
     parsed = urlparse(url)
     address = (
         parsed.hostname if parsed.scheme in ("tcp", "ssh") and parsed.hostname else ("127.0.0.1")
     )
-    return [Host(name="local", url=url, address=address)]
+    tls = None
+    if environ.get("DOCKER_TLS_VERIFY") and parsed.scheme == "tcp":
+        certs = Path(environ.get("DOCKER_CERT_PATH") or Path(environ.get("HOME", "~")) / ".docker")
+        tls = TLSConfig(str(certs / "ca.pem"), str(certs / "cert.pem"), str(certs / "key.pem"))
+    return [Host(name="local", url=url, address=address, tls=tls)]
 
 
 def parse_hosts(data: bytes, filename: str) -> list[Host]:
@@ -195,6 +217,21 @@ def _parse_host(entry: Mapping[str, Any], at: tuple[str | int, ...], error: Any)
                 raw_tls.get("key"),
                 bool(raw_tls.get("verify", True)),
             )
+    ssh = None
+    raw_ssh = entry.get("ssh")
+    if raw_ssh is not None:
+        if (
+            not isinstance(raw_ssh, dict)
+            or set(raw_ssh) - _SSH_FIELDS
+            or not all(isinstance(v, str) for v in raw_ssh.values())
+        ):
+            error(at + ("ssh",), f"ssh must be a mapping with {', '.join(sorted(_SSH_FIELDS))}")
+            ok = False
+        elif not isinstance(url, str) or not url.startswith("ssh://"):
+            error(at + ("ssh",), "ssh settings are for ssh:// urls")
+            ok = False
+        else:
+            ssh = SSHConfig(raw_ssh.get("identity"), raw_ssh.get("known_hosts"))
     api_version = entry.get("api_version", DEFAULT_API_VERSION)
     classes = _storage_classes(entry.get("storage_classes", {}), at, error)
     if classes is None:
@@ -212,6 +249,7 @@ def _parse_host(entry: Mapping[str, Any], at: tuple[str | int, ...], error: Any)
         tls=tls,
         api_version=str(api_version),
         storage_classes=classes or {},
+        ssh=ssh,
     )
 
 
@@ -257,4 +295,23 @@ def load_hosts(path: str | None, environ: Mapping[str, str]) -> list[Host]:
                 )
             ]
         ) from exc
-    return parse_hosts(data, path)
+    return [_relative_to(Path(path).parent, host) for host in parse_hosts(data, path)]
+
+
+def _relative_to(directory: Path, host: Host) -> Host:
+    """``host`` with the relative paths of its tls and ssh settings made relative to
+    ``directory`` (the hosts file's): a service's working directory is nobody's choice."""
+
+    def anchor(value: str | None) -> str | None:
+        if value is None:
+            return None
+        expanded = Path(value).expanduser()
+        return str(expanded if expanded.is_absolute() else directory / expanded)
+
+    tls = host.tls
+    if tls is not None:
+        tls = TLSConfig(anchor(tls.ca), anchor(tls.cert), anchor(tls.key), tls.verify)
+    ssh = host.ssh
+    if ssh is not None:
+        ssh = SSHConfig(anchor(ssh.identity), anchor(ssh.known_hosts))
+    return replace(host, tls=tls, ssh=ssh)

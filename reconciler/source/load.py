@@ -10,7 +10,7 @@ with their positions, and makes a Manifest of every object, unpacking ``List`` k
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +27,7 @@ from reconciler.source.files import (
     read_source,
     size_error,
 )
+from reconciler.source.ignore import not_a_manifest
 
 __all__ = [
     "LIST_KINDS",
@@ -110,14 +111,23 @@ def _json_as_yaml(text: str) -> str:
     return _JSON_ONLY_CHARACTERS.sub(lambda m: f"\\u{ord(m[0]):04X}", text)
 
 
-def parse_text(text: str, filename: str, *, is_json: bool = False) -> LoadResult:
-    """Parse one file's text into manifests. Pure: no file system access."""
+def parse_text(
+    text: str, filename: str, *, is_json: bool = False, manifests_only: bool = False
+) -> LoadResult:
+    """Parse one file's text into manifests. Pure: no file system access.
+
+    With ``manifests_only`` (a file found under ``--source``), a document with neither
+    apiVersion nor kind is an error naming what to add to ``.sourceignore``; without it (the
+    hosts file, a test's snippet) any mapping is a document."""
     result = LoadResult(files=[filename])
     if is_json:
         text = _json_as_yaml(text)
     composer = Composer(filename, json_scalars=is_json)
     try:
         for value, position, positions in composer.documents(text):
+            if manifests_only and _not_an_object(value):
+                result.diagnostics.append(not_a_manifest(filename, position))
+                continue
             _collect(value, position, positions, filename, result)
     except yaml.MarkedYAMLError as exc:
         result.diagnostics.append(_yaml_error(filename, text, exc))
@@ -182,6 +192,11 @@ def _collect(
     result.manifests.append(Manifest(value, filename, position, positions))
 
 
+def _not_an_object(value: Any) -> bool:
+    """Some other tool's YAML (compose, CI, a chart's values): no apiVersion, no kind."""
+    return isinstance(value, dict) and "apiVersion" not in value and "kind" not in value
+
+
 def _type_name(value: Any) -> str:
     if isinstance(value, list):
         return "list"
@@ -205,7 +220,7 @@ def _decode(data: bytes, filename: str) -> tuple[str | None, Diagnostic | None]:
         )
 
 
-def parse_bytes(data: bytes, filename: str) -> LoadResult:
+def parse_bytes(data: bytes, filename: str, *, manifests_only: bool = False) -> LoadResult:
     """Check size and encoding, then parse. Pure: the caller did the reading."""
     if len(data) > MAX_FILE_BYTES:
         return LoadResult(
@@ -217,14 +232,16 @@ def parse_bytes(data: bytes, filename: str) -> LoadResult:
     text, problem = _decode(data, filename)
     if problem is not None or text is None:
         return LoadResult(diagnostics=[problem] if problem else [], files=[filename])
-    return parse_text(text, filename, is_json=filename.lower().endswith(".json"))
+    return parse_text(
+        text, filename, is_json=filename.lower().endswith(".json"), manifests_only=manifests_only
+    )
 
 
 def parse_inputs(inputs: Iterable[tuple[str, bytes]]) -> LoadResult:
     """Parse (name, contents) pairs, as ``read_source`` gives them, into one LoadResult."""
     result = LoadResult()
     for filename, data in inputs:
-        result.extend(parse_bytes(data, filename))
+        result.extend(parse_bytes(data, filename, manifests_only=True))
     return result
 
 
@@ -234,9 +251,11 @@ def load_paths(
     *,
     limits: SourceLimits | None = None,
     root: str | None = None,
+    exclude: Sequence[str] = (),
 ) -> LoadResult:
-    """Read every file under ``paths`` (``-`` is stdin) and parse it; never stops early."""
-    source = read_source(paths, stdin, limits=limits, root=root)
+    """Read every file under ``paths`` (``-`` is stdin) and parse it; never stops early.
+    ``exclude``: ``--exclude`` globs, besides the tree's ``.sourceignore`` files."""
+    source = read_source(paths, stdin, limits=limits, root=root, exclude=exclude)
     result = LoadResult(diagnostics=list(source.diagnostics), files=list(source.refused))
     result.extend(parse_inputs(source.inputs))
     return result

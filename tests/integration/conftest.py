@@ -120,18 +120,34 @@ def docker_time(text: str) -> float:
     return datetime.fromisoformat(stamp).replace(tzinfo=UTC).timestamp()
 
 
-def free_port() -> int:
-    """A TCP port in 20000-29999 that nothing listens on (on any address)."""
-    start = 20000 + int(uuid4().hex[:4], 16) % 10000
-    for offset in range(10000):
-        port = 20000 + (start - 20000 + offset) % 10000
-        with socket.socket() as probe:
-            try:
-                probe.bind(("0.0.0.0", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port in 20000-29999")
+#: Ports handed out in this session: a port stays free until a test binds it, so two rigs
+#: of one test must not be given the same one.
+_GIVEN: set[int] = set()
+
+
+def free_port(low: int = 20000, high: int = 29999) -> int:
+    """A port in ``low``-``high`` that nothing uses, TCP or UDP, on any address, never the
+    same twice in a session."""
+    span = high - low + 1
+    start = int(uuid4().hex[:4], 16) % span
+    for offset in range(span):
+        port = low + (start + offset) % span
+        if port in _GIVEN:
+            continue
+        try:
+            for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+                with socket.socket(socket.AF_INET, kind) as probe:
+                    probe.bind(("0.0.0.0", port))
+        except OSError:
+            continue
+        _GIVEN.add(port)
+        return port
+    raise RuntimeError(f"no free port in {low}-{high}")
+
+
+def free_node_port() -> int:
+    """A free port in Kubernetes' nodePort range, as a NodePort Service needs."""
+    return free_port(30000, 32767)
 
 
 def fetch(url: str, timeout: float = 3.0) -> str:
@@ -140,9 +156,18 @@ def fetch(url: str, timeout: float = 3.0) -> str:
         return str(response.read().decode().strip())
 
 
-def answers(url: str, tries: int = 30) -> set[str]:
-    """The distinct bodies ``tries`` GETs returned: which backends a Service reached."""
+def answers(url: str, tries: int = 30, wait: float = 0.0) -> set[str]:
+    """The distinct bodies ``tries`` GETs returned: which backends a Service reached.
+
+    ``wait``: seconds to wait for a first answer before counting (a forwarder just made
+    publishes its port a moment after its container starts, longer on a busy machine)."""
     seen = set()
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError):
+            seen.add(fetch(url))
+            break
+        time.sleep(0.1)
     for _ in range(tries):
         with contextlib.suppress(OSError):
             seen.add(fetch(url))
@@ -184,11 +209,29 @@ class Rig:
         }
         self.runner = CliRunner(env=self.env)
         self.tracked: list[str] = []
+        #: the host ports of this rig's copy of the sample (``copy_sample``): free ones,
+        #: never the sample's own, which a running ``scripts/run-sample`` holds: frontend's
+        #: nodePort 30080, keystone-public's port 5000 and the nodePort that LoadBalancer
+        #: is given (hashed from the Service's name: the same in every instance)
+        self.node_port = 0
+        self.lb_port = 0
+        self.lb_node_port = 0
 
     # -- manifests ---------------------------------------------------------------------------
     def copy_sample(self) -> Path:
+        """The sample repository, its published ports moved to free ones: the frontend's
+        nodePort (``node_port``), keystone-public's LoadBalancer port (``lb_port``) and its
+        nodePort (``lb_node_port``)."""
         if not self.src.exists():
             shutil.copytree(SAMPLE, self.src)
+            self.node_port, self.lb_port = free_node_port(), free_port()
+            self.lb_node_port = free_node_port()
+            self.edit("frontend/service.yaml", "nodePort: 30080", f"nodePort: {self.node_port}")
+            self.edit(
+                "keystone/service.yaml",
+                "- port: 5000\n",
+                f"- port: {self.lb_port}\n      nodePort: {self.lb_node_port}\n",
+            )
         return self.src
 
     def edit(self, relative: str, old: str, new: str) -> None:
@@ -313,6 +356,10 @@ class Rig:
         text = output.decode(errors="replace")
         assert code == 0, f"{command} in {pod}/{container} exited {code}: {text}"
         return str(text)
+
+    def purge(self) -> None:
+        """Remove everything of this rig's instance now (the fixture does it at the end)."""
+        purge(self.api, self.instance)
 
     def track(self, container_id: str) -> None:
         """A container that is not ours but that this test made: removed at the end."""

@@ -111,8 +111,14 @@ def test_get_shows_pods_controllers_services_and_hosts(applied: Rig) -> None:
         for r in table(result.output)
     ] == [
         ("db", "ClusterIP", "3306/TCP", "1", "name=keystone-db"),
-        ("frontend", "NodePort", "80:30080/TCP", "2", "app=frontend"),
-        ("keystone-public", "LoadBalancer", "5000/TCP", "3", "name=keystone"),
+        ("frontend", "NodePort", f"80:{rig.node_port}/TCP", "2", "app=frontend"),
+        (
+            "keystone-public",
+            "LoadBalancer",
+            f"{rig.lb_port}:{rig.lb_node_port}/TCP",
+            "3",
+            "name=keystone",
+        ),
     ]
 
     # a pod that stops running is no endpoint and no longer READY

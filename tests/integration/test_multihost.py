@@ -2,9 +2,9 @@
 Services across hosts, host loss with a grace period, and clean removal.
 
 The sample repository runs on 3 hosts: keystone-db and its ``db`` Service, an RC of 3
-keystone pods (two containers each) behind the ``keystone-public`` LoadBalancer on 5000,
-and the frontend RC behind NodePort 30080. Traffic only ever goes to 127.0.0.0/8 or the
-10.231.0.x addresses of the hosts the harness made.
+keystone pods (two containers each) behind the ``keystone-public`` LoadBalancer, and the
+frontend RC behind a NodePort (on the rig's free ports ``lb_port``, ``node_port``). Traffic
+only ever goes to 127.0.0.0/8 or the 10.231.0.x addresses of the hosts the harness made.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import pytest
 
 from reconciler.core import labels as L
 
-from .conftest import Rig, answers, purge, wait_for
+from .conftest import Rig, answers, free_port, purge, wait_for
 from .testhosts import TestHosts, test_hosts
 
 __all__ = ["test_hosts"]  # the fixture, imported to be found
@@ -116,10 +116,10 @@ def test_stack_spreads_over_hosts_and_services_reach_it_from_everywhere(cluster:
             assert (code, output.strip()) == (0, "db keystone-db"), (pod, host, target, output)
     # the public port answers on every host's address and reaches several backends
     for entry in cluster.hosts.hosts:
-        seen = answers(f"http://{entry['address']}:5000/")
+        seen = answers(f"http://{entry['address']}:{cluster.rig.lb_port}/")
         assert len(seen) >= 2, (entry["name"], seen)
         assert seen <= {f"keystone {p}" for p in KEYSTONES}
-        assert answers(f"http://{entry['address']}:30080/", tries=20) == {
+        assert answers(f"http://{entry['address']}:{cluster.rig.node_port}/", tries=20) == {
             "frontend frontend-0",
             "frontend frontend-1",
         }
@@ -167,7 +167,7 @@ def test_host_loss_grace_failover_and_return(cluster: Cluster) -> None:
         assert "keystone-db" not in moved or "keystone-db" not in lost_pods
         for host in others:
             address = cluster.hosts.address(host)
-            seen = answers(f"http://{address}:5000/", tries=40)
+            seen = answers(f"http://{address}:{cluster.rig.lb_port}/", tries=40)
             assert seen == {f"keystone {p}" for p in KEYSTONES}, (host, seen)
     finally:
         cluster.hosts.start(lost)
@@ -196,14 +196,15 @@ def test_rules_follow_scale_port_change_and_deletion_leaving_nothing(cluster: Cl
     rig.edit("keystone/controller.yaml", "replicas: 3", "replicas: 5")
     assert cluster.apply().exit_code == 0
     address = cluster.hosts.address(cluster.hosts.names[0])
-    assert len(answers(f"http://{address}:5000/", tries=60)) >= 4
-    rig.edit("keystone/service.yaml", "- port: 5000", "- port: 5055")
+    assert len(answers(f"http://{address}:{rig.lb_port}/", tries=60)) >= 4
+    moved = free_port()
+    rig.edit("keystone/service.yaml", f"- port: {rig.lb_port}", f"- port: {moved}")
     assert cluster.apply().exit_code == 0
-    assert answers(f"http://{address}:5055/", tries=10)
-    assert not answers(f"http://{address}:5000/", tries=3)
+    assert answers(f"http://{address}:{moved}/", tries=10)
+    assert not answers(f"http://{address}:{rig.lb_port}/", tries=3)
     (rig.src / "keystone" / "service.yaml").unlink()
     assert cluster.apply().exit_code == 0
-    assert not answers(f"http://{address}:5055/", tries=3)
+    assert not answers(f"http://{address}:{moved}/", tries=3)
     for host in cluster.apis:
         assert "keystone-public" not in cluster.forwarders(host)
     # a container and an iptables rule that are not ours survive apply and down

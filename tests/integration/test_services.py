@@ -1,8 +1,9 @@
 """Services on one real engine: env vars, DNS names, forwarders carrying real traffic.
 
 The sample repository's Services: ``db`` (ClusterIP, targetPort by name), ``frontend``
-(NodePort 30080) and ``keystone-public`` (LoadBalancer on 5000). The local host's address
-is 127.0.0.1, so published ports answer there and nowhere else.
+(NodePort 30080) and ``keystone-public`` (LoadBalancer on 5000), moved by the rig to free ports
+(``rig.node_port``, ``rig.lb_port``). The local host's address is 127.0.0.1, so published
+ports answer there and nowhere else.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ def test_forwarders_env_and_dns_reach_the_backends(applied: Rig) -> None:
     assert env["DB_PORT_3306_TCP_ADDR"] == db_ip
     assert env["DB_PORT_3306_TCP_PORT"] == "3306"
     assert env["DB_PORT"] == f"tcp://{db_ip}:3306"
-    assert env["KEYSTONE_PUBLIC_SERVICE_PORT"] == "5000"
+    assert env["KEYSTONE_PUBLIC_SERVICE_PORT"] == str(rig.lb_port)
     # from inside a replica: by env vars, by short name and by name.namespace
     for target in (f"{db_ip}:3306", "db:3306", "db.default:3306"):
         answer = rig.exec(
@@ -40,13 +41,13 @@ def test_forwarders_env_and_dns_reach_the_backends(applied: Rig) -> None:
         )
         assert answer.strip() == "db keystone-db", target
     # the LoadBalancer and NodePort answer on the host's address, spread over backends
-    keystones = answers("http://127.0.0.1:5000/")
+    keystones = answers(f"http://127.0.0.1:{rig.lb_port}/", wait=10)
     assert len(keystones) >= 2 and all(k.startswith("keystone keystone-") for k in keystones)
-    assert answers("http://127.0.0.1:30080/") <= {
+    assert answers(f"http://127.0.0.1:{rig.node_port}/", wait=10) <= {
         "frontend frontend-0",
         "frontend frontend-1",
     }
-    assert len(answers("http://127.0.0.1:30080/")) == 2
+    assert len(answers(f"http://127.0.0.1:{rig.node_port}/", wait=10)) == 2
     rows = rig.get("services", "--source", rig.src, "-o", "json")
     assert rows.exit_code == 0, rows.output
 
@@ -55,22 +56,22 @@ def test_forwarders_follow_scaling_in_one_apply_and_go_with_the_service(applied:
     rig = applied
     rig.edit("keystone/controller.yaml", "replicas: 3", "replicas: 1")
     rig.applied()
-    assert answers("http://127.0.0.1:5000/") == {"keystone keystone-0"}
+    assert answers(f"http://127.0.0.1:{rig.lb_port}/", wait=10) == {"keystone keystone-0"}
     rig.edit("keystone/controller.yaml", "replicas: 1", "replicas: 2")
     rig.applied()
-    assert answers("http://127.0.0.1:5000/") == {
+    assert answers(f"http://127.0.0.1:{rig.lb_port}/", wait=10) == {
         "keystone keystone-0",
         "keystone keystone-1",
     }
     assert rig.diff().exit_code == 0
     # a new service port: the old one closes, the new one answers, in the same apply
     port = free_port()
-    rig.edit("keystone/service.yaml", "- port: 5000", f"- port: {port}")
+    rig.edit("keystone/service.yaml", f"- port: {rig.lb_port}", f"- port: {port}")
     rig.applied()
-    assert len(answers(f"http://127.0.0.1:{port}/")) == 2
+    assert len(answers(f"http://127.0.0.1:{port}/", wait=10)) == 2
     with contextlib.suppress(OSError):
-        fetch("http://127.0.0.1:5000/", timeout=1)
-        raise AssertionError("port 5000 still answers after the Service moved off it")
+        fetch(f"http://127.0.0.1:{rig.lb_port}/", timeout=1)
+        raise AssertionError("the old port still answers after the Service moved off it")
     # the Service is deleted: its forwarder and published port go, the pods stay
     (rig.src / "keystone" / "service.yaml").unlink()
     result = rig.applied()
@@ -91,7 +92,7 @@ def test_a_killed_backend_leaves_the_forwarder_and_comes_back(applied: Rig) -> N
     assert diff.exit_code == 1
     assert "svc_keystone-public" in diff.output  # its endpoint is gone: the route changes
     rig.applied()
-    assert len(answers("http://127.0.0.1:5000/", tries=40)) == 3
+    assert len(answers(f"http://127.0.0.1:{rig.lb_port}/", tries=40, wait=10)) == 3
     rig.assert_converged()
 
 

@@ -25,7 +25,7 @@ from reconciler.core import labels as L
 from reconciler.engine.images import busybox_rootfs, find_static_busybox
 from reconciler.forwarder.build import find_compiler
 
-from .conftest import Rig, fetch, free_port, purge, wait_for
+from .conftest import Rig, fetch, free_node_port, free_port, purge, wait_for
 from .testhosts import TestHosts, test_hosts
 
 __all__ = ["test_hosts"]  # the fixture, imported to be found
@@ -157,7 +157,7 @@ def test_udp_service_by_env_dns_and_node_port(
     rig: Rig, docker_client: docker.DockerClient, udptool: tuple[str, bytes]
 ) -> None:
     image = ensure_image(docker_client.api, udptool)
-    node_port = 31053
+    node_port = free_node_port()
     rig.write("echo/all.yaml", manifests(image, node_port, replicas=2))
     applied = rig.apply()
     assert applied.exit_code == 0, applied.output
@@ -200,6 +200,7 @@ def test_tcp_and_udp_on_one_port_number_are_two_listeners_of_one_forwarder(
 ) -> None:
     image = ensure_image(docker_client.api, udptool)
     port = free_port()
+    dns_port, web_port = free_node_port(), free_node_port()
     rig.write(
         "both.yaml",
         f"""\
@@ -225,15 +226,15 @@ spec:
   type: NodePort
   selector: {{app: both}}
   ports:
-    - {{port: {port}, targetPort: dns, protocol: UDP, name: dns, nodePort: 31054}}
-    - {{port: {port}, targetPort: web, protocol: TCP, name: web, nodePort: 31055}}
+    - {{port: {port}, targetPort: dns, protocol: UDP, name: dns, nodePort: {dns_port}}}
+    - {{port: {port}, targetPort: web, protocol: TCP, name: web, nodePort: {web_port}}}
 """,
     )
     applied = rig.apply()
     assert applied.exit_code == 0, applied.output
-    udp = wait_for(lambda: names_from_host("127.0.0.1", 31054, tries=3), what="UDP answer")
+    udp = wait_for(lambda: names_from_host("127.0.0.1", dns_port, tries=3), what="UDP answer")
     assert udp == {"udp"}
-    assert fetch("http://127.0.0.1:31055/") == "web"
+    assert fetch(f"http://127.0.0.1:{web_port}/") == "web"
 
 
 # -- three hosts --------------------------------------------------------------------------------
@@ -260,7 +261,8 @@ def test_udp_reaches_backends_on_other_hosts(
 ) -> None:
     rig, hosts, apis, image = udp_cluster
     assert hosts.hosts_file is not None
-    rig.write("echo/all.yaml", manifests(image, 31056, replicas=3))
+    node_port = free_node_port()
+    rig.write("echo/all.yaml", manifests(image, node_port, replicas=3))
     applied = rig.apply("--hosts", hosts.hosts_file)
     assert applied.exit_code == 0, applied.output
     where: dict[str, str] = {}  # pod -> host
@@ -283,7 +285,7 @@ def test_udp_reaches_backends_on_other_hosts(
     # the NodePort answers on every host's address, from backends wherever they run
     for entry in hosts.hosts:
         seen = wait_for(
-            lambda address=entry["address"]: names_from_host(address, 31056, tries=20),
+            lambda address=entry["address"]: names_from_host(address, node_port, tries=20),
             what=f"NodePort on {entry['name']}",
         )
         assert len(seen) >= 2 and seen <= {"echo-0", "echo-1", "echo-2"}, (entry, seen)

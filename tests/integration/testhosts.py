@@ -140,6 +140,18 @@ class TestHosts:
         """Start a stopped host's dockerd again on the same data; wait until it answers."""
         self._run("start", self.host(name)["name"], timeout=120)
 
+    def tls(self, name: str, directory: Path | None) -> None:
+        """Restart one host's engine with TLS only (``--tlsverify`` on port 2376, with the
+        ca.pem, server-cert.pem, server-key.pem, cert.pem and key.pem of ``directory``) or,
+        with None, as it was (plain tcp on 2375)."""
+        target = str(directory) if directory is not None else "off"
+        self._run("tls", self.host(name)["name"], target, timeout=120)
+
+    def command(self, name: str, *argv: str) -> list[str]:
+        """A command line that runs ``argv`` in the host's network namespace, with
+        ``DOCKER_HOST`` set to its engine's unix socket (the process becomes ``argv``)."""
+        return [str(self.script), "exec", self.host(name)["name"], *argv]
+
     # -- views -------------------------------------------------------------------------------
     @property
     def names(self) -> list[str]:

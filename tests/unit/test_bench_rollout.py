@@ -36,4 +36,5 @@ def test_the_report_states_the_ratio_and_the_verdict() -> None:
             "pass": True,
         }
     )
-    assert "2.50x floor" in text and text.endswith("PASS")
+    assert "2.50x floor" in text and "create floor: PASS" in text
+    assert text.endswith("== overall: PASS (1 of 1 targets measured) ==")

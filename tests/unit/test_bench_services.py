@@ -153,12 +153,12 @@ def test_targets_pass_fail_and_skip() -> None:
     assert target("x", 1.0, "<=", 1.0)["status"] == "PASS"
     assert target("x", 1.01, "<=", 1.0)["status"] == "FAIL"
     assert target("x", 0.04, ">=", 0.05)["status"] == "FAIL"
-    assert target("x", None, ">=", 0.05)["status"] == "SKIP"
-    assert target("x", float("nan"), "<=", 1.0)["status"] == "SKIP"
+    assert target("x", None, ">=", 0.05)["status"] == "NOT MEASURED"
+    assert target("x", float("nan"), "<=", 1.0)["status"] == "NOT MEASURED"
     rows = services_targets(
         {"paths": {"latency_ratio": 2.0, "throughput_ratio": 0.01}, "hosts": {"skipped": "busy"}}
     )
-    assert [r["status"] for r in rows] == ["PASS", "FAIL", "SKIP"]
+    assert [r["status"] for r in rows] == ["PASS", "FAIL", "NOT MEASURED"]
 
 
 # -- bench.service -----------------------------------------------------------------------------
@@ -226,4 +226,4 @@ def test_service_targets() -> None:
     rows = service_targets(results)
     assert [r["status"] for r in rows] == ["PASS", "FAIL", "FAIL", "PASS", "PASS"]
     assert rows[0]["limit"] == LATENCY_TARGETS["poll"]
-    assert [r["status"] for r in service_targets({})] == ["SKIP"] * 5
+    assert [r["status"] for r in service_targets({})] == ["NOT MEASURED"] * 5

@@ -484,8 +484,8 @@ def test_nothing_reachable_is_a_problem_at_the_manifest() -> None:
     assert state.pods == []
     (problem,) = state.problems
     assert problem.message == (
-        "pod web cannot be placed: no reachable host has capacity left for its requests"
-    )
+        "pod web cannot be placed: no host is reachable (see the unreachable hosts above)"
+    )  # not "no capacity left": nothing answered at all
     assert (problem.kind, problem.name) == ("Pod", "web")
     assert problem.location.file == "test.yaml"
     assert problem.location.line == 5  # spec: after apiVersion, kind, metadata and its name

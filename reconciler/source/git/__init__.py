@@ -45,6 +45,13 @@ Design notes (docs/sources.md has the long form):
   take turns instead of racing in one work tree.
 """
 
+import os
+
+# Without a git executable, importing GitPython raises (and `reconciler apply DIR` on a
+# machine without git would end in an internal error): let it import, and fail only where
+# git is really needed (``revision_of`` then says "no revision"; a sync says git is missing).
+os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+
 from reconciler.core.errors import SourceError, SourceFailure, SourceUnavailable
 from reconciler.source.git.revision import repository_of, revision_of
 from reconciler.source.git.signatures import SignaturePolicy, Verdict, verify

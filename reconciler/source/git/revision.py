@@ -15,7 +15,8 @@ import git
 def revision_of(path: str) -> str:
     """The commit that ``path`` is checked out at (``+dirty`` if it has local changes).
 
-    Empty when ``path`` is not inside a git work tree: a plain directory has no revision.
+    Empty when ``path`` is not inside a git work tree: a plain directory has no revision;
+    nor has any directory on a machine without git.
     """
     try:
         repo = git.Repo(path, search_parent_directories=True)
@@ -25,6 +26,8 @@ def revision_of(path: str) -> str:
         try:
             sha = repo.head.commit.hexsha[:12]
         except ValueError:  # a repository with no commits yet
+            return ""
+        except git.GitCommandNotFound:  # no git executable: nothing to label with
             return ""
         root = repo.working_tree_dir or path
         relative = os.path.relpath(os.path.abspath(path), root)

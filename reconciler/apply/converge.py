@@ -8,6 +8,7 @@ the CLI and the long-lived service share exactly the same pass. Everything but
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -20,8 +21,9 @@ from reconciler.apply.execute import ActionResult, ApplyReport, execute
 from reconciler.apply.runtime import HostRuntime
 from reconciler.check.policy import Policy
 from reconciler.check.validate import DEFAULT_POLICY, ValidationResult, validate
+from reconciler.core import labels as L
 from reconciler.core.errors import ReconcilerError
-from reconciler.core.model import Diagnostic, HostState, LiveVolume, Manifest
+from reconciler.core.model import Diagnostic, HostState, LiveVolume, Manifest, ObjectRef
 from reconciler.desire import hostmemory
 from reconciler.desire.budget import pod_budget
 from reconciler.desire.claims import orphaned_volumes
@@ -30,8 +32,12 @@ from reconciler.desire.hostmemory import HostRecord
 from reconciler.desire.settings import DesiredState, Settings
 from reconciler.engine.host import DockerHost
 from reconciler.forwarder.build import forwarder_programs
+from reconciler.plan.live import group_pods, owner_of, pod_ready
 from reconciler.plan.model import Plan, Verb
 from reconciler.plan.planner import plan
+from reconciler.plan.rollout import with_details
+from reconciler.plan.rollout_memory import encode
+from reconciler.plan.rollouts import Rollouts, plan_rollouts
 from reconciler.source.git import revision_of
 from reconciler.source.hosts import Host
 from reconciler.source.keys import Keyring
@@ -121,12 +127,32 @@ def make_plan(
     host_memory: Mapping[str, HostRecord] | None = None,
     now: float = 0.0,
     prune_volumes: bool = False,
+    errors: Mapping[ObjectRef, str] | None = None,
+    commit: str = "",
 ) -> tuple[DesiredState, Plan]:
-    desired = compute_desired(manifests, hosts, live, settings, host_memory, now)
+    """The desired state and the plan: first each Deployment's rollout step (which of its
+    pods should exist now), then every pod placed, then the actions.
+
+    ``errors``: per Deployment, the last failed action on one of its pods in the previous
+    pass (a rollout that fails says why); ``commit``: the source revision."""
+    rollouts = plan_rollouts(
+        manifests,
+        live,
+        settings,
+        multi_host=len(hosts) > 1,
+        now=now,
+        errors=errors,
+        commit=commit,
+    )
+    decisions = {ref: done.decision for ref, done in rollouts.steps.items()}
+    desired = compute_desired(manifests, hosts, live, settings, host_memory, now, decisions)
     # restarts held back by their back-off need the time of day: the caller's, else now
     the_plan = plan(desired, live, prune=prune, now=now or time.time())
     the_plan.orphaned_volumes = orphaned_volumes(desired.claims, live)
     the_plan.prune_volumes = prune_volumes
+    if not prune:
+        rollouts.forget = []
+    the_plan.rollouts = rollouts
     return desired, the_plan
 
 
@@ -156,12 +182,13 @@ def observe_and_remember(
     state_dir: Path | None,
     previous: Mapping[str, HostRecord] | None = None,
     volumes: bool | None = None,
+    clock: Callable[[], float] = time.time,
 ) -> tuple[dict[str, HostState], dict[str, HostRecord], float]:
     """Observe every host and update the instance's host memory (kept on disk when
     ``state_dir`` is given, else carried in ``previous``): what placement needs to give an
-    unreachable host its grace period."""
+    unreachable host its grace period. ``clock``: the wall clock (tests pass their own)."""
     live = observe(runtimes, volumes)
-    now = time.time()
+    now = clock()
     if state_dir is None:
         return live, hostmemory.remember(previous or {}, live, now), now
     before = memory_file.load(instance, state_dir)
@@ -210,10 +237,102 @@ def remember_changes(report: ApplyReport, instance: str, state_dir: Path | None)
 
 @dataclass
 class Converged:
-    """What a two-phase apply did: the workload report and the forwarder follow-up."""
+    """What a two-phase apply did: the workload report and the forwarder follow-up, and the
+    rollouts as recorded (a failure's reason completed with what the hosts said)."""
 
     report: ApplyReport
     followup: Plan | None = None  # forwarder actions planned after the pods changed
+    rollouts: Rollouts | None = None
+    memory_errors: list[str] | None = None  # hosts that could not keep a rollout's memory
+
+    def rollout_errors(self) -> dict[ObjectRef, str]:
+        """Per Deployment, the first failed action on one of its pods: the next pass's
+        ``errors`` (what a failing rollout reports as its reason)."""
+        found: dict[ObjectRef, str] = {}
+        for result in self.report.failed:
+            owner = result.action.owner
+            if owner.kind == "Deployment" and not result.skipped:
+                found.setdefault(owner, f"pod {result.action.pod}: {result.error}")
+        return found
+
+
+def failure_details(
+    rollouts: Rollouts, runtimes: Mapping[str, HostRuntime]
+) -> dict[ObjectRef, str]:
+    """For each rollout that failed in this pass, what the hosts say about the failed
+    revision's pods that are not ready (``HostRuntime.failure_details``: exit codes, the
+    last probe's output). Asked before the rollback removes them; failures are rare, so one
+    more list call per host is no cost worth avoiding."""
+    failed = {ref: done.failure for ref, done in rollouts.steps.items() if done.failure}
+    if not failed:
+        return {}
+    live = observe(runtimes)
+    found: dict[ObjectRef, list[str]] = {}
+    for host, state in sorted(live.items()):
+        if not state.reachable:
+            continue
+        pods = group_pods(state.containers)
+        for (_, pod), containers in sorted(pods.items()):
+            owner = owner_of(containers)
+            failure = failed.get(owner)
+            if failure is None or containers[0].labels.get(L.TEMPLATE_HASH) != failure.hash:
+                continue
+            if pod_ready(containers):
+                continue
+            try:
+                said = runtimes[host].failure_details(containers)
+            except Exception:  # only the reason gets shorter
+                continue
+            # the app containers, and the infra container when it carries the pod's
+            # readiness probe (docs/health.md): what that probe got is the reason
+            telling = [
+                c
+                for c in containers
+                if c.labels.get(L.ROLE) == L.ROLE_APP or c.labels.get(L.HEALTH)
+            ]
+            texts = [said[c.id] for c in telling if c.id in said] or [
+                said[c.id] for c in containers if c.id in said
+            ]
+            if texts:
+                found.setdefault(owner, []).append(f"pod {pod} on {host}: {'; '.join(texts)}")
+    return {ref: "; ".join(lines[:3]) for ref, lines in found.items()}
+
+
+def record_rollouts(
+    rollouts: Rollouts,
+    runtimes: Mapping[str, HostRuntime],
+    image: str,
+    details: Mapping[ObjectRef, str] | None = None,
+) -> tuple[Rollouts, list[str]]:
+    """Write each rollout's memory where it must go (``Rollouts.writes``), a decided
+    failure's reason first completed with ``details``; the rollouts as written, and what
+    could not be written (it costs the memory's freshness on that host, never the pass)."""
+    steps = dict(rollouts.steps)
+    for ref, extra in (details or {}).items():
+        if ref in steps:
+            steps[ref] = with_details(steps[ref], extra)
+    errors: list[str] = []
+
+    def write(ref: ObjectRef, host: str) -> None:
+        done = steps[ref]
+        generation = done.memory.generation + (1 if done.changed else 0)
+        memory = dataclasses.replace(done.memory, generation=generation)
+        try:
+            runtimes[host].record_rollout(ref, encode(memory), generation, image)
+        except Exception as exc:  # one host's marker; the others still get theirs
+            errors.append(f"host {host}: cannot record the rollout of {ref}: {exc}")
+
+    jobs = [(ref, host) for ref, hosts in rollouts.writes.items() for host in hosts]
+    if jobs:
+        with ThreadPoolExecutor(max_workers=min(8, len(jobs))) as pool:
+            list(pool.map(lambda job: write(*job), jobs))
+    for ref, done in steps.items():
+        if ref in rollouts.writes and done.changed:
+            steps[ref] = dataclasses.replace(
+                done,
+                memory=dataclasses.replace(done.memory, generation=done.memory.generation + 1),
+            )
+    return Rollouts(steps, rollouts.writes, rollouts.forget), errors
 
 
 def converge(
@@ -233,19 +352,40 @@ def converge(
 ) -> Converged:
     """Apply ``the_plan``; when pods changed, re-observe and bring the forwarders up to date.
 
+    Rollouts first write their memory (before any pod of a new revision exists, so that no
+    pod's revision is ever unknown), a failure's reason completed with what the hosts say
+    of the failed pods (before the rollback removes them). Then the pods.
+
     Forwarders carry a Service's endpoints, which exist only once the pods run. So pods go
     first; then one list call per host shows where they run now, a fresh plan says which
     forwarders must follow, and those run. When no pod changes, the plan runs as it is.
+    When the pods' phase removes pods while the forwarders' endpoints already changed (a
+    rollout: new pods became ready, old ones go now), the forwarders are brought up to date
+    first, so that a Service always has the new pods before it loses the old ones.
     ``wait_ready`` (``reconciler apply``): pods made with readiness probes are given the
-    time their probes need to pass before the forwarders are planned (``apply.readiness``).
+    time their probes need to pass before the forwarders are planned (``apply.readiness``);
+    not a Deployment's, whose rollout already looks again until its pods are ready (or its
+    deadline passes: a template that never becomes ready must not hold every pass).
     """
-    workload, _ = the_plan.split_forwarders()
+    rollouts, memory_errors = record_rollouts(
+        the_plan.rollouts,
+        runtimes,
+        settings.infra_image,
+        failure_details(the_plan.rollouts, runtimes),
+    )
+    workload, forwarders = the_plan.split_forwarders()
     if not workload.actions:
-        return Converged(
-            apply_plan(the_plan, runtimes, concurrency=concurrency, on_result=on_result)
-        )
-    report = apply_plan(workload, runtimes, concurrency=concurrency, on_result=on_result)
-    probed = readiness.made_by(workload)
+        report = apply_plan(the_plan, runtimes, concurrency=concurrency, on_result=on_result)
+        _forget_rollouts(rollouts, runtimes, memory_errors)
+        return Converged(report, rollouts=rollouts, memory_errors=memory_errors)
+    report = ApplyReport()
+    removes = any(a.verb in (Verb.REMOVE, Verb.RECREATE) for a in workload.actions)
+    if removes and forwarders.actions:
+        report = apply_plan(forwarders, runtimes, concurrency=concurrency, on_result=on_result)
+    done = apply_plan(workload, runtimes, concurrency=concurrency, on_result=on_result)
+    report.results.extend(done.results)
+    _forget_rollouts(rollouts, runtimes, memory_errors)
+    probed = [p for p in readiness.made_by(workload) if p.owner.kind != "Deployment"]
     if wait_ready and probed:  # a one-shot apply: its new pods' probes get their time
         readiness.wait_ready(probed, lambda: observe(runtimes), readiness.grace(probed))
     if not forwarders_follow(manifests, the_plan):
@@ -253,7 +393,7 @@ def converge(
         # what it ran plus what was made, minus what was removed (a change among 10,000
         # pods costs its own actions, not another look at all 10,000)
         remember_changes(report, settings.instance, state_dir)
-        return Converged(report)
+        return Converged(report, None, rollouts, memory_errors)
     # what runs now: the forwarders' endpoints, and the host memory (which pods each host
     # runs, so that a host lost before the next pass keeps them for its grace period)
     live, host_memory, now = observe_and_remember(
@@ -266,4 +406,16 @@ def converge(
     if followup.actions:
         more = apply_plan(followup, runtimes, concurrency=concurrency, on_result=on_result)
         report.results.extend(more.results)
-    return Converged(report, followup)
+    return Converged(report, followup, rollouts, memory_errors)
+
+
+def _forget_rollouts(
+    rollouts: Rollouts, runtimes: Mapping[str, HostRuntime], errors: list[str]
+) -> None:
+    """The markers of Deployments that left the manifests go with their pods."""
+    for ref in rollouts.forget:
+        for host, runtime in runtimes.items():
+            try:
+                runtime.forget_rollout(ref)
+            except Exception as exc:  # the next pass tries again
+                errors.append(f"host {host}: cannot remove the rollout memory of {ref}: {exc}")

@@ -72,7 +72,7 @@ def run_action(action: Action, runtime: Runtime, rollout_timeout: float) -> None
         runtime.remove_pod(action.live)
         runtime.create_pod(action.desired)
         if action.group.startswith("rollout/"):
-            runtime.wait_running(action.desired, timeout=rollout_timeout)
+            runtime.wait_ready(action.desired, timeout=rollout_timeout)
     elif action.verb is Verb.RESTART:
         assert action.desired is not None and action.restart is not None
         runtime.restart_container(action.desired, action.container, action.live, action.restart)

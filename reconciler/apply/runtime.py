@@ -8,7 +8,8 @@ passes run without Docker and without mocking its SDK.
 Three sizes, so that each caller asks for no more than it uses:
 
 - :class:`Runtime` — what executing a plan does to a host (``apply.execute``);
-- :class:`HostRuntime` — plus observing it and closing the connection (``apply.converge``);
+- :class:`HostRuntime` — plus observing it, closing the connection, and the Deployments'
+  rollout markers (``apply.converge``);
 - :class:`ServiceRuntime` — plus the event stream and the revision marker (``daemon``).
 """
 
@@ -17,7 +18,14 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any, Protocol
 
-from reconciler.core.model import DesiredPod, HostState, LiveContainer, LiveVolume, Restart
+from reconciler.core.model import (
+    DesiredPod,
+    HostState,
+    LiveContainer,
+    LiveVolume,
+    ObjectRef,
+    Restart,
+)
 
 
 class Runtime(Protocol):
@@ -41,7 +49,10 @@ class Runtime(Protocol):
 
     def remove_pod(self, containers: Sequence[LiveContainer]) -> None: ...
 
-    def wait_running(self, pod: DesiredPod, timeout: float = 30.0, settle: float = 0.5) -> None: ...
+    def wait_ready(self, pod: DesiredPod, timeout: float = 30.0, settle: float = 0.5) -> None:
+        """Block until ``pod`` is ready (``plan.live.pod_ready``) and still is after
+        ``settle`` seconds; ``ApplyError`` after ``timeout``."""
+        ...
 
 
 class HostRuntime(Runtime, Protocol):
@@ -54,6 +65,22 @@ class HostRuntime(Runtime, Protocol):
     def remove_volume(self, volume: LiveVolume) -> None: ...
 
     def close(self) -> None: ...
+
+    def record_rollout(
+        self, deployment: ObjectRef, memory: str, generation: int, image: str
+    ) -> None:
+        """Write one generation of a Deployment's rollout memory (``plan.rollout_memory``)
+        as a never-started marker, then drop the older generations on this host."""
+        ...
+
+    def forget_rollout(self, deployment: ObjectRef) -> None:
+        """Remove every rollout marker of a Deployment that left the manifests."""
+        ...
+
+    def failure_details(self, containers: Sequence[LiveContainer]) -> dict[str, str]:
+        """Per container id, what the host says of it beyond the list call: exit code,
+        the last health probe's output, restarts. Only asked when a rollout fails."""
+        ...
 
 
 class EventStream(Protocol):

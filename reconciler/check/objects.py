@@ -1,6 +1,7 @@
 """Semantic checks of one object, by kind: its apiVersion and kind (``check_shape``), then
-its metadata and what the API server checks of a Pod, a ReplicationController or a Service
-(``CHECKS``). The pod spec checks they share are in ``pods``.
+its metadata and what the API server checks of a Pod, a ReplicationController, a Service or
+a Deployment (``CHECKS``; the Deployment's spec is checked in ``deployments``). The pod spec
+checks they share are in ``pods``.
 """
 
 from __future__ import annotations
@@ -9,10 +10,18 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from reconciler.check.config import check_claim, check_configmap, check_secret
+from reconciler.check.deployments import check_deployment_spec
 from reconciler.check.pods import check_ip, check_pod_spec
 from reconciler.check.report import Reporter
 from reconciler.core import names
-from reconciler.core.model import SUPPORTED_KINDS, FieldPath, Manifest, as_list, as_map
+from reconciler.core.model import (
+    API_VERSIONS,
+    SUPPORTED_KINDS,
+    FieldPath,
+    Manifest,
+    as_list,
+    as_map,
+)
 from reconciler.core.text import QUOTE_LIMIT, bounded, shown
 
 NODE_PORT_RANGE = (30000, 32767)
@@ -180,6 +189,19 @@ def _check_service(report: Reporter, body: Mapping[str, Any]) -> None:
         )
 
 
+def _check_deployment(report: Reporter, body: Mapping[str, Any]) -> None:
+    _check_metadata(report, ("metadata",), as_map(body.get("metadata")), names.dns1123_subdomain)
+    template_meta = as_map(as_map(as_map(body.get("spec")).get("template")).get("metadata"))
+    _check_metadata(report, ("spec", "template", "metadata"), template_meta, None)
+    check_deployment_spec(report, body)
+    replicas = as_map(body.get("spec")).get("replicas")
+    if isinstance(replicas, int) and not isinstance(replicas, bool) and replicas > INT32_MAX:
+        report.error(
+            ("spec", "replicas"),
+            f"must be {INT32_MAX} or less (a Kubernetes int32); got {shown(replicas)}",
+        )
+
+
 def _with_metadata(
     check: Callable[[Reporter, Mapping[str, Any]], None],
 ) -> Callable[[Reporter, Mapping[str, Any]], None]:
@@ -200,7 +222,12 @@ CHECKS: dict[str, Callable[[Reporter, Mapping[str, Any]], None]] = {
     "Secret": _with_metadata(check_secret),
     "ConfigMap": _with_metadata(check_configmap),
     "PersistentVolumeClaim": _with_metadata(check_claim),
+    "Deployment": _check_deployment,
 }
+
+#: Deployments written in the API groups that served them before apps/v1 (removed in
+#: Kubernetes 1.16): not converted, as with the v1beta shapes of the core kinds.
+_OLD_DEPLOYMENT_APIS = ("extensions/v1beta1", "apps/v1beta1", "apps/v1beta2")
 
 
 def check_shape(report: Reporter, manifest: Manifest) -> bool:
@@ -220,17 +247,26 @@ def check_shape(report: Reporter, manifest: Manifest) -> bool:
             "(and List of them)",
         )
         ok = False
+    expected = API_VERSIONS.get(kind, "v1") if isinstance(kind, str) else "v1"
     if "apiVersion" not in body:
-        report.error(("apiVersion",), "missing required field 'apiVersion' (use v1)")
+        report.error(("apiVersion",), f"missing required field 'apiVersion' (use {expected})")
+        ok = False
+    elif kind == "Deployment" and api_version in _OLD_DEPLOYMENT_APIS:
+        report.error(
+            ("apiVersion",),
+            f"apiVersion {api_version} for Deployment was removed in Kubernetes 1.16; use "
+            "apps/v1 (which requires spec.selector, e.g. spec.selector.matchLabels set to "
+            "the template's labels)",
+        )
         ok = False
     elif isinstance(api_version, str) and api_version in _OLD_API_HINTS:
         report.error(("apiVersion",), _OLD_API_HINTS[api_version].format(v=api_version))
         ok = False
-    elif api_version != "v1":
+    elif api_version != expected and kind in SUPPORTED_KINDS:  # else the kind is the error
         report.error(
             ("apiVersion",),
             f"unsupported apiVersion {shown(api_version)} for "
-            f"{bounded(str(kind), QUOTE_LIMIT)}: use v1",
+            f"{bounded(str(kind), QUOTE_LIMIT)}: use {expected}",
         )
         ok = False
     return ok

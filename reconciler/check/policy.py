@@ -369,11 +369,12 @@ def _capability(value: Any) -> str:
 POD_SPEC_PATHS: dict[str, FieldPath] = {
     "Pod": ("spec",),
     "ReplicationController": ("spec", "template", "spec"),
+    "Deployment": ("spec", "template", "spec"),
 }
 
 
 def check_policy(report: Reporter, kind: str, body: Mapping[str, Any], policy: Policy) -> None:
-    """The pod spec of one object (a Pod's spec, a ReplicationController's template) against
+    """The pod spec of one object (a Pod's spec, a controller's template) against
     ``policy``; each violation is an error at its field, naming the rule."""
     path = POD_SPEC_PATHS.get(kind)
     if path is None:

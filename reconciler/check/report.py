@@ -119,10 +119,12 @@ def schema_diagnostics(report: Reporter, error: Issue | ValidationError) -> None
         words = " or ".join(_TYPE_WORDS.get(str(w), str(w)) for w in wanted)
         actual = _json_type(instance)
         message = f"expected {words}, got {actual}"
-        if "string" in wanted and actual in ("integer", "number", "boolean"):
-            message += f' {json.dumps(instance)} (quote it: "{json.dumps(instance)}")'
-        elif schema.get("x-expected"):
+        if schema.get("x-expected") and actual not in wanted:
             message = f"expected {schema['x-expected']}, got {actual}"
+            if actual in ("integer", "number", "boolean"):
+                message += f" {json.dumps(instance)}"
+        elif "string" in wanted and actual in ("integer", "number", "boolean"):
+            message += f' {json.dumps(instance)} (quote it: "{json.dumps(instance)}")'
         report.error(path, message)
     elif keyword == "enum":
         options = ", ".join(repr(v) if v == "" else str(v) for v in value)

@@ -25,6 +25,7 @@ SCHEMA_FILES = {
     "Secret": "secret.json",
     "ConfigMap": "configmap.json",
     "PersistentVolumeClaim": "persistentvolumeclaim.json",
+    "Deployment": "deployment.json",  # apps/v1: its apiVersion is the schema's const
 }
 
 

@@ -43,7 +43,8 @@ class TreeFacts(NamedTuple):
     position: tuple[int, int]
     #: the positions of the fields a diagnostic may point at, and of their ancestors
     positions: dict[FieldPath, tuple[int, int]]
-    #: a pod template's labels (Pod, ReplicationController), or a Service's selector
+    #: a pod template's labels (Pod, ReplicationController, Deployment), or a Service's
+    #: selector
     labels: Mapping[str, Any]
     #: a pod template's container port names, or each Service port's
     #: (nodePort, protocol, targetPort)
@@ -124,7 +125,7 @@ def tree_facts(manifest: Manifest) -> TreeFacts | None:
         return config_facts(manifest)
     if kind == "Pod":
         labels, pod_spec = manifest.labels, spec
-    else:  # a ReplicationController's pod template
+    else:  # a ReplicationController's or a Deployment's pod template
         template = as_map(spec.get("template"))
         labels = as_map(as_map(template.get("metadata")).get("labels"))
         pod_spec = as_map(template.get("spec"))
@@ -245,8 +246,8 @@ def check_facts(facts: Iterable[TreeFacts | None], out: list[Diagnostic]) -> Non
                 out,
                 Severity.WARNING,
                 ("spec", "selector"),
-                f"selector {wanted} matches no Pod or ReplicationController template in "
-                f"namespace {service.namespace}",
+                f"selector {wanted} matches no Pod, ReplicationController or Deployment "
+                f"template in namespace {service.namespace}",
             )
             continue
         for index, (_, _, target) in enumerate(service.ports):

@@ -192,6 +192,7 @@ def compute_plan(
         host_memory=remembered,
         now=now,
         prune_volumes=prune_volumes,
+        commit=revision,
     )
     return Computed(
         validation,

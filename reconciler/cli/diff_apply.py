@@ -13,7 +13,8 @@ from collections.abc import Callable
 
 import click
 
-from reconciler.apply.converge import converge, remove_volumes
+from reconciler.apply.converge import Converged, remove_volumes
+from reconciler.apply.drive import Driven, Pacing, drive
 from reconciler.apply.execute import ActionResult, ApplyReport
 from reconciler.apply.state import state_dir
 from reconciler.cli import options as opt
@@ -28,6 +29,7 @@ from reconciler.cli.whatif import (
     what_if_markdown,
 )
 from reconciler.plan.guards import Limits, refused
+from reconciler.render.deployments import failure_line, rollout_lines
 from reconciler.render.plans import plan_json, plan_markdown, plan_text_lines
 
 
@@ -158,6 +160,19 @@ def diff_command(
 @opt.policy()
 @opt.max_pods()
 @opt.source_limits()
+@click.option(
+    "--wait/--no-wait",
+    default=True,
+    show_default=True,
+    help="Run passes until every Deployment's rollout completes or fails (--no-wait: one pass).",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(0),
+    default=0,
+    help="Stop waiting for rollouts after this many seconds (exit 1). "
+    "Default: no limit but each Deployment's progressDeadlineSeconds.",
+)
 def apply_command(
     sources: tuple[str, ...],
     exclude: tuple[str, ...],
@@ -182,11 +197,16 @@ def apply_command(
     max_pods: int,
     max_source_files: int,
     max_source_bytes: int,
+    wait: bool,
+    timeout: float,
 ) -> None:
     """Make the hosts run what the manifests say.
 
     Invalid manifests: nothing is applied, exit 2. A failed action is reported with its
     object and source file:line, the other actions still run, and the exit code is 1.
+    Deployments roll out over several passes (each waits for the new pods to be ready);
+    apply runs them until every rollout completes or fails. A failed rollout is rolled
+    back to the last revision that was fully available, and the exit code is 1.
     """
     computed = compute_plan(
         sources,
@@ -205,57 +225,110 @@ def apply_command(
     echo_styled(plan_text_lines(the_plan, revision))
     if dry_run:
         sys.exit(EXIT_OK if the_plan.in_sync else EXIT_INVALID)
-    reasons = refused(the_plan, Limits(max_prune, allow_mass_prune, max_create, allow_mass_create))
+    limits = Limits(max_prune, allow_mass_prune, max_create, allow_mass_create)
+    reasons = refused(the_plan, limits)
     if reasons:
         for reason in reasons:
             click.echo(f"refused: {reason}", err=True)
         sys.exit(EXIT_ERROR)
-    report = _apply_with_progress(computed, concurrency)
-    echo_results(report)
-    failed = len(report.failed)
+    driven = _apply_with_progress(computed, concurrency, limits, Pacing(timeout=timeout, wait=wait))
+    failed = len(driven.still_failing)
     if the_plan.prune_volumes and the_plan.orphaned_volumes:
         failed += echo_volume_removals(remove_volumes(the_plan.orphaned_volumes, computed.runtimes))
+    for message in driven.memory_errors:
+        click.echo(f"warning: {message}", err=True)
+    for reason in driven.refused:
+        click.echo(f"refused: a later pass: {reason}", err=True)
+    rollout_failures = driven.failed_rollouts
+    for step in rollout_failures:
+        click.echo(failure_line(step.status), err=True)
+    if driven.timed_out:
+        waiting = [s.ref for s in driven.rollouts.steps.values() if s.status.in_progress]
+        click.echo(
+            f"timed out after {timeout:g}s waiting for the rollout of "
+            + ", ".join(f"Deployment/{r.name}" for r in waiting),
+            err=True,
+        )
+    passes = f" in {driven.passes} passes" if driven.passes > 1 else ""
+    ran = len(driven.report.results)
     click.echo(
-        f"applied {len(report.results) - failed} of {len(report.results)} action(s)"
+        f"applied {ran - len(driven.report.failed)} of {ran} action(s){passes}"
         + (f", {failed} failed" if failed else "")
+        + (f"; {len(rollout_failures)} rollout(s) failed" if rollout_failures else "")
         + (
             f"; unreachable: {', '.join(sorted(the_plan.unreachable))}"
             if the_plan.unreachable
             else ""
         )
     )
-    problems = failed or the_plan.unreachable or any(d.is_error for d in the_plan.problems)
+    problems = (
+        failed
+        or the_plan.unreachable
+        or any(d.is_error for d in the_plan.problems)
+        or rollout_failures
+        or driven.timed_out
+        or driven.refused
+    )
     sys.exit(EXIT_INVALID if problems else EXIT_OK)
 
 
-def _apply_with_progress(computed: Computed, concurrency: int) -> ApplyReport:
-    """Two-phase apply (pods, then the forwarders that follow them), with a progress bar
-    on a terminal."""
+def _apply_with_progress(
+    computed: Computed, concurrency: int, limits: Limits, pacing: Pacing
+) -> Driven:
+    """Passes until the rollouts are done (pods, then the forwarders that follow them, each
+    pass), with a progress bar on a terminal and a line whenever a rollout moves."""
     the_plan = computed.plan
+    shown: dict[str, str] = {}
+    seen_errors: set[tuple[str, str, str, str]] = set()
 
-    def run(on_result: Callable[[ActionResult], None] | None = None) -> ApplyReport:
-        done = converge(
+    def run(
+        say: Callable[[str, str], None],
+        on_result: Callable[[ActionResult], None] | None = None,
+        quiet: bool = False,
+    ) -> Driven:
+        def on_pass(done: Converged) -> None:
+            if not quiet:  # a failure repeated by the next passes is shown once
+                fresh = ApplyReport()
+                for result in done.report.results:
+                    action = result.action
+                    seen = (action.verb.value, action.host, action.pod, result.error)
+                    if result.ok or seen not in seen_errors:
+                        fresh.results.append(result)
+                        seen_errors.add(seen)
+                echo_results(fresh)
+            if done.followup is not None and done.followup.actions:
+                say(
+                    f"services: {len(done.followup.actions)} forwarder change(s) after the "
+                    "pods changed",
+                    "",
+                )
+            for text, style in rollout_lines(done.rollouts or the_plan.rollouts):
+                which = text.split(":", 1)[0]
+                if shown.get(which) != text:
+                    shown[which] = text
+                    say(text, style)
+
+        return drive(
             the_plan,
             computed.validation.manifests,
             computed.hosts,
             computed.settings,
             computed.runtimes,
             prune=computed.prune,
+            limits=limits,
+            concurrency=concurrency,
             host_memory=computed.host_memory,
             now=computed.now,
             state_dir=state_dir(),
-            concurrency=concurrency,
+            commit=computed.revision,
+            pacing=pacing,
             on_result=on_result,
+            on_pass=on_pass,
             wait_ready=True,
         )
-        if done.followup is not None and done.followup.actions:
-            click.echo(
-                f"services: {len(done.followup.actions)} forwarder change(s) after the pods changed"
-            )
-        return done.report
 
     if not (sys.stdout.isatty() and the_plan.actions):
-        return run()
+        return run(lambda text, style: echo_styled([(text, style)]))
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     with Progress(
@@ -264,8 +337,15 @@ def _apply_with_progress(computed: Computed, concurrency: int) -> ApplyReport:
         task = progress.add_task("", total=len(the_plan.actions))
 
         def advance(result: ActionResult) -> None:
+            done = progress.tasks[0].completed + 1
             progress.update(
-                task, advance=1, description=f"{result.action.verb} {result.action.pod}"
+                task,
+                advance=1,
+                total=max(done, progress.tasks[0].total or 0),
+                description=f"{result.action.verb} {result.action.pod}",
             )
 
-        return run(advance)
+        driven = run(lambda text, style: progress.console.print(text, style=style or None),
+                     advance, quiet=True)  # fmt: skip
+    echo_results(driven.report)
+    return driven

@@ -19,7 +19,9 @@ from reconciler.cli.output import echo_results, echo_styled, echo_volume_removal
 from reconciler.core.errors import ApplyError, HostUnavailable
 from reconciler.desire.services import cluster_network
 from reconciler.engine.host import DockerHost
+from reconciler.plan.live import group_pods, owner_of
 from reconciler.plan.planner import removal_plan
+from reconciler.plan.rollout_memory import marker_owner
 from reconciler.render.plans import plan_text_lines
 from reconciler.render.views import claim_volumes, live_pods
 
@@ -81,9 +83,24 @@ def down_command(
 
 def _remove_idle_networks(runtimes: dict[str, DockerHost], instance: str) -> None:
     """The instance's network (and its probe tools volume) go once nothing of the instance
-    is left on a host."""
+    is left on a host; so does the rollout memory of every Deployment none of whose pods is
+    left anywhere."""
     network = cluster_network(instance)
-    for name, state in observe(runtimes).items():
+    states = observe(runtimes)
+    left = {
+        owner_of(containers)
+        for state in states.values()
+        for containers in group_pods(state.containers).values()
+    }
+    for name, state in states.items():
+        if not state.reachable:
+            continue
+        for deployment in sorted({marker_owner(m.labels) for m in state.rollouts} - left):
+            try:
+                runtimes[name].forget_rollout(deployment)
+            except (HostUnavailable, ApplyError) as exc:
+                click.echo(f"warning: rollout memory of {deployment} on {name}: {exc}", err=True)
+    for name, state in states.items():
         if state.reachable and not state.containers:
             try:
                 runtimes[name].remove_state_marker()

@@ -26,6 +26,12 @@ from reconciler.core.errors import InputError
 from reconciler.core.model import HostState, Manifest, ObjectRef, as_map
 from reconciler.core.selectors import Selector
 from reconciler.engine.host import DockerHost
+from reconciler.render.deployments import (
+    DeploymentView,
+    deployment_object,
+    deployment_rows,
+    deployment_views,
+)
 from reconciler.render.diagnostics import validation_summary
 from reconciler.render.objects import (
     claim_object,
@@ -66,12 +72,17 @@ RESOURCES = {
     "volumes": "volumes",
     "volume": "volumes",
     "pvc": "volumes",
+    "deployments": "deployments",
+    "deployment": "deployments",
+    "deploy": "deployments",
 }
 
 
 @cli.command("get")
 @click.argument(
-    "resource", type=click.Choice(sorted(RESOURCES)), metavar="pods|rc|services|hosts|volumes"
+    "resource",
+    type=click.Choice(sorted(RESOURCES)),
+    metavar="pods|rc|services|deployments|hosts|volumes",
 )
 @opt.hosts()
 @opt.instance()
@@ -85,8 +96,8 @@ RESOURCES = {
     default="table",
     show_default=True,
     help="table or wide: kubectl's columns; json or yaml: a Kubernetes List of Pod, "
-    "ReplicationController, Service, Node or PersistentVolumeClaim objects; name: "
-    "kind/name per line.",
+    "ReplicationController, Service, Deployment (apps/v1), Node or PersistentVolumeClaim "
+    "objects; name: kind/name per line (deployment.apps/NAME).",
 )
 def get_command(
     resource: str,
@@ -97,10 +108,12 @@ def get_command(
     selector: str | None,
     output: str,
 ) -> None:
-    """List pods, replication controllers, services, hosts or volumes, read from the hosts.
+    """List pods, replication controllers, services, deployments, hosts or volumes, read
+    from the hosts.
 
     Services, the DESIRED column of rc and whether a claim's volume is Bound or Orphaned
-    come from the manifests (--source, default .). No value of a Secret is ever shown.
+    come from the manifests (--source, default .); deployments come from their rollout
+    memory on the hosts. No value of a Secret is ever shown.
     """
     parsed = selector_from_flag(selector)
     kind = RESOURCES[resource]
@@ -112,8 +125,16 @@ def get_command(
     wide = output == "wide"
     now = time.time()
     if output in ("json", "yaml", "name"):
-        items = kube_objects(kind, pods, states, hosts, runtimes, sources, parsed, exclude)
+        if kind == "deployments":
+            items = [deployment_object(view) for view in _deployments(states, parsed, now)]
+        else:
+            items = kube_objects(
+                kind, pods, states, hosts, runtimes, sources, parsed, exclude
+            )
         _print_objects(items, output)
+        sys.exit(EXIT_OK if all(s.reachable for s in states.values()) else EXIT_INVALID)
+    if kind == "deployments":
+        _print_table(deployment_rows(_deployments(states, parsed, now), wide))
         sys.exit(EXIT_OK if all(s.reachable for s in states.values()) else EXIT_INVALID)
     if kind == "pods":
         restarts: dict[str, int] = {}
@@ -256,3 +277,14 @@ def _manifests(sources: tuple[str, ...], exclude: tuple[str, ...]) -> list[Manif
 def _print_table(rows: list[dict[str, Any]]) -> None:
     for line in table_lines(rows):
         click.echo(line)
+
+
+def _deployments(
+    states: dict[str, HostState], selector: Selector, now: float
+) -> list[DeploymentView]:
+    """Deployments as the hosts know them (their rollout memory and their pods)."""
+    return [
+        view
+        for view in deployment_views(states, now)
+        if selector.matches(view.memory.spec.get("labels") or {})
+    ]

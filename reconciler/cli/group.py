@@ -34,6 +34,7 @@ LAZY_COMMANDS = {
     "status": "reconciler.cli.remote",
     "suspend": "reconciler.cli.remote",
     "resume": "reconciler.cli.remote",
+    "rollout": "reconciler.cli.rollout",
 }
 
 
@@ -78,8 +79,8 @@ def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> 
 def cli() -> None:
     """GitOps for plain Docker hosts.
 
-    Reads Kubernetes-style manifests (Pod, ReplicationController, Service, apiVersion v1)
-    and reconciles them onto Docker engines.
+    Reads Kubernetes-style manifests (Pod, ReplicationController, Service, apiVersion v1;
+    Deployment, apps/v1) and reconciles them onto Docker engines.
     """
 
 

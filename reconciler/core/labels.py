@@ -42,12 +42,18 @@ FORWARDER = PREFIX + "forwarder"  # an endpoints record: the id of the forwarder
 ENDPOINTS = PREFIX + "endpoints"  # an endpoints record: what the forwarder was last given
 CLAIM = PREFIX + "claim"  # a PersistentVolumeClaim's volume: the claim's name
 CLAIM_NAMESPACE = PREFIX + "claim-namespace"
+TEMPLATE_HASH = PREFIX + "template-hash"  # a Deployment's pod: the revision it runs
+ROLLOUT = PREFIX + "rollout"  # a rollout marker: the Deployment's rollout memory, as JSON
+GENERATION = PREFIX + "generation"  # a rollout marker: how many times it was written
 
 INFRA_CONTAINER = "POD"
 ROLE_INFRA = "infra"
 ROLE_APP = "app"
 ROLE_FORWARDER = "forwarder"  # a Service's forwarder on one host (a pod of its own)
 ROLE_STATE = "state"  # a never-started marker container: the last applied revision
+ROLE_ROLLOUT = "rollout"  # a never-started marker container: one Deployment's rollout memory
+#: the pod label Kubernetes gives a Deployment's pods: the hash of their template
+POD_TEMPLATE_HASH = "pod-template-hash"
 ROLE_INIT = "init"  # an init container: runs to completion before the app containers
 ROLE_ENDPOINTS = "endpoints"  # a never-started record: the endpoints a forwarder was given
 ROLE_TOOLS = "tools"  # a never-started helper that fills the probe tools volume (a moment)

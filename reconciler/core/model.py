@@ -23,7 +23,10 @@ SUPPORTED_KINDS: tuple[str, ...] = (
     "Secret",
     "ConfigMap",
     "PersistentVolumeClaim",
+    "Deployment",
 )
+#: The apiVersion each kind is read in (every other kind: ``v1``).
+API_VERSIONS: Mapping[str, str] = {"Deployment": "apps/v1"}
 DEFAULT_NAMESPACE = "default"
 
 
@@ -363,6 +366,7 @@ class DesiredPod:
     #: the host namespaces the pod joins ("network", "pid", "ipc"), as its policy allowed
     host_namespaces: frozenset[str] = frozenset()
     sysctls: tuple[tuple[str, str], ...] = ()  # set on the infra container (the pod's)
+    template_hash: str = ""  # a Deployment's pod: the revision (pod template) it runs
 
     @property
     def key(self) -> tuple[str, str]:
@@ -424,3 +428,5 @@ class HostState:
     #: never-started records of what each Service forwarder was last given (its endpoints)
     markers: tuple[LiveContainer, ...] = ()
     volumes: tuple[LiveVolume, ...] = ()  # our volumes (one list call)
+    #: never-started markers holding each Deployment's rollout memory (``plan.rollout_memory``)
+    rollouts: tuple[LiveContainer, ...] = ()

@@ -63,6 +63,9 @@ class RunConfig:
     notify_format: str = "json"
     #: age identities for SOPS-encrypted Secrets, read once at start (kept in memory only)
     keyring: Keyring = field(default_factory=Keyring)
+    #: while a Deployment rolls out, the next pass comes this soon (its pods' readiness is
+    #: what lets it go on), instead of waiting for the resync
+    rollout_interval: float = 1.0
 
     @property
     def is_git(self) -> bool:
@@ -83,3 +86,5 @@ class PassOutcome:
     applied: int = 0
     failed: int = 0
     error: str = ""
+    rolling: bool = False  # a Deployment's rollout is under way: look again soon
+    rollouts_failed: int = 0  # Deployments whose template is marked failed

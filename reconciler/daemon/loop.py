@@ -45,6 +45,7 @@ from reconciler.apply.converge import (
 )
 from reconciler.apply.execute import ActionResult
 from reconciler.apply.runtime import ServiceRuntime
+from reconciler.core.model import ObjectRef
 from reconciler.daemon.config import PassOutcome, RunConfig
 from reconciler.daemon.events import Announcer
 from reconciler.daemon.fetch import DesiredSource
@@ -53,6 +54,7 @@ from reconciler.daemon.http.server import Server, serve
 from reconciler.daemon.http.status import StatusBoard
 from reconciler.daemon.notify import Notifier
 from reconciler.daemon.report import PassReport
+from reconciler.daemon.rollouts import RolloutReporter
 from reconciler.daemon.signals import StopSignals
 from reconciler.daemon.triggers import DockerEvents, OwnRemovals, _Trigger, watch_directory
 from reconciler.desire.hostmemory import HostRecord
@@ -92,6 +94,8 @@ class ReconcileService:
         self._stopping = threading.Event()
         self._suspended = False
         self._memory: dict[str, HostRecord] = {}  # host memory when no state dir is set
+        #: per Deployment, the last failed action on one of its pods: why a rollout fails
+        self._rollout_errors: dict[ObjectRef, str] = {}
         self._notifier = (
             Notifier(config.notify, config.notify_format, self.metrics.notification)
             if config.notify
@@ -107,6 +111,7 @@ class ReconcileService:
         self._source = DesiredSource(
             config, self.board, self.metrics, self._record_error, self.report.held
         )
+        self._rollouts = RolloutReporter(self.board, self.metrics, announcer, config.instance)
         self._server: Server | None = None
         self._observer: Any = None
         self._events = DockerEvents(
@@ -233,8 +238,11 @@ class ReconcileService:
                     if fetched is not None and fetched[1] == before:
                         continue
                     reasons = ["poll: new revision"]
-                self.run_pass(_summary(reasons) or "resync")
-                next_resync = time.monotonic() + self.config.resync
+                outcome = self.run_pass(_summary(reasons) or "resync")
+                wait = self.config.resync
+                if outcome.rolling:  # the rollout goes on as soon as its pods are ready
+                    wait = min(wait, self.config.rollout_interval)
+                next_resync = time.monotonic() + wait
         finally:
             self.close()
         return 0
@@ -302,6 +310,8 @@ class ReconcileService:
             prune=config.prune,
             host_memory=memory,
             now=now,
+            errors=self._rollout_errors,
+            commit=revision,
         )
         self._wake_at = the_plan.wake_at
         limits = Limits(
@@ -344,10 +354,13 @@ class ReconcileService:
             )
         finally:
             self._own.settle()  # what this pass removed stays its own a while longer
+        self._rollout_errors = done.rollout_errors()
+        rollouts = done.rollouts or the_plan.rollouts
+        rollouts_failed = self._rollouts.report(rollouts, revision, done.memory_errors or [])
         failed = len(done.report.failed)
         applied = len(done.report.results) - failed
         self.board.record_actions(ok=applied, failed=failed)
-        ok = failed == 0 and not the_plan.unreachable
+        ok = failed == 0 and not the_plan.unreachable and not rollouts_failed
         if failed == 0:
             self._record_revision(live, revision)
         duration = time.monotonic() - started
@@ -381,7 +394,14 @@ class ReconcileService:
             duration,
             extra={"revision": revision},
         )
-        return PassOutcome(ok, revision, applied, failed)
+        return PassOutcome(
+            ok,
+            revision,
+            applied,
+            failed,
+            rolling=rollouts.in_progress,
+            rollouts_failed=rollouts_failed,
+        )
 
     def _plan_only(self, reason: str, started: float) -> PassOutcome:
         """A pass that stops after planning: what resuming would do, for the page."""

@@ -54,14 +54,15 @@ _OWN_EVENTS_TTL = 30.0
 #: endpoints or a restart may be due (docs/health.md).
 FOLLOWED = ("die", "destroy", "stop", "kill", "oom", "health_status")
 #: Roles of never-started bookkeeping containers: their comings and goings change nothing.
-_BOOKKEEPING = (L.ROLE_STATE, L.ROLE_ENDPOINTS, L.ROLE_TOOLS)
+_BOOKKEEPING = (L.ROLE_STATE, L.ROLE_ROLLOUT, L.ROLE_ENDPOINTS, L.ROLE_TOOLS)
 _SIGHUP = "1"
 
 
 def wakes(action: str, attributes: Mapping[str, str]) -> bool:
     """Whether a Docker event about one of our containers should wake a pass: not the
-    bookkeeping containers' (revision markers, forwarder records, the probe tools helper),
-    and not the SIGHUP a forwarder reload sends (the pass's own doing, nothing died)."""
+    bookkeeping containers' (revision and rollout markers, forwarder records, the probe
+    tools helper), and not the SIGHUP a forwarder reload sends (the pass's own doing,
+    nothing died)."""
     if attributes.get(L.ROLE) in _BOOKKEEPING:
         return False
     return not (action == "kill" and attributes.get("signal") == _SIGHUP)

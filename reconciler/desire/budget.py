@@ -28,6 +28,7 @@ def _rc_pods(manifest: Manifest) -> tuple[int, FieldPath]:
 POD_COUNTS: dict[str, Callable[[Manifest], tuple[int, FieldPath]]] = {
     "Pod": lambda manifest: (1, ("metadata", "name")),
     "ReplicationController": _rc_pods,
+    "Deployment": _rc_pods,  # its replicas; a rollout's surge comes and goes
 }
 
 

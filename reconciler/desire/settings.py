@@ -49,6 +49,12 @@ class DesiredState:
     services: list[DesiredService] = field(default_factory=list)
     host_notes: dict[str, str] = field(default_factory=dict)  # unreachable host -> what waits
     claims: set[tuple[str, str]] = field(default_factory=set)  # (namespace, claim) in the manifests
+    deployments: dict[ObjectRef, int] = field(default_factory=dict)  # Deployment -> replicas
+    #: (namespace, pod) -> why a rollout makes the pod, or why it removes it
+    reasons: dict[tuple[str, str], str] = field(default_factory=dict)
+    removal_reasons: dict[tuple[str, str], str] = field(default_factory=dict)
+    #: (namespace, pod) a rollout keeps exactly as it runs: its template is no longer known
+    kept: set[tuple[str, str]] = field(default_factory=set)
 
     def by_host(self) -> dict[str, dict[tuple[str, str], DesiredPod]]:
         result: dict[str, dict[tuple[str, str], DesiredPod]] = {}

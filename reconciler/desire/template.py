@@ -167,6 +167,7 @@ class StampedPod(DesiredPod):
                 shape.network,
                 shape.host_namespaces,
                 shape.sysctls,
+                shape.template_hash,
                 shared,
                 hostname,
             ),
@@ -229,6 +230,7 @@ _SETTERS = tuple(
         "network",
         "host_namespaces",
         "sysctls",
+        "template_hash",
         "_shared",
         "_hostname",
     )

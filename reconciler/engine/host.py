@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -38,13 +37,14 @@ from reconciler.engine.lifecycle import PodLifecycle
 from reconciler.engine.probetools import HostProbeTools
 from reconciler.engine.reload import ForwarderReload
 from reconciler.engine.resources import HostImages, HostNetworks
+from reconciler.engine.rollouts import RolloutSupport
 from reconciler.source.hosts import Host
 
 #: What the forwarder image holds besides busybox (path -> program), made on first use.
 Programs = Callable[[], Mapping[str, bytes]]
 
 
-class DockerHost(PodLifecycle):
+class DockerHost(RolloutSupport, PodLifecycle):
     """A connection to one engine, counting the API calls it makes.
 
     ``programs`` supplies the Service forwarder's program when a host lacks the forwarder
@@ -437,33 +437,6 @@ class DockerHost(PodLifecycle):
             if L.is_owned(volume.get("Labels"), self.instance):
                 with contextlib.suppress(NotFound):
                     self._call("remove volume", self.api.remove_volume, volume["Name"], force=True)
-
-    def wait_running(self, pod: DesiredPod, timeout: float = 30.0, settle: float = 0.5) -> None:
-        """Block until every container of ``pod`` runs (and still runs after ``settle``);
-        init containers have completed by then, and are not waited for."""
-        deadline = time.monotonic() + timeout
-        names = [c.docker_name for c in pod.containers if c.role != L.ROLE_INIT]
-        stable_since: float | None = None
-        while True:
-            states = []
-            for name in names:
-                try:
-                    info = self._call(f"inspect {name}", self.api.inspect_container, name)
-                except NotFound as exc:
-                    raise ApplyError(f"container {name} disappeared") from exc
-                states.append(info["State"])
-            if all(s.get("Running") and not s.get("Restarting") for s in states):
-                stable_since = stable_since or time.monotonic()
-                if time.monotonic() - stable_since >= settle:
-                    return
-            else:
-                stable_since = None
-            if time.monotonic() > deadline:
-                bad = [n for n, s in zip(names, states, strict=True) if not s.get("Running")]
-                raise ApplyError(
-                    f"pod {pod.name} is not running after {timeout:.0f}s ({', '.join(bad)})"
-                )
-            time.sleep(0.1)
 
     # -- reading for `get` -------------------------------------------------------------------
     def restart_counts(self, containers: Sequence[LiveContainer]) -> dict[str, int]:

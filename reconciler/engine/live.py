@@ -87,10 +87,12 @@ def host_state(
     volumes: Iterable[Mapping[str, Any]] = (),
 ) -> HostState:
     """One host's state from its container list (one pass: it may be decoded as it is read):
-    our containers only, the revision its newest marker records; our volumes."""
+    our containers only, the revision its newest marker records, the Deployments' rollout
+    markers (apart: they are no pods); our volumes."""
     shared: dict[str, str] = {}
     containers: list[LiveContainer] = []
     records: list[LiveContainer] = []
+    rollouts: list[LiveContainer] = []  # the Deployments' rollout markers: no pods
     applied: Mapping[str, Any] | None = None
     for item in listed:
         labels = item.get("Labels") or {}
@@ -100,6 +102,8 @@ def host_state(
         if role == L.ROLE_STATE:  # the newest marker
             newer = applied is None or int(item.get("Created", 0)) > int(applied.get("Created", 0))
             applied = item if newer else applied
+        elif role == L.ROLE_ROLLOUT:
+            rollouts.append(live_container(host, item, shared))
         elif role != L.ROLE_TOOLS:  # endpoints records apart
             (records if role == L.ROLE_ENDPOINTS else containers).append(
                 live_container(host, item, shared)
@@ -109,6 +113,7 @@ def host_state(
         reachable=True,
         containers=tuple(containers),
         applied_revision=(applied.get("Labels") or {}).get(L.REVISION, "") if applied else "",
+        rollouts=tuple(rollouts),
         markers=tuple(records),
         volumes=live_volumes(host, instance, volumes),
     )

@@ -111,6 +111,8 @@ def container_labels(
     }
     if pod.replica is not None:
         result[L.REPLICA] = str(pod.replica)
+    if pod.template_hash:
+        result[L.TEMPLATE_HASH] = pod.template_hash
     if container.role in (L.ROLE_INFRA, L.ROLE_FORWARDER):
         result[L.SPEC] = L.canonical_json({"spec": pod.spec})
     if container.ipv4_address:

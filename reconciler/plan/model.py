@@ -21,6 +21,7 @@ from reconciler.core.model import (
     ObjectRef,
     Restart,
 )
+from reconciler.plan.rollouts import Rollouts
 
 
 class Verb(StrEnum):
@@ -91,12 +92,23 @@ class Plan:
     #: claims' volumes whose claim left the manifests: kept and reported (``plan.volumes``)
     orphaned_volumes: list[LiveVolume] = field(default_factory=list)
     prune_volumes: bool = False  # --prune-volumes: remove them
+    #: each Deployment's rollout step (``plan.rollout``): its status, the memory to write
+    rollouts: Rollouts = field(default_factory=Rollouts)
 
     @property
     def in_sync(self) -> bool:
+        """Nothing to do: no action, no error, every host answering, and no rollout under
+        way (one waiting for pods to become ready has nothing to do yet, but is not done)."""
         errors = any(d.is_error for d in self.problems)
         volumes = self.prune_volumes and self.orphaned_volumes
-        return not self.actions and not errors and not self.unreachable and not volumes
+        rolling = self.rollouts.in_progress
+        return (
+            not self.actions
+            and not errors
+            and not self.unreachable
+            and not volumes
+            and not rolling
+        )
 
     def split_forwarders(self) -> tuple[Plan, Plan]:
         """(everything but Service forwarders, only the forwarders), problems kept on the first."""
@@ -108,6 +120,7 @@ class Plan:
             unreachable=self.unreachable,
             owned_pods=self.owned_pods,
             skipped_prunes=self.skipped_prunes,
+            rollouts=self.rollouts,
             wake_at=self.wake_at,
         )
         return first, Plan(actions=forwarders, owned_pods=self.owned_pods)

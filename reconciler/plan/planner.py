@@ -7,7 +7,12 @@ namespace and pod name, then container.
 Sequencing: every action belongs to a ``group``. Actions of one group run one after the
 other; groups run concurrently. A ReplicationController whose template changed gets one
 rollout group, so its pods are replaced one at a time and the next only after the new one
-runs: the controller never drops below replicas - 1.
+is ready: the controller never drops below replicas - 1. That holds across passes too: while
+a pod already on the new template is not ready (a failed step), the controller's other pods
+are not replaced, pass after pass, and the plan says why (an error at the controller's
+file:line). A Deployment's rollout is decided
+before this (``plan.rollout``: which pods exist at this step); here its pods are created
+and removed like any others, with the rollout's reasons.
 """
 
 from collections import defaultdict
@@ -15,18 +20,27 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from reconciler.core import labels as L
-from reconciler.core.model import DesiredPod, HostState, LiveContainer, ObjectRef, Restart
+from reconciler.core.model import (
+    DesiredPod,
+    Diagnostic,
+    HostState,
+    LiveContainer,
+    Location,
+    ObjectRef,
+    Restart,
+    Severity,
+)
 from reconciler.desire.settings import DesiredState
 from reconciler.plan.fields import drift, field_changes
 from reconciler.plan.lifecycle import app_step, init_steps
-from reconciler.plan.live import group_pods, live_spec, owner_of, should_restart
+from reconciler.plan.live import group_pods, live_spec, owner_of, pod_ready, should_restart
 from reconciler.plan.model import Action, FieldChange, Plan, Verb
 from reconciler.plan.quiet import in_sync
 from reconciler.plan.reload import orphan_records, reload_needed
 
 
 def _rollout_group(pod: DesiredPod) -> str:
-    if pod.owner.kind == "ReplicationController":
+    if pod.owner.kind in ("ReplicationController", "Deployment"):
         return f"rollout/{pod.owner.namespace}/{pod.owner.name}"
     return f"pod/{pod.host}/{pod.namespace}/{pod.name}"
 
@@ -47,6 +61,8 @@ def plan(
     wanted = desired.by_host()
     grouped = {host: group_pods(observed.containers) for host, observed in live.items()}
     live_counts = _OwnerCounts(grouped)
+    held: dict[ObjectRef, str] | None = None  # found at the first rolling-update step
+    holding: dict[ObjectRef, Location] = {}
     for host in sorted(set(wanted) | set(live)):
         state = live.get(host)
         if state is not None and not state.reachable:
@@ -63,26 +79,44 @@ def plan(
         )
         desired_pods = wanted.get(host, {})
         for key in sorted(desired_pods):
-            result.actions.extend(
-                _pod_actions(
-                    desired_pods[key],
-                    live_pods.get(key),
-                    desired,
-                    live_counts,
-                    now=now,
-                    wakes=wakes,
-                    records=records.get(key, []),
-                )
+            pod = desired_pods[key]
+            actions = _pod_actions(
+                pod,
+                live_pods.get(key),
+                desired,
+                live_counts,
+                now=now,
+                wakes=wakes,
+                records=records.get(key, []),
             )
+            if held is None and any(_update_step(a) for a in actions):
+                held = _held_updates(desired, live)  # only a rolling update needs to know
+            if held is not None and pod.owner in held:  # its next step waits for the failed one
+                kept = [a for a in actions if not _update_step(a)]
+                if len(kept) < len(actions):
+                    holding[pod.owner] = pod.source
+                actions = kept
+            result.actions.extend(actions)
         for key in sorted(set(records) - set(live_pods)):
             result.actions.append(orphan_records(host, key, records[key]))
-        for key in sorted(set(live_pods) - set(desired_pods)):
+        for key in sorted(set(live_pods) - set(desired_pods) - desired.kept):
             action = _removal(host, key, live_pods[key], desired)
             if prune or not action.prune:
                 result.actions.append(action)
             else:
                 result.skipped_prunes.append(action)
     result.wake_at = min(wakes, default=None)
+    for owner, source in sorted(holding.items()):
+        result.problems.append(
+            Diagnostic(
+                Severity.ERROR,
+                source,
+                f"rolling update held: {(held or {})[owner]}; the other replicas keep their "
+                "template until it is (fix the template, or wait for it)",
+                kind=owner.kind,
+                name=owner.name,
+            )
+        )
     return result
 
 
@@ -111,6 +145,34 @@ class _OwnerCounts(Mapping[ObjectRef, int]):
 
     def __len__(self) -> int:
         return len(self._counted())
+
+
+def _update_step(action: Action) -> bool:
+    """A step of a ReplicationController's rolling update: a pod replaced for its spec."""
+    return action.verb is Verb.RECREATE and action.group.startswith("rollout/")
+
+
+def _held_updates(desired: DesiredState, live: Mapping[str, HostState]) -> dict[ObjectRef, str]:
+    """ReplicationControllers whose rolling update must wait, with why: a pod of theirs
+    already runs the wanted template (a step taken, in this pass or an earlier one) and is
+    not ready (``plan.live.pod_ready``). Replacing another now would take down a replica
+    that serves for one that does not."""
+    wanted = {
+        (p.host, *p.key): p for p in desired.pods if p.owner.kind == "ReplicationController"
+    }
+    held: dict[ObjectRef, str] = {}
+    for host in sorted(live):
+        state = live[host]
+        if not state.reachable:
+            continue
+        for key, containers in sorted(group_pods(state.containers).items()):
+            pod = wanted.get((host, *key))
+            if pod is None or {c.labels.get(L.SPEC_HASH) for c in containers} != {pod.spec_hash}:
+                continue
+            if not pod_ready(containers):
+                why = f"pod {pod.name} on {host} runs the new template and is not ready"
+                held.setdefault(pod.owner, why)
+    return held
 
 
 def _pod_actions(
@@ -162,6 +224,12 @@ def _pod_actions(
             reason = (
                 f"replica {pod.name} missing: ReplicationController {pod.owner.name} wants "
                 f"{wanted} pod(s), {have} exist"
+            )
+        elif pod.owner.kind == "Deployment":
+            reason = desired.reasons.get(pod.key) or (
+                f"pod missing: Deployment {pod.owner.name} wants "
+                f"{desired.deployments.get(pod.owner, 0)} pod(s), "
+                f"{live_counts.get(pod.owner, 0)} exist"
             )
         elif pod.owner.kind == "Service":
             reason = f"no forwarder for Service {pod.owner.name} on this host"
@@ -259,6 +327,11 @@ def _removal(
         reason = (
             f"ReplicationController {owner.name} wants {desired.replicas[owner]} pod(s) "
             "(scale down)"
+        )
+        prune = False
+    elif owner.kind == "Deployment" and owner in desired.deployments:
+        reason = desired.removal_reasons.get(key) or (
+            f"Deployment {owner.name} wants {desired.deployments[owner]} pod(s) (scale down)"
         )
         prune = False
     else:

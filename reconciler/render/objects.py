@@ -37,6 +37,7 @@ RESOURCE_NAMES = {
     "Service": "service",
     "Node": "node",
     "PersistentVolumeClaim": "persistentvolumeclaim",
+    "Deployment": "deployment.apps",
 }
 
 

@@ -22,6 +22,7 @@ from reconciler.core.redact import (
     secret_marker,
 )
 from reconciler.plan.model import FieldChange, Plan
+from reconciler.render.deployments import rollout_dicts, rollout_lines
 from reconciler.render.diagnostics import diagnostic_dict, diagnostic_line
 
 _VERB_MARKS = {"create": "+", "start": ">", "recreate": "~", "remove": "-"}
@@ -104,6 +105,7 @@ def plan_json(plan: Plan, revision: str) -> str:
                 }
                 for v in plan.orphaned_volumes
             ],
+            "rollouts": rollout_dicts(plan.rollouts),
         },
         indent=2,
     )
@@ -150,7 +152,10 @@ def plan_text_lines(plan: Plan, revision: str) -> list[tuple[str, str]]:
         )
     for volume in plan.orphaned_volumes:
         lines.append((_orphan_line(plan, volume), "red" if plan.prune_volumes else "yellow"))
+    lines += rollout_lines(plan.rollouts)
     state = "in sync" if plan.in_sync else summary_text(plan.summary())
+    if not plan.actions and plan.rollouts.in_progress:
+        state = "a rollout is waiting for pods to become available"
     lines.append(
         (f"revision {revision or '(none)'}: {state}", "bold green" if plan.in_sync else "bold")
     )
@@ -213,6 +218,9 @@ def plan_markdown(plan: Plan, revision: str) -> str:
                 a.reason,
             )
             out.append("| " + " | ".join(_md_escape(c) for c in cells) + " |")
+    if plan.rollouts.steps:
+        out += ["", "Rollouts:", ""]
+        out += [f"- {_md_escape(text)}" for text, _ in rollout_lines(plan.rollouts)]
     detailed = [a for a in plan.actions if a.changes]
     if detailed:
         out += ["", "<details><summary>Field changes</summary>", ""]

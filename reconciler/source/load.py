@@ -44,7 +44,9 @@ __all__ = [
     "read_source",
 ]
 
-LIST_KINDS = frozenset({"List", "PodList", "ServiceList", "ReplicationControllerList"})
+LIST_KINDS = frozenset(
+    {"List", "PodList", "ServiceList", "ReplicationControllerList", "DeploymentList"}
+)
 
 
 @dataclass

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -103,3 +104,63 @@ def test_scaling_up_and_down_keeps_the_ordinal_names(applied: Rig) -> None:
     rig.assert_converged({**others, "keystone-0": SAMPLE_PODS["keystone-0"]})
     final = rig.ids()
     assert final == {n: i for n, i in before.items() if n in final}  # keystone-0 is the same
+
+
+RC_PROBED = """\
+apiVersion: v1
+kind: ReplicationController
+metadata: {{name: api}}
+spec:
+  replicas: 3
+  selector: {{app: api}}
+  template:
+    metadata: {{labels: {{app: api}}}}
+    spec:
+      containers:
+        - name: api
+          image: sample/frontend:1.0
+          command: [sh, -c]
+          args: ["mkdir -p /www && touch /www/ready && exec httpd -f -p 8080 -h /www"]
+          ports: [{{containerPort: 8080, name: http}}]
+          readinessProbe:
+            httpGet: {{path: {path}, port: http}}
+            periodSeconds: 1
+"""
+
+
+def _api_pods(rig: Rig) -> dict[str, tuple[str, str]]:
+    """Pod -> (spec hash, infra status) of RC api's pods."""
+    found = rig.containers(f"{L.OWNER_NAME}=api", f"{L.ROLE}={L.ROLE_INFRA}")
+    return {c["Labels"][L.POD]: (c["Labels"][L.SPEC_HASH], c["Status"]) for c in found}
+
+
+def test_a_rolling_update_to_a_never_ready_template_holds_pass_after_pass(
+    make_rig: Callable[[], Rig],
+) -> None:
+    """Gated on the readiness probe: the first new pod never passes it, so the update stops
+    there (apply exits 1); the next apply replaces no other replica and says why, at the
+    controller's file:line; a fixed template goes on to the end."""
+    rig = make_rig()
+    rig.write("api.yaml", RC_PROBED.format(path="/ready"))
+    first = rig.apply()
+    assert first.exit_code == 0, first.output
+    old = _api_pods(rig)
+    assert len(old) == 3 and all(s.endswith("(healthy)") for _, s in old.values()), old
+    rig.write("api.yaml", RC_PROBED.format(path="/never"))
+    broken = rig.apply()
+    assert broken.exit_code == 1, broken.output
+    assert "is not ready after" in broken.output
+    again = rig.apply()
+    assert again.exit_code == 1, again.output
+    assert "rolling update held: pod api-0" in again.output and "api.yaml:1" in again.output
+    now = _api_pods(rig)
+    kept = {p for p, (h, s) in now.items() if h == old[p][0] and s.endswith("(healthy)")}
+    assert kept == {"api-1", "api-2"}, now  # replicas - 1, ready, after two applies
+    # a fixed template (another hash than the first): the update goes on to the end
+    fixed = RC_PROBED.format(path="/ready").replace("/www/ready &&", "/www/ready /www/ok &&")
+    rig.write("api.yaml", fixed)
+    done = rig.apply()
+    assert done.exit_code == 0, done.output
+    final = _api_pods(rig)
+    assert all(s.endswith("(healthy)") for _, s in final.values()), final
+    assert all(final[p][0] not in (old[p][0], now[p][0]) for p in final), (old, now, final)

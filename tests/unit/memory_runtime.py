@@ -10,7 +10,9 @@ unit test.
 
 What it simulates on purpose: images (a missing image fails the create like a failed pull),
 hosts that stop answering, containers that exit or are killed, foreign containers (not ours,
-never listed to us), and the event stream of ``die``/``destroy`` events. And health: a
+never listed to us), the event stream of ``die``/``destroy`` events, images whose containers
+crash at once (``crashing``: a template whose pods never become ready), and the
+Deployments' rollout markers. And health: a
 container made with a health check lists ``(health: starting)`` until the test says what
 its check found (``set_health``, which emits ``health_status`` as Docker does); init
 containers run to completion at once, with the exit code ``init_exit`` gives (``init_running``
@@ -42,10 +44,13 @@ from reconciler.core.model import (
     HostState,
     LiveContainer,
     LiveVolume,
+    ObjectRef,
     Restart,
 )
 from reconciler.engine import endpoints as E
+from reconciler.engine import rollout_markers
 from reconciler.engine import translate as T
+from reconciler.plan.live import pod_ready
 
 _ids = itertools.count(1)
 
@@ -95,6 +100,9 @@ class MemoryHost:
         self.calls: list[str] = []  # every operation, in order ("create web-0/POD", ...)
         self.environments: dict[str, dict[str, str]] = {}  # docker name -> its env, as created
         self.fail_create: set[str] = set()  # docker names whose create the engine refuses
+        #: images whose containers exit at once (code 3) and are restarted by the engine:
+        #: they never run long enough to be ready
+        self.crashing: set[str] = set()
         self.closed = False
         self.init_exit: dict[str, int] = {}  # docker name -> exit code of an init container
         self.init_running: set[str] = set()  # init containers that do not finish (yet)
@@ -257,6 +265,9 @@ class MemoryHost:
             {"Type": "volume", "Name": m.source, "Destination": m.target}
             for m in args.volume_mounts
         ]
+        if args.image in self.crashing:
+            item = self.containers[container_id]
+            item["State"], item["Status"] = "restarting", "Restarting (3) Less than a second ago"
         if args.endpoint is not None:
             address = args.endpoint.ipv4_address or f"10.99.0.{next(self._ips)}"
             self.containers[container_id]["NetworkSettings"] = {
@@ -332,6 +343,8 @@ class MemoryHost:
         if item is None:
             raise NotFound(f"start {container.name}: no such container")
         item["State"], item["Status"] = "running", "Up Less than a second"
+        if item["Image"] in self.crashing:
+            item["State"], item["Status"] = "restarting", "Restarting (3) Less than a second ago"
         self.calls.append(f"start {container.name}")
 
     def remove(self, containers: Sequence[LiveContainer]) -> None:
@@ -364,12 +377,12 @@ class MemoryHost:
         del self.volumes[volume.name]
         self.calls.append(f"remove volume {volume.name}")
 
-    def wait_running(self, pod: DesiredPod, timeout: float = 30.0, settle: float = 0.5) -> None:
-        for container in pod.containers:
-            if container.role == L.ROLE_INIT:
-                continue
-            if self.by_name(container.docker_name)["State"] != "running":
-                raise ApplyError(f"pod {pod.name} is not running after {timeout:.0f}s")
+    def wait_ready(self, pod: DesiredPod, timeout: float = 30.0, settle: float = 0.5) -> None:
+        """No clock here: the pod is ready now, or it never will be (an image that crashes)."""
+        names = {c.docker_name for c in pod.containers if c.role != L.ROLE_INIT}
+        found = [c for c in self.observe().containers if c.name in names]
+        if len(found) != len(names) or not pod_ready(found):
+            raise ApplyError(f"pod {pod.name} is not ready after {timeout:.0f}s")
 
     # -- HostRuntime / ServiceRuntime ------------------------------------------------------
     def observe(self, volumes: bool | None = None) -> HostState:
@@ -410,3 +423,53 @@ class MemoryHost:
                 del self.containers[container_id]
         container_id = self._add(name, image, T.marker_labels(self.instance, revision), ())
         self.containers[container_id]["State"] = "created"
+
+    # -- rollout markers -------------------------------------------------------------------------
+    def markers(self, deployment: ObjectRef) -> list[dict[str, Any]]:
+        """The rollout markers of one Deployment on this host, as listed."""
+        wanted = {
+            label.partition("=")[0]: label.partition("=")[2]
+            for label in rollout_markers.rollout_marker_filters(self.instance, deployment)
+        }
+        return [
+            item
+            for item in self.containers.values()
+            if all(item["Labels"].get(k) == v for k, v in wanted.items())
+        ]
+
+    def record_rollout(
+        self, deployment: ObjectRef, memory: str, generation: int, image: str
+    ) -> None:
+        self._check("record rollout")
+        name = rollout_markers.rollout_marker_name(self.instance, deployment, generation)
+        before = self.markers(deployment)
+        for item in before:
+            if item["Names"] == [f"/{name}"]:
+                del self.containers[item["Id"]]
+        labels = rollout_markers.rollout_marker_labels(
+            self.instance, deployment, memory, generation
+        )
+        container_id = self._add(name, image, labels, ())
+        self.containers[container_id]["State"] = "created"
+        for item in before:
+            if int(item["Labels"][L.GENERATION]) < generation:
+                self.containers.pop(item["Id"], None)
+                self._emit("destroy", item)  # as the engine reports any removal
+        self.calls.append(f"record rollout {deployment.name} {generation}")
+
+    def forget_rollout(self, deployment: ObjectRef) -> None:
+        self._check("forget rollout")
+        for item in self.markers(deployment):
+            del self.containers[item["Id"]]
+        self.calls.append(f"forget rollout {deployment.name}")
+
+    def failure_details(self, containers: Sequence[LiveContainer]) -> dict[str, str]:
+        self._check("inspect")
+        details = {}
+        for container in containers:
+            item = self.containers.get(container.id)
+            if item is not None:
+                name = item["Labels"].get(L.CONTAINER, "")
+                code = " exit code 3," if item["State"] == "restarting" else ""
+                details[container.id] = f"container {name} {item['State']},{code} (memory)"
+        return details

@@ -53,7 +53,7 @@ VALID_FLAGS = ("--policy", "privileged")
 def test_valid_manifests_exit_0_with_a_summary() -> None:
     result = run(*VALID_FLAGS, str(VALID))
     assert result.exit_code == 0, result.output
-    assert result.output == "17 object(s) in 7 file(s): valid, 0 error(s), 0 warning(s)\n"
+    assert result.output == "20 object(s) in 8 file(s): valid, 0 error(s), 0 warning(s)\n"
 
 
 def test_warnings_alone_still_exit_0(tmp_path: Path) -> None:
@@ -156,7 +156,7 @@ def test_json_output_for_valid_input() -> None:
     assert result.exit_code == 0
     assert json.loads(result.output) == {
         "valid": True,
-        "objects": 17,
+        "objects": 20,
         "errors": [],
         "warnings": [],
     }

@@ -159,6 +159,8 @@ def test_valid_fixtures_together_have_no_diagnostics() -> None:
     refs = sorted(str(m.ref) for m in result.manifests)
     assert refs == [
         "ConfigMap/shop/app-config",
+        "Deployment/shop",
+        "Deployment/worker",
         "PersistentVolumeClaim/shop/app-data",
         "Pod/keystone-db",
         "Pod/log-agent",
@@ -173,6 +175,7 @@ def test_valid_fixtures_together_have_no_diagnostics() -> None:
         "Secret/shop/registry",
         "Service/db",
         "Service/keystone-public",
+        "Service/shop",
         "Service/staging/cache",
         "Service/web",
     ]
@@ -216,9 +219,10 @@ def test_valid_fixtures_pass_the_kubernetes_validate_command() -> None:
 
 
 def _defs() -> dict[str, Any]:
-    documents = schema_documents()
-    defs_id = next(sid for sid in documents if sid.endswith("/_defs.json"))
-    defs: dict[str, Any] = documents[defs_id]["$defs"]
+    """Every schema's ``$defs`` by name (``_defs.json``'s, and a kind's own: Deployment)."""
+    defs: dict[str, Any] = {}
+    for document in schema_documents().values():
+        defs.update(document.get("$defs", {}))
     return defs
 
 

@@ -86,7 +86,7 @@ def test_schema_file_is_valid_draft_2020_12(path: Path) -> None:
 
 def test_schema_files_are_the_ones_validation_loads() -> None:
     assert schema_dir() == ROOT / "schemas"
-    assert len(SCHEMA_FILES_ON_DISK) == len(schema_documents()) == 7
+    assert len(SCHEMA_FILES_ON_DISK) == len(schema_documents()) == 8
     for kind in KINDS:
         assert schema_id(kind).endswith("/" + SCHEMA_FILES[kind])
 

@@ -23,7 +23,7 @@ METRICS_CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
 
 ACTIONS: Final = ("create", "start", "recreate", "remove", "restart", "stop", "reload")
 ACTION_RESULTS: Final = ("ok", "failed")
-SYNC_ERROR_KINDS: Final = ("git", "host", "validation", "apply", "signature")
+SYNC_ERROR_KINDS: Final = ("git", "host", "validation", "apply", "signature", "rollout")
 WEBHOOK_RESULTS: Final = ("accepted", "unauthorized", "ignored", "bad_request")
 NOTIFICATION_RESULTS: Final = ("sent", "retried", "failed", "dropped")
 
@@ -95,6 +95,13 @@ class Metrics:
         self.suspended = Gauge(
             "reconciler_suspended", "1 while reconciling is suspended, else 0.", registry=r
         )
+        self.rollout_failures = Counter(
+            "reconciler_rollout_failures",
+            "Deployment rollouts that made no progress within progressDeadlineSeconds (each "
+            "rolled back to its last fully available revision), by Deployment.",
+            ["deployment"],
+            registry=r,
+        )
         self.webhook_requests = Counter(
             "reconciler_webhook_requests",
             "Requests to the git webhook, by outcome.",
@@ -150,12 +157,16 @@ class Metrics:
         self.validation_errors.set(count)
 
     def sync_error(self, kind: str) -> None:
-        """``kind`` is git, host, validation, apply or signature (a commit not signed by an
-        allowed key)."""
+        """``kind`` is git, host, validation, apply, signature (a commit not signed by an
+        allowed key) or rollout (a Deployment's template marked failed)."""
         self.sync_errors.labels(kind=_check(kind, SYNC_ERROR_KINDS, "sync error kind")).inc()
 
     def set_suspended(self, suspended: bool) -> None:
         self.suspended.set(1 if suspended else 0)
+
+    def rollout_failure(self, deployment: str) -> None:
+        """A rollout failed (``namespace/name``): counted once, in the pass that decided it."""
+        self.rollout_failures.labels(deployment=deployment).inc()
 
     def webhook_request(self, result: str) -> None:
         """accepted, unauthorized, ignored or bad_request; the server calls this itself."""

@@ -51,6 +51,18 @@ class _LastError:
     validation_error_count: int = 0
 
 
+def _redacted(value: Any) -> Any:
+    """Every string in a JSON-like value through the redactor (an image pull error can
+    quote a registry URL with its credentials)."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: _redacted(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redacted(v) for v in value]
+    return value
+
+
 class StatusBoard:
     """What the service is doing, written by the loop and read by the HTTP handlers.
 
@@ -67,6 +79,7 @@ class StatusBoard:
         board.set_host(name, reachable, error)      # per host, after observing
         board.set_pending(len(plan.actions))
         board.record_actions(ok=n, failed=m)
+        board.set_rollouts({...})                   # each Deployment's rollout
         board.sync_finished(ok=..., applied_revision=sha)
         board.clear_error()                         # after a clean pass
     """
@@ -88,6 +101,7 @@ class StatusBoard:
         self._pending: int | None = None
         self._last_error: _LastError | None = None
         self._suspended = False
+        self._rollouts: dict[str, dict[str, Any]] = {}
         #: the world, pending plan, held revision, syncs and events (the page's data)
         self.overview = Overview()
         self._counters: dict[str, int] = {
@@ -207,6 +221,13 @@ class StatusBoard:
         with self._lock:
             self._suspended = suspended
 
+    def set_rollouts(self, rollouts: dict[str, dict[str, Any]]) -> None:
+        """Each Deployment's rollout as of the last pass (``namespace/name`` -> its state,
+        revision, counts, message and, while its template stays marked failed, the failure
+        with its revision, file:line and reason). Replaces what was there."""
+        with self._lock:
+            self._rollouts = {name: _redacted(entry) for name, entry in rollouts.items()}
+
     # -- read by the handlers
 
     @property
@@ -270,5 +291,6 @@ class StatusBoard:
                     "validation_errors": list(error.validation_errors),
                     "validation_error_count": error.validation_error_count,
                 },
+                "rollouts": {name: dict(entry) for name, entry in sorted(self._rollouts.items())},
                 "counters": dict(self._counters),
             } | self.overview.snapshot()

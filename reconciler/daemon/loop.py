@@ -8,22 +8,18 @@ interval. What wakes a pass:
 - a webhook (``POST /hooks/git``), handled by ``daemon.http``, which calls back;
 - a file change in a watched directory source (watchdog, debounced, editor files ignored);
 - a Docker event: one of our containers died or was removed, or a health check changed its
-  verdict (one event stream per host).
-  Not the pass's own: the containers a pass removed itself (prune, recreate, rollout) die
-  and are destroyed as it goes, and those events are ignored (by container id, see
-  :class:`~.triggers.OwnRemovals`), so that a pass that removes pods is not followed by a
-  second, no-op pass. A container killed or removed by anyone else still wakes a pass;
+  verdict (one event stream per host). Not the containers a pass removed itself (by id,
+  :class:`~.triggers.OwnRemovals`): no second, no-op pass; anyone else's removal wakes one;
 - the end of a restart's back-off (``Plan.wake_at``: a container held in CrashLoopBackOff).
 
 This module decides *when* a pass runs, and runs it (observe, plan, apply, report). The
 edges that wake it are in ``daemon.triggers``; what it enforces comes from ``daemon.fetch``
-(an invalid revision is never applied: the last valid manifests stay in force, and keep
-self-healing drift, until a valid revision arrives); what it shows goes to the board and
-metrics of ``daemon.http``. Git or host failures are retried with exponential backoff and
-jitter. SIGTERM/SIGINT stop taking work; the pass in progress finishes its current actions
-(each bounded by Docker's timeouts) and the process exits. Pods are created all-or-nothing
-and always labelled, so even ``kill -9`` mid-apply leaves nothing a restart would not find
-and converge.
+(an invalid revision is never applied: the last valid one stays in force and keeps healing
+drift); what it shows goes to the board and metrics of ``daemon.http``. Git or host
+failures are retried with exponential backoff and jitter. SIGTERM/SIGINT stop taking work;
+the pass in progress finishes its current actions (each bounded by Docker's timeouts) and
+the process exits. Pods are created all-or-nothing and always labelled, so even ``kill -9``
+mid-apply leaves nothing a restart would not find and converge.
 """
 
 from __future__ import annotations
@@ -60,6 +56,7 @@ from reconciler.daemon.triggers import DockerEvents, OwnRemovals, _Trigger, watc
 from reconciler.desire.hostmemory import HostRecord
 from reconciler.plan.guards import Limits, refused
 from reconciler.plan.model import Verb
+from reconciler.render.diagnostics import diagnostic_line
 
 log = logging.getLogger(__name__)
 
@@ -360,7 +357,10 @@ class ReconcileService:
         failed = len(done.report.failed)
         applied = len(done.report.results) - failed
         self.board.record_actions(ok=applied, failed=failed)
-        ok = failed == 0 and not the_plan.unreachable and not rollouts_failed
+        # what the plan could not carry out (no host has room, a held rolling update) fails
+        # the pass as a failed action would: the page and /status must not say "ok"
+        unplanned = [diagnostic_line(d) for d in the_plan.problems if d.is_error]
+        ok = failed == 0 and not the_plan.unreachable and not rollouts_failed and not unplanned
         if failed == 0:
             self._record_revision(live, revision)
         duration = time.monotonic() - started
@@ -374,6 +374,8 @@ class ReconcileService:
             self.metrics.set_last_successful_sync()
         elif failed:
             self._record_error("apply", f"{failed} action(s) failed")
+        elif unplanned:
+            self._record_error("plan", f"{len(unplanned)} error(s) in the plan", unplanned)
         self.report.finished(
             reason=reason,
             revision=revision,

@@ -134,3 +134,33 @@ def test_an_undecryptable_secret_holds_the_revision_like_an_invalid_one(
     loop.config.keyring = load_keyring({"SOPS_AGE_KEY_FILE": str(vectors / "age.txt")})
     assert loop.run_pass("with the key").ok
     assert len([n for n in host.running() if n.endswith("_app")]) == 3
+
+
+def test_a_pod_no_host_has_room_for_fails_the_pass_and_says_where(tmp_path: Path) -> None:
+    # the planner's errors used to stay in the plan: the pass counted as ok, /status was clean
+    source = tmp_path / "manifests"
+    source.mkdir()
+    (source / "big.yaml").write_text(
+        RC.replace("REPLICAS", "1").replace(
+            '"web:1"}', '"web:1", resources: {requests: {cpu: "8"}}}'
+        )
+    )
+    host = MemoryHost("h1", instance="svc", images=("web:1",))
+    config = RunConfig(
+        source=str(source),
+        listen="127.0.0.1:0",
+        hosts=[Host("h1", "tcp://10.231.0.11:2375", "10.231.0.11", cpu_nano=2_000_000_000)],
+        instance="svc",
+        settings=Settings(instance="svc"),
+        resync=3600,
+    )
+    loop = ReconcileService(config, runtimes={"h1": host})
+    outcome = loop.run_pass("test")
+    assert not outcome.ok and outcome.failed == 0
+    error = loop.board.snapshot()["last_error"]
+    assert error["kind"] == "plan"
+    assert error["validation_errors"] == [
+        f"{source / 'big.yaml'}:9:5: error: ReplicationController/web: pod web-0 cannot be "
+        "placed: no reachable host has capacity left for its requests"
+    ]
+    assert apps(host) == {}

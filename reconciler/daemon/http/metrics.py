@@ -23,7 +23,7 @@ METRICS_CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
 
 ACTIONS: Final = ("create", "start", "recreate", "remove", "restart", "stop", "reload")
 ACTION_RESULTS: Final = ("ok", "failed")
-SYNC_ERROR_KINDS: Final = ("git", "host", "validation", "apply", "signature", "rollout")
+SYNC_ERROR_KINDS: Final = ("git", "host", "validation", "plan", "apply", "signature", "rollout")
 WEBHOOK_RESULTS: Final = ("accepted", "unauthorized", "ignored", "bad_request")
 NOTIFICATION_RESULTS: Final = ("sent", "retried", "failed", "dropped")
 

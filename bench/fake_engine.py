@@ -47,6 +47,7 @@ class FakeEngine:
     def __init__(self, name: str = "fake") -> None:
         self.name = name
         self.containers: dict[str, dict[str, Any]] = {}  # id -> list entry (+ "_inspect")
+        self.names: dict[str, str] = {}  # name -> id: found as dockerd finds it, not by a scan
         self.networks: dict[str, dict[str, Any]] = {}
         self.volumes: dict[str, dict[str, Any]] = {}
         self.requests: dict[str, int] = {}  # "GET /containers/json" -> count
@@ -68,6 +69,7 @@ class FakeEngine:
         with self._lock:
             container_id = f"{next(self._ids):064x}"
             networks = {network: {"IPAddress": address}} if network else {}
+            self.names[name] = container_id
             self.containers[container_id] = {
                 "Id": container_id,
                 "Names": [f"/{name}"],
@@ -158,6 +160,10 @@ class FakeEngine:
 class _Handler(BaseHTTPRequestHandler):
     engine: FakeEngine
     protocol_version = "HTTP/1.1"
+    # headers and body leave in separate writes: without this, Nagle's algorithm holds the
+    # body back for the client's delayed ACK (~40 ms a request on a kept-alive connection,
+    # which no real engine costs)
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet
         pass
@@ -228,7 +234,7 @@ class _Handler(BaseHTTPRequestHandler):
         if method == "POST" and rest == ["create"]:
             name = query.get("name", "")
             with engine._lock:
-                taken = any(c["Names"] == [f"/{name}"] for c in engine.containers.values())
+                taken = name in engine.names
             if taken:
                 return self._json(
                     409, {"message": f'Conflict. The container name "/{name}" is already in use'}
@@ -277,6 +283,7 @@ class _Handler(BaseHTTPRequestHandler):
         if method == "DELETE" and not action:
             with engine._lock:
                 engine.containers.pop(entry["Id"], None)
+                engine.names.pop(entry["Names"][0][1:], None)
             self.engine._emit("destroy", entry)
             return self._send(204, b"")
         return self._json(404, {"message": "not implemented"})
@@ -284,9 +291,11 @@ class _Handler(BaseHTTPRequestHandler):
     def _find(self, ref: str) -> dict[str, Any]:
         with self.engine._lock:
             found = self.engine.containers.get(ref)
+            if found is None and ref in self.engine.names:
+                found = self.engine.containers.get(self.engine.names[ref])
             if found is not None:
                 return found
-            for entry in self.engine.containers.values():
+            for entry in self.engine.containers.values():  # an id prefix
                 if entry["Names"] == [f"/{ref}"] or entry["Id"].startswith(ref):
                     return entry
         raise KeyError(ref)

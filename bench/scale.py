@@ -16,6 +16,11 @@ Timed, median of ``--repeat``:
 - plan: ``plan`` of that desired state against the live state (no action may come out);
 - pass: observe all hosts (one list call each, through docker-py) + desired + plan.
 
+Then ``bench.scale_hosts``: the 20-host fan-out and a black-holed host, one change among
+10 and 10,000 pods, the service's memory at 10k pods and over ``--passes`` passes, and a
+no-op ``reconciler diff`` against its floor. ``--baseline FILE`` (the ``--json`` line of an
+earlier run, e.g. of the code before a change) adds a before/after table.
+
 Reported with the ratio to the 1k figures: a cost that follows the templates stays near 1x
 as replicas grow; one that follows replicas grows with them (10x at 10k, 50x at 50k).
 Targets (issue 16): desired + plan at 10k <= 0.2 s on this machine (an absolute figure: only
@@ -33,6 +38,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from bench import verdicts
@@ -97,9 +103,17 @@ def child(pods: int, repeat: int, urls: Sequence[str]) -> dict[str, Any]:
     manifests, _, settings = _setup(pods)
     hosts = [Host(f"h{i}", url, f"10.231.0.{11 + i}") for i, url in enumerate(urls)]
     runtimes = connect(hosts, "scale")
-    live = observe(runtimes)
+    observe(runtimes)  # connections opened, then let go
     desired_s, plan_s, pass_s = [], [], []
+    containers = 0
     for _ in range(repeat):
+        # one live state at a time, as in a pass (the previous one is let go first)
+        live = desired = the_plan = None
+        started = time.perf_counter()
+        live = observe(runtimes)
+        assert plan(compute_desired(manifests, hosts, live, settings), live).in_sync
+        pass_s.append(time.perf_counter() - started)
+        containers = sum(len(s.containers) for s in live.values())
         started = time.perf_counter()
         desired = compute_desired(manifests, hosts, live, settings)
         middle = time.perf_counter()
@@ -108,14 +122,10 @@ def child(pods: int, repeat: int, urls: Sequence[str]) -> dict[str, Any]:
         assert not the_plan.actions, the_plan.actions[:3]
         desired_s.append(middle - started)
         plan_s.append(done - middle)
-        started = time.perf_counter()
-        fresh = observe(runtimes)
-        assert plan(compute_desired(manifests, hosts, fresh, settings), fresh).in_sync
-        pass_s.append(time.perf_counter() - started)
     rss_mb = peak_rss_mb()
     return {
         "pods": pods,
-        "containers": sum(len(s.containers) for s in live.values()),
+        "containers": containers,
         "desired_s": statistics.median(desired_s),
         "plan_s": statistics.median(plan_s),
         "pass_s": statistics.median(pass_s),
@@ -219,6 +229,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--sizes", default="1000,10000,50000", help="pod counts, comma-separated")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--json", action="store_true", help="Also print one JSON line.")
+    parser.add_argument(
+        "--baseline", help="A JSON line printed by an earlier --json run: before/after."
+    )
+    parser.add_argument(
+        "--passes", type=int, default=1000, help="Service passes for the leak check (1k pods)."
+    )
+    parser.add_argument(
+        "--no-hosts", action="store_true", help="Skip bench.scale_hosts (fan-out, memory, CLI)."
+    )
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--urls", default="", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -227,9 +246,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     rows = [run_size(int(size), args.repeat) for size in args.sizes.split(",")]
     targets = report(rows)
+    if args.baseline:
+        compare(rows, json.loads(Path(args.baseline).read_text(encoding="utf-8"))["rows"])
+    found: dict[str, Any] = {}
+    if not args.no_hosts:
+        from bench import scale_hosts
+
+        found = scale_hosts.measure(args.passes, args.repeat)
+        targets += scale_hosts.report(found)
+        print("all targets: " + verdicts.overall_line(t["result"] for t in targets))
     if args.json:
-        print(json.dumps({"rows": rows, "targets": targets}))
+        print(json.dumps({"rows": rows, "targets": targets, "hosts": found}))
     return 0
+
+
+def compare(rows: Sequence[dict[str, Any]], before: Sequence[dict[str, Any]]) -> None:
+    """The same sizes measured by an earlier run (``--baseline``): before, after, speed-up."""
+    earlier = {row["pods"]: row for row in before}
+    print("== before / after (--baseline) ==")
+    for row in rows:
+        old = earlier.get(row["pods"])
+        if old is None:
+            print(f"{row['pods']:>7}: not in the baseline")
+            continue
+        cells = []
+        for key, unit in (("desired_s", "s"), ("plan_s", "s"), ("pass_s", "s"), ("rss_mb", "MB")):
+            cells.append(f"{key[:-2] if unit == 's' else 'RSS'} {old[key]:.3f} -> {row[key]:.3f}")
+            cells[-1] += f" ({old[key] / row[key]:.1f}x)" if row[key] else ""
+        print(f"{row['pods']:>7}: " + ", ".join(cells))
 
 
 if __name__ == "__main__":

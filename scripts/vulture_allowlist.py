@@ -33,3 +33,5 @@ _.handle_error
 _.redirect_request
 # html.parser.HTMLParser calls these by name (the browser test's DOM reader)
 _.handle_starttag, _.handle_endtag, _.handle_data
+# socketserver.StreamRequestHandler reads it by name (TCP_NODELAY for the simulated engine)
+_.disable_nagle_algorithm

@@ -208,6 +208,33 @@ def apply_plan(
     return execute(the_plan, runtimes, concurrency=concurrency, on_result=on_result)
 
 
+def forwarders_follow(manifests: Sequence[Manifest], the_plan: Plan) -> bool:
+    """Whether forwarders may have to follow the pods a plan changes: there is a Service,
+    or a forwarder (of a Service just removed) is in the plan."""
+    return any(m.kind == "Service" for m in manifests) or any(
+        a.owner.kind == "Service" for a in the_plan.actions
+    )
+
+
+def remember_changes(report: ApplyReport, instance: str, state_dir: Path | None) -> None:
+    """The host memory file after an apply, from what it did (``hostmemory.after_changes``)."""
+    if state_dir is None:
+        return  # the caller's memory: renewed by the next pass's observation
+    made = [
+        (r.action.host, (r.action.namespace, r.action.pod))
+        for r in report.results
+        if r.ok and not r.action.container and r.action.verb in (Verb.CREATE, Verb.RECREATE)
+    ]
+    removed = [
+        (r.action.host, (r.action.namespace, r.action.pod))
+        for r in report.results
+        if r.ok and not r.action.container and r.action.verb == Verb.REMOVE
+    ]
+    if made or removed:
+        before = memory_file.load(instance, state_dir)
+        memory_file.save(instance, state_dir, hostmemory.after_changes(before, made, removed))
+
+
 @dataclass
 class Converged:
     """What a two-phase apply did: the workload report and the forwarder follow-up, and the
@@ -361,6 +388,12 @@ def converge(
     probed = [p for p in readiness.made_by(workload) if p.owner.kind != "Deployment"]
     if wait_ready and probed:  # a one-shot apply: its new pods' probes get their time
         readiness.wait_ready(probed, lambda: observe(runtimes), readiness.grace(probed))
+    if not forwarders_follow(manifests, the_plan):
+        # no Service, no forwarder: nothing to re-plan, and what each host runs now is
+        # what it ran plus what was made, minus what was removed (a change among 10,000
+        # pods costs its own actions, not another look at all 10,000)
+        remember_changes(report, settings.instance, state_dir)
+        return Converged(report, None, rollouts, memory_errors)
     # what runs now: the forwarders' endpoints, and the host memory (which pods each host
     # runs, so that a host lost before the next pass keeps them for its grace period)
     live, host_memory, now = observe_and_remember(

@@ -37,6 +37,7 @@ from reconciler.desire.placement import (
 from reconciler.desire.pods import PodProblem, pod, spec_requests
 from reconciler.desire.services import allocate
 from reconciler.desire.settings import DesiredState, PodContext, Settings
+from reconciler.desire.template import ReplicaTemplate
 from reconciler.source.hosts import Host
 
 #: a pod to place: its name, labels, pod spec, the spec's path in the manifest, its ordinal
@@ -89,6 +90,7 @@ def compute_desired(
         owner = manifest.ref
         candidates: list[_Candidate]
         hashes: dict[str, str] = {}  # a Deployment's pod -> its revision's template hash
+        replicas_of: ReplicaTemplate | None = None  # a controller's replicas, stamped
         if manifest.kind == "Deployment":
             decision = (rollouts or {}).get(owner) or steady_decision(
                 deployment_spec(manifest, settings, ctx.multi_host)
@@ -106,6 +108,9 @@ def compute_desired(
             labels = as_map(as_map(template.get("metadata")).get("labels"))
             replicas = int(spec.get("replicas", 1))
             state.replicas[owner] = replicas
+            replicas_of = ReplicaTemplate(
+                ctx, manifest, owner, labels, as_map(template["spec"]), ("spec", "template", "spec")
+            )
             candidates = [
                 (
                     f"{manifest.name}-{i}",
@@ -116,12 +121,15 @@ def compute_desired(
                 )
                 for i in range(replicas)
             ]
+        asked: Mapping[str, Any] | None = None  # what the spec asks for, once per spec
         for name, labels_of_pod, raw_spec, spec_path, replica in candidates:
-            cpu, memory = spec_requests(raw_spec)
-            selector = as_map(raw_spec.get("nodeSelector"))
-            node_selector = {str(k): str(v) for k, v in selector.items()}
-            wanted = {(owner.namespace, c) for c in pod_claims(raw_spec)}
-            pinned = {claim_placed[c] for c in wanted if c in claim_placed}
+            if raw_spec is not asked:  # replicas share one; a rollout's revisions do not
+                asked = raw_spec
+                cpu, memory = spec_requests(raw_spec)
+                selector = as_map(raw_spec.get("nodeSelector"))
+                node_selector = {str(k): str(v) for k, v in selector.items()}
+                wanted = {(owner.namespace, c) for c in pod_claims(raw_spec)}
+            pinned = {claim_placed[c] for c in wanted if c in claim_placed} if wanted else set()
             if len(pinned) > 1:
                 state.problems.append(
                     claims_apart(manifest, name, sorted(c for _, c in wanted), spec_path)
@@ -140,9 +148,20 @@ def compute_desired(
             for claim in wanted:
                 claim_placed.setdefault(claim, host)
             try:
-                made = pod(
-                    ctx, manifest, owner, name, labels_of_pod, raw_spec, spec_path, host, replica
-                )
+                if replicas_of is not None:
+                    made = replicas_of.pod(name, host, replica)
+                else:
+                    made = pod(
+                        ctx,
+                        manifest,
+                        owner,
+                        name,
+                        labels_of_pod,
+                        raw_spec,
+                        spec_path,
+                        host,
+                        replica,
+                    )
             except PodProblem as exc:
                 state.problems.append(pod_problem(manifest, name, exc))
                 continue

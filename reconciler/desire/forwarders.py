@@ -38,8 +38,10 @@ def forwarders(
     Endpoints come from the live state: pods that run now. ``apply`` re-observes after
     changing pods, so a forwarder follows its backends within the same apply.
     """
+    result: list[DesiredPod] = []
+    if not any(service.cluster_ip for service in ctx.services):
+        return result  # no forwarder: no need to read every live pod's labels
     backends = ready_backends(live)
-    result = []
     for host in hosts:
         state = live.get(host.name)
         if state is not None and not state.reachable:
@@ -116,7 +118,6 @@ def _forwarder(
         source=service.source,
         network=ctx.network,
     )
-
 
 
 def forwarder_endpoints(spec: Mapping[str, Any]) -> list[list[Any]]:

@@ -54,6 +54,25 @@ def remember(
     return result
 
 
+def after_changes(
+    previous: Mapping[str, HostRecord],
+    made: Iterable[tuple[str, tuple[str, str]]],
+    removed: Iterable[tuple[str, tuple[str, str]]],
+) -> dict[str, HostRecord]:
+    """The record after an apply made and removed these pods ((host, (namespace, pod))),
+    without observing again: a host that carried out a change answered."""
+    pods = {host: set(record.pods) for host, record in previous.items()}
+    for host, key in made:
+        pods.setdefault(host, set()).add(key)
+    for host, key in removed:
+        pods.setdefault(host, set()).discard(key)
+    touched = {host for host, _ in made} | {host for host, _ in removed}
+    result = dict(previous)
+    for host in touched:
+        result[host] = HostRecord(None, tuple(sorted(pods[host])))
+    return result
+
+
 def within_grace(record: HostRecord, now: float, grace: float) -> bool:
     return record.down_since is not None and now - record.down_since < grace
 

@@ -10,6 +10,7 @@ from typing import Any
 from reconciler.core import labels as L
 from reconciler.core.model import DesiredPod, Diagnostic, HostState, Manifest, Severity
 from reconciler.desire.hostmemory import HostRecord, within_grace
+from reconciler.desire.template import infra_ports
 from reconciler.source.hosts import Host
 
 
@@ -27,7 +28,9 @@ class Placer:
         pinned: Mapping[tuple[str, str], str] | None = None,
     ) -> None:
         self.hosts = list(hosts)
+        self.by_name = {h.name: h for h in self.hosts}
         self.live = live
+        self.unreachable = {h.name for h in self.hosts if not self._reachable(h)}
         self.pinned = dict(pinned or {})  # pods held on an unreachable host
         self.load: dict[str, int] = {h.name: 0 for h in hosts}
         self.cpu: dict[str, int] = {h.name: 0 for h in hosts}
@@ -43,42 +46,41 @@ class Placer:
         state = self.live.get(host.name)
         return state is None or state.reachable
 
+    def _fits(self, host: Host, node_selector: Mapping[str, str], cpu: int, memory: int) -> bool:
+        if node_selector and any(host.labels.get(k) != v for k, v in node_selector.items()):
+            return False
+        if host.name in self.unreachable:
+            return False
+        if host.cpu_nano is not None and self.cpu[host.name] + cpu > host.cpu_nano:
+            return False
+        return host.memory_bytes is None or self.memory[host.name] + memory <= host.memory_bytes
+
     def any_reachable(self) -> bool:
         """Whether any host answered: when none did, placement says that, not capacity."""
         return any(self._reachable(h) for h in self.hosts)
 
     def eligible(self, node_selector: Mapping[str, str], cpu: int, memory: int) -> list[Host]:
-        result = []
-        for host in self.hosts:
-            if any(host.labels.get(k) != v for k, v in node_selector.items()):
-                continue
-            if not self._reachable(host):
-                continue
-            if host.cpu_nano is not None and self.cpu[host.name] + cpu > host.cpu_nano:
-                continue
-            if (
-                host.memory_bytes is not None
-                and self.memory[host.name] + memory > host.memory_bytes
-            ):
-                continue
-            result.append(host)
-        return result
+        return [h for h in self.hosts if self._fits(h, node_selector, cpu, memory)]
 
     def place(
         self, key: tuple[str, str], node_selector: Mapping[str, str], cpu: int, memory: int
     ) -> str | None:
-        held = self.pinned.get(key)
-        if held is not None:
-            self.load[held] += 1
-            self.cpu[held] += cpu
-            self.memory[held] += memory
-            return held
-        candidates = self.eligible(node_selector, cpu, memory)
-        if not candidates:
-            return None
-        names = [h.name for h in candidates]
-        chosen = next((h for h in self.current.get(key, []) if h in names), None)
+        chosen = self.pinned.get(key)
+        if chosen is None:  # where it runs, if that host still fits (the first listed)
+            chosen = next(
+                (
+                    name
+                    for name in self.current.get(key, ())
+                    if name in self.by_name
+                    and self._fits(self.by_name[name], node_selector, cpu, memory)
+                ),
+                None,
+            )
         if chosen is None:
+            candidates = self.eligible(node_selector, cpu, memory)
+            if not candidates:
+                return None
+            names = [h.name for h in candidates]
             chosen = min(names, key=lambda n: (self.load[n], names.index(n)))
         self.load[chosen] += 1
         self.cpu[chosen] += cpu
@@ -123,7 +125,6 @@ def held_pods(
         for key in kept:
             held.setdefault(key, host)
     return held, notes
-
 
 
 def unplaceable(
@@ -180,7 +181,7 @@ def host_port_conflicts(pods: list[DesiredPod]) -> list[Diagnostic]:
     used: dict[tuple[str, str, int, str], DesiredPod] = {}
     problems = []
     for pod in pods:
-        for binding in pod.containers[0].ports:
+        for binding in infra_ports(pod):
             if not binding.host_port:
                 continue  # a port Docker picks never conflicts
             key = (pod.host, binding.host_ip, binding.host_port, binding.protocol)
@@ -200,4 +201,3 @@ def host_port_conflicts(pods: list[DesiredPod]) -> list[Diagnostic]:
             else:
                 used[key] = pod
     return problems
-

@@ -89,9 +89,7 @@ def _normalise_container(c: Mapping[str, Any]) -> dict[str, Any]:
         "workingDir": c.get("workingDir", ""),
         "resources": {
             kind: {
-                r: str(v)
-                for r, v in as_map(resources.get(kind)).items()
-                if r in ("cpu", "memory")
+                r: str(v) for r, v in as_map(resources.get(kind)).items() if r in ("cpu", "memory")
             }
             for kind in ("limits", "requests")
         },
@@ -336,9 +334,55 @@ def pod(
     host: str,
     replica: int | None,
 ) -> DesiredPod:
+    spec = normalise_pod_spec(raw_spec, pod_hostname(raw_spec, name))
+    return pod_from_spec(
+        ctx, manifest, owner, name, pod_labels, raw_spec, spec, spec_path, host, replica
+    )
+
+
+def pod_hostname(raw_spec: Mapping[str, Any], name: str) -> str:
+    """The pod's hostname: its spec's, else its name (both cut to a DNS label)."""
+    return str(raw_spec.get("hostname") or name)[:63].rstrip("-.")
+
+
+def hash_input(
+    ctx: PodContext,
+    owner: ObjectRef,
+    pod_labels: Mapping[str, str],
+    spec: Mapping[str, Any],
+    publish_on: str,
+) -> dict[str, Any]:
+    """Everything the spec hash covers: the normalised spec and what else makes the pod."""
+    hashed: dict[str, Any] = {
+        "spec": spec,
+        "owner": [owner.kind, owner.namespace, owner.name],
+        "labels": dict(pod_labels),
+        "infraImage": ctx.settings.infra_image,
+        "network": [ctx.network.name, ctx.network.subnet],
+        "publishPorts": bool(publish_on),  # not the address: the hash stays host-independent
+    }
+    ports = [p for c in spec["containers"] for p in c["ports"]]
+    if any(p["hostPort"] is not None and not p["hostIP"] for p in ports):
+        # hostPorts bind the host's address, no longer every address: pods made before
+        # that are recreated once to bind the narrower way
+        hashed["hostPortsOn"] = "address"
+    return hashed
+
+
+def pod_from_spec(
+    ctx: PodContext,
+    manifest: Manifest,
+    owner: ObjectRef,
+    name: str,
+    pod_labels: Mapping[str, str],
+    raw_spec: Mapping[str, Any],
+    spec: dict[str, Any],
+    spec_path: tuple[str | int, ...],
+    host: str,
+    replica: int | None,
+) -> DesiredPod:
+    """One pod from its already normalised ``spec`` (``normalise_pod_spec``)."""
     settings = ctx.settings
-    hostname = str(raw_spec.get("hostname") or name)[:63].rstrip("-.")
-    spec = normalise_pod_spec(raw_spec, hostname)
     publish_on = ctx.addresses.get(host, "") if ctx.multi_host else ""
     target = ctx.hosts.get(host)
     facts = PodFacts(
@@ -364,19 +408,7 @@ def pod(
         volumes = _volume_specs(settings, owner.namespace, name, spec, config, ctx, host)
     except ValueError as exc:
         raise PodProblem(str(exc), spec_path + ("volumes",)) from exc
-    hashed: dict[str, Any] = {
-        "spec": spec,
-        "owner": [owner.kind, owner.namespace, owner.name],
-        "labels": dict(pod_labels),
-        "infraImage": settings.infra_image,
-        "network": [ctx.network.name, ctx.network.subnet],
-        "publishPorts": bool(publish_on),  # not the address: the hash stays host-independent
-    }
-    ports = [p for c in spec["containers"] for p in c["ports"]]
-    if any(p["hostPort"] is not None and not p["hostIP"] for p in ports):
-        # hostPorts bind the host's address, no longer every address: pods made before
-        # that are recreated once to bind the narrower way
-        hashed["hostPortsOn"] = "address"
+    hashed = hash_input(ctx, owner, pod_labels, spec, publish_on)
     return DesiredPod(
         namespace=owner.namespace,
         name=name,
@@ -405,6 +437,7 @@ def pod(
         host_namespaces=security.host_namespaces(spec),
         sysctls=security.sysctls(spec),
     )
+
 
 def _requests(container: Mapping[str, Any]) -> tuple[int, int]:
     requests = as_map(as_map(container.get("resources")).get("requests"))
@@ -442,4 +475,3 @@ def spec_requests(spec: Mapping[str, Any]) -> tuple[int, int]:
         init_cpu, init_memory = _requests(c)
         cpu, memory = max(cpu, init_cpu), max(memory, init_memory)
     return cpu, memory
-

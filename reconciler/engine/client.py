@@ -8,7 +8,10 @@ engine refused. No ``docker.errors`` type leaves the engine package.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+import re
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
 import docker
@@ -71,9 +74,7 @@ def explain(exc: Exception) -> str:
     return str(exc)
 
 
-def open_client(
-    host: Host, timeout: float, on_response: Callable[[str], None]
-) -> docker.APIClient:
+def open_client(host: Host, timeout: float, on_response: Callable[[str], None]) -> docker.APIClient:
     """A client for ``host`` (tcp, unix, ssh; TLS per the hosts file). ``on_response`` gets
     the method of every request made, for counting."""
     tls: Any = False
@@ -119,3 +120,43 @@ def call(host: Host, what: str, function: Callable[..., T], *args: Any, **kwargs
         raise ApplyError(f"{what}: {explain(exc)}") from exc
     except docker.errors.DockerException as exc:
         raise HostUnavailable(f"host {host.name}: {explain(exc)}") from exc
+
+
+#: One list response decoded into values at a time, across every host of the process. The
+#: decoding holds the GIL anyway (so observing 20 hosts at once loses nothing), and each
+#: response's bytes, text and parsed JSON are briefly several times its size: decoding them
+#: one after the other keeps the peak at one such response, not one per host.
+DECODING = threading.Lock()
+
+
+def list_containers(
+    api: docker.APIClient, filters: Mapping[str, Any], then: Callable[[Any], T]
+) -> T:
+    """``GET /containers/json?all=1`` as ``api.containers(all=True, filters=...)`` asks it,
+    the response fetched concurrently with other hosts, then decoded and handed to ``then``
+    under ``DECODING`` (so that what ``then`` keeps is all that outlives the lock)."""
+    params = {"limit": -1, "all": 1, "size": 0, "trunc_cmd": 0, "since": None, "before": None}
+    params["filters"] = docker.utils.convert_filters(dict(filters))
+    response = api._get(api._url("/containers/json"), params=params)
+    api._raise_for_status(response)  # as api._result does
+    with DECODING:
+        return then(json_array_items(response.content.decode("utf-8")))
+
+
+_DECODER = json.JSONDecoder()
+_BETWEEN = re.compile(r"[\s,]*")
+
+
+def json_array_items(text: str) -> Iterator[Any]:
+    """The items of a JSON array, each decoded only when reached: a caller that keeps a
+    slimmer value per item (``translate.host_state``) never holds all of them decoded."""
+    index = _BETWEEN.match(text).end()  # type: ignore[union-attr]
+    if text[index : index + 1] != "[":
+        raise ValueError("the engine's answer is not a JSON array")
+    index += 1
+    while True:
+        index = _BETWEEN.match(text, index).end()  # type: ignore[union-attr]
+        if text[index : index + 1] == "]":
+            return
+        item, index = _DECODER.raw_decode(text, index)
+        yield item

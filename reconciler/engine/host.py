@@ -14,8 +14,9 @@ already carries labels, state and status, so a no-op pass inspects nothing.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import docker
@@ -31,7 +32,7 @@ from reconciler.core.model import (
     LiveVolume,
 )
 from reconciler.engine import translate as T
-from reconciler.engine.client import call, open_client
+from reconciler.engine.client import call, list_containers, open_client
 from reconciler.engine.lifecycle import PodLifecycle
 from reconciler.engine.probetools import HostProbeTools
 from reconciler.engine.reload import ForwarderReload
@@ -100,25 +101,31 @@ class DockerHost(RolloutSupport, PodLifecycle):
         second one, when ``volumes`` says so (claims in the manifests, ``get volumes``,
         ``--prune-volumes``) or, by default, when a container mounts a claim's volume: a
         pass with no claims stays one list call."""
+        filters = {"label": L.ownership_filters(self.instance)}
+        claims: list[bool] = []
+
+        def translated(entries: Iterable[Any]) -> HostState:  # under client.DECODING
+            def watched() -> Iterator[Any]:  # whether a container mounts a claim's volume
+                for item in entries:
+                    if not claims and T.mounts_claims(self.instance, [item]):
+                        claims.append(True)
+                    yield item
+
+            return T.host_state(self.host.name, self.instance, watched())
+
         try:
-            raw = self._call(
-                "list containers",
-                self.api.containers,
-                all=True,
-                filters={"label": L.ownership_filters(self.instance)},
+            state: HostState = self._call(
+                "list containers", list_containers, self.api, filters, translated
             )
-            listed: Any = {}
-            if volumes or (volumes is None and T.mounts_claims(self.instance, raw)):
-                listed = self._call(
-                    "list volumes",
-                    self.api.volumes,
-                    filters={"label": L.ownership_filters(self.instance)},
+            if volumes or (volumes is None and claims):
+                listed = self._call("list volumes", self.api.volumes, filters=filters)
+                found = T.live_volumes(
+                    self.host.name, self.instance, (listed or {}).get("Volumes") or []
                 )
+                state = dataclasses.replace(state, volumes=found)
         except (HostUnavailable, ApplyError) as exc:
             return HostState(self.host.name, reachable=False, error=str(exc))
-        return T.host_state(
-            self.host.name, self.instance, raw, (listed or {}).get("Volumes") or []
-        )
+        return state
 
     def container_events(self, actions: Sequence[str]) -> Any:
         """A blocking, closable stream of Docker events about this instance's containers

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import io
 import tarfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -20,15 +20,24 @@ from reconciler.core import labels as L
 from reconciler.core.model import (
     DesiredContainer,
     DesiredPod,
-    HostState,
-    LiveContainer,
-    LiveVolume,
     NetworkSpec,
     Restart,
     SecuritySpec,
     VolumeSpec,
 )
 from reconciler.engine import probes as P
+from reconciler.engine.live import (  # the live state: its names stay importable from here
+    host_state as host_state,
+)
+from reconciler.engine.live import (
+    live_container as live_container,
+)
+from reconciler.engine.live import (
+    live_volumes as live_volumes,
+)
+from reconciler.engine.live import (
+    mounts_claims as mounts_claims,
+)
 
 DOCKER_RESTART_POLICY = {"Always": "always", "OnFailure": "on-failure", "Never": "no"}
 
@@ -403,95 +412,4 @@ class NetworkArgs:
 def network_args(network: NetworkSpec, instance: str) -> NetworkArgs:
     return NetworkArgs(
         network.name, network.subnet, network.pod_range, network.gateway, ownership_labels(instance)
-    )
-
-
-# -- live state --------------------------------------------------------------------------------
-def live_container(host: str, item: Mapping[str, Any]) -> LiveContainer:
-    """Turn one entry of ``GET /containers/json`` into a LiveContainer."""
-    names = item.get("Names") or ["/"]
-    networks = (item.get("NetworkSettings") or {}).get("Networks") or {}
-    address = next((n.get("IPAddress") for n in networks.values() if n.get("IPAddress")), "")
-    published = tuple(
-        sorted(
-            {
-                (int(p["PrivatePort"]), str(p.get("Type", "tcp")), int(p["PublicPort"]))
-                for p in item.get("Ports") or []
-                if p.get("PublicPort") and p.get("PrivatePort")
-            }
-        )
-    )
-    return LiveContainer(
-        id=str(item.get("Id", "")),
-        name=str(names[0]).lstrip("/"),
-        host=host,
-        labels=dict(item.get("Labels") or {}),
-        state=str(item.get("State", "")),
-        status=str(item.get("Status", "")),
-        created=int(item.get("Created", 0)),
-        image=str(item.get("Image", "")),
-        ip_address=address or "",
-        ports=published,
-    )
-
-
-def live_volumes(
-    host: str, instance: str, listed: Iterable[Mapping[str, Any]]
-) -> tuple[LiveVolume, ...]:
-    """Our volumes from one ``GET /volumes`` (never anyone else's, whatever the filter let
-    through), sorted by name."""
-    return tuple(
-        sorted(
-            (
-                LiveVolume(
-                    str(v.get("Name", "")),
-                    host,
-                    dict(v.get("Labels") or {}),
-                    str(v.get("Driver", "local")),
-                )
-                for v in listed
-                if L.is_owned(v.get("Labels"), instance)
-            ),
-            key=lambda v: v.name,
-        )
-    )
-
-
-def mounts_claims(instance: str, listed: Iterable[Mapping[str, Any]]) -> bool:
-    """Whether a listed container mounts one of the instance's claim volumes: then its
-    volumes are worth a list call too (``Mounts`` comes with the container list)."""
-    prefix = f"{instance}_"
-    return any(
-        str(m.get("Name", "")).startswith(prefix) and str(m.get("Name", "")).endswith("_PVC")
-        for item in listed
-        for m in item.get("Mounts") or []
-    )
-
-
-def host_state(
-    host: str,
-    instance: str,
-    listed: Iterable[Mapping[str, Any]],
-    volumes: Iterable[Mapping[str, Any]] = (),
-) -> HostState:
-    """One host's state from its container list: our containers (never anyone else's, even
-    if the engine's filter let one through), the revision its newest marker records, the
-    Deployments' rollout markers (apart: they are no pods), and our volumes, from the volume
-    list."""
-    owned = [item for item in listed if L.is_owned(item.get("Labels"), instance)]
-    markers = [i for i in owned if (i.get("Labels") or {}).get(L.ROLE) == L.ROLE_STATE]
-    rollouts = [i for i in owned if (i.get("Labels") or {}).get(L.ROLE) == L.ROLE_ROLLOUT]
-    records = [i for i in owned if (i.get("Labels") or {}).get(L.ROLE) == L.ROLE_ENDPOINTS]
-    helpers = [i for i in owned if (i.get("Labels") or {}).get(L.ROLE) == L.ROLE_TOOLS]
-    apart = {id(item) for item in markers + rollouts + records + helpers}
-    containers = tuple(live_container(host, item) for item in owned if id(item) not in apart)
-    applied = max(markers, key=lambda i: int(i.get("Created", 0)), default=None)
-    return HostState(
-        host,
-        reachable=True,
-        containers=containers,
-        applied_revision=(applied.get("Labels") or {}).get(L.REVISION, "") if applied else "",
-        rollouts=tuple(live_container(host, item) for item in rollouts),
-        markers=tuple(live_container(host, item) for item in records),
-        volumes=live_volumes(host, instance, volumes),
     )

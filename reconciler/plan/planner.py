@@ -16,7 +16,7 @@ and removed like any others, with the rollout's reasons.
 """
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from reconciler.core import labels as L
@@ -35,6 +35,7 @@ from reconciler.plan.fields import drift, field_changes
 from reconciler.plan.lifecycle import app_step, init_steps
 from reconciler.plan.live import group_pods, live_spec, owner_of, pod_ready, should_restart
 from reconciler.plan.model import Action, FieldChange, Plan, Verb
+from reconciler.plan.quiet import in_sync
 from reconciler.plan.reload import orphan_records, reload_needed
 
 
@@ -58,11 +59,9 @@ def plan(
     result = Plan(problems=list(desired.problems))
     wakes: list[float] = []
     wanted = desired.by_host()
-    live_counts: dict[ObjectRef, int] = defaultdict(int)
-    for observed in live.values():
-        for containers in group_pods(observed.containers).values():
-            live_counts[owner_of(containers)] += 1
-    held = _held_updates(desired, live)
+    grouped = {host: group_pods(observed.containers) for host, observed in live.items()}
+    live_counts = _OwnerCounts(grouped)
+    held: dict[ObjectRef, str] | None = None  # found at the first rolling-update step
     holding: dict[ObjectRef, Location] = {}
     for host in sorted(set(wanted) | set(live)):
         state = live.get(host)
@@ -72,11 +71,11 @@ def plan(
                 f" ({note})" if note else ""
             )
             continue
-        live_pods = group_pods(state.containers) if state is not None else {}
+        live_pods = grouped.get(host, {})
         records = group_pods(state.markers) if state is not None else {}
         # the prune guard counts workload pods: forwarders follow their Services
         result.owned_pods[host] = sum(
-            1 for cs in live_pods.values() if owner_of(cs).kind != "Service"
+            1 for cs in live_pods.values() if cs[0].labels.get(L.OWNER_KIND, "Pod") != "Service"
         )
         desired_pods = wanted.get(host, {})
         for key in sorted(desired_pods):
@@ -90,7 +89,9 @@ def plan(
                 wakes=wakes,
                 records=records.get(key, []),
             )
-            if pod.owner in held:  # a rolling update's next step waits for the failed one
+            if held is None and any(_update_step(a) for a in actions):
+                held = _held_updates(desired, live)  # only a rolling update needs to know
+            if held is not None and pod.owner in held:  # its next step waits for the failed one
                 kept = [a for a in actions if not _update_step(a)]
                 if len(kept) < len(actions):
                     holding[pod.owner] = pod.source
@@ -110,13 +111,40 @@ def plan(
             Diagnostic(
                 Severity.ERROR,
                 source,
-                f"rolling update held: {held[owner]}; the other replicas keep their template "
-                "until it is (fix the template, or wait for it)",
+                f"rolling update held: {(held or {})[owner]}; the other replicas keep their "
+                "template until it is (fix the template, or wait for it)",
                 kind=owner.kind,
                 name=owner.name,
             )
         )
     return result
+
+
+class _OwnerCounts(Mapping[ObjectRef, int]):
+    """How many live pods each owner has: counted on first use (only a missing replica's
+    reason needs it, and a steady pass has none)."""
+
+    def __init__(self, grouped: Mapping[str, Mapping[tuple[str, str], list[LiveContainer]]]):
+        self._grouped = grouped
+        self._counts: dict[ObjectRef, int] | None = None
+
+    def _counted(self) -> dict[ObjectRef, int]:
+        if self._counts is None:
+            counts: dict[ObjectRef, int] = defaultdict(int)
+            for pods in self._grouped.values():
+                for containers in pods.values():
+                    counts[owner_of(containers)] += 1
+            self._counts = dict(counts)
+        return self._counts
+
+    def __getitem__(self, owner: ObjectRef) -> int:
+        return self._counted()[owner]
+
+    def __iter__(self) -> Iterator[ObjectRef]:
+        return iter(self._counted())
+
+    def __len__(self) -> int:
+        return len(self._counted())
 
 
 def _update_step(action: Action) -> bool:
@@ -157,6 +185,8 @@ def _pod_actions(
     wakes: list[float] | None = None,
     records: list[LiveContainer] | None = None,
 ) -> list[Action]:
+    if live and in_sync(pod, live):
+        return []
     group = f"pod/{pod.host}/{pod.namespace}/{pod.name}"
     wakes = [] if wakes is None else wakes
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import shlex
 import shutil
 import sys
 import sysconfig
@@ -43,18 +42,6 @@ def _program(root: str) -> ModuleType:
     return module
 
 
-def _compiler() -> list[str] | None:
-    explicit = shlex.split(os.environ.get("CC", ""))
-    if explicit:
-        found = shutil.which(explicit[0])
-        return [found, *explicit[1:]] if found else None
-    for candidate in ("cc", "gcc", "clang"):
-        found = shutil.which(candidate)
-        if found:
-            return [found]
-    return None
-
-
 class ForwarderBuildHook(BuildHookInterface):  # type: ignore[misc]
     """Compiles ``forwarder.c`` into the wheel (hatchling's ``custom`` build hook)."""
 
@@ -65,7 +52,8 @@ class ForwarderBuildHook(BuildHookInterface):  # type: ignore[misc]
         mode = os.environ.get(MODE_ENV, "auto")
         if self.target_name != "wheel" or version == "editable" or mode == "skip":
             return
-        compiler = _compiler()
+        program = _program(self.root)
+        compiler = program.find_compiler()
         if compiler is None:
             message = (
                 "reconciler: no C compiler: the wheel does not ship the Service forwarder "
@@ -75,7 +63,6 @@ class ForwarderBuildHook(BuildHookInterface):  # type: ignore[misc]
                 raise RuntimeError(f"{message}; {MODE_ENV}=require")
             self.app.display_warning(message)
             return
-        program = _program(self.root)
         digest = program.digest_of(program.SOURCE.read_bytes())
         self._scratch = tempfile.mkdtemp(prefix="reconciler-forwarder-")
         binary = Path(self._scratch) / program.binary_name(digest)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import shlex
-import shutil
 import threading
 from functools import cache
 from pathlib import Path
@@ -31,6 +30,7 @@ from reconciler.forwarder.program import (
     binary_name,
     compile_to,
     digest_of,
+    find_compiler,
     prebuilt_path,
 )
 
@@ -69,20 +69,6 @@ def cache_dir() -> Path:
         return Path(explicit)
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "reconciler"
-
-
-def find_compiler() -> list[str] | None:
-    """The compiler's command: ``$CC`` (which may carry arguments, as ``ccache gcc``), else
-    the first of cc, gcc and clang on PATH."""
-    explicit = shlex.split(os.environ.get("CC", ""))
-    if explicit:
-        found = shutil.which(explicit[0])
-        return [found, *explicit[1:]] if found else None
-    for candidate in ("cc", "gcc", "clang"):
-        found = shutil.which(candidate)
-        if found:
-            return [found]
-    return None
 
 
 def forwarder_binary() -> bytes:

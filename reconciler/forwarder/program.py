@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shlex
+import shutil
 import subprocess
 import tempfile
 from pathlib import Path
@@ -62,3 +64,17 @@ def compile_to(compiler: list[str], target: Path, source: Path = SOURCE) -> None
             tail = "\n".join(result.stderr.strip().splitlines()[-8:])
             raise CompileFailed(tail or f"exit {result.returncode}")
         os.replace(output, target)
+
+
+def find_compiler() -> list[str] | None:
+    """The compiler's command: ``$CC`` (which may carry arguments, as ``ccache gcc``), else
+    the first of cc, gcc and clang on PATH."""
+    explicit = shlex.split(os.environ.get("CC", ""))
+    if explicit:
+        found = shutil.which(explicit[0])
+        return [found, *explicit[1:]] if found else None
+    for candidate in ("cc", "gcc", "clang"):
+        found = shutil.which(candidate)
+        if found:
+            return [found]
+    return None

@@ -23,7 +23,7 @@ import pytest
 
 from reconciler.core import labels as L
 from reconciler.engine.images import busybox_rootfs, find_static_busybox
-from reconciler.forwarder.build import find_compiler
+from reconciler.forwarder.program import find_compiler
 
 from .conftest import Rig, fetch, free_node_port, free_port, purge, wait_for
 from .testhosts import TestHosts, test_hosts

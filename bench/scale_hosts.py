@@ -78,7 +78,7 @@ def engines(count: int, manifests: Sequence[Any], instance: str = "scale") -> It
 @contextlib.contextmanager
 def black_hole() -> Iterator[int | None]:
     """A port that never answers a SYN (a full accept queue), or None where the kernel
-    answers anyway."""
+    answers anyway. The integration tests' ``black_hole`` fixture is this one too."""
     with contextlib.ExitStack() as stack:
         server = stack.enter_context(socket.socket())
         server.bind(("127.0.0.1", 0))
@@ -93,7 +93,7 @@ def black_hole() -> Iterator[int | None]:
                 probe.close()
                 yield port
                 return
-            stack.enter_context(probe)
+            stack.enter_context(probe)  # it got in: one more in the queue
         yield None
 
 

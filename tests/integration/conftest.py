@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
-import select
 import shutil
 import socket
 import time
@@ -32,6 +31,7 @@ import docker.errors
 import pytest
 from click.testing import CliRunner, Result
 
+from bench.scale_hosts import black_hole as full_accept_queue
 from reconciler.cli import cli
 from reconciler.core import labels as L
 from reconciler.desire.settings import DEFAULT_INFRA_IMAGE, Settings
@@ -447,22 +447,10 @@ def applied(rig: Rig) -> Rig:
 def black_hole() -> Iterator[int]:
     """A port that never answers a SYN: a listener whose accept queue is full (Linux drops
     the SYN then). Probed, not assumed: skips where the kernel answers anyway."""
-    with contextlib.ExitStack() as stack:
-        server = stack.enter_context(socket.socket())
-        server.bind(("127.0.0.1", 0))
-        server.listen(0)
-        port = int(server.getsockname()[1])
-        for _ in range(8):
-            probe = socket.socket()
-            probe.setblocking(False)
-            probe.connect_ex(("127.0.0.1", port))
-            _, writable, _ = select.select([], [probe], [], 0.5)
-            if not writable:
-                probe.close()
-                yield port
-                return
-            stack.enter_context(probe)  # it got in: one more in the queue
-        pytest.skip("cannot make a black hole here: a full accept queue still answers SYNs")
+    with full_accept_queue() as port:
+        if port is None:
+            pytest.skip("cannot make a black hole here: a full accept queue still answers SYNs")
+        yield port
 
 
 @pytest.fixture

@@ -40,7 +40,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -60,6 +59,7 @@ import docker
 import docker.errors
 
 from bench import verdicts
+from bench.services import start_run
 from reconciler.apply.converge import apply_plan, connect, load_source, make_plan, observe
 from reconciler.core import labels as L
 from reconciler.core.model import DesiredPod
@@ -1039,16 +1039,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     bench = Bench(args.docker_host, verbose=args.verbose)
 
-    def terminate(signum: int, _frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, terminate)
-    results: dict[str, Any] = {
-        "benchmark": "converge",
-        "run_id": bench.run_id,
-        "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
-        "cpus": os.cpu_count(),
-    }
+    results = start_run("converge", bench.run_id)
     failure = ""
     try:
         bench.log(f"run {bench.run_id}: making images")

@@ -36,7 +36,6 @@ import argparse
 import contextlib
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -54,10 +53,10 @@ from bench.services import (
     Bench,
     ensure_image,
     finish_run,
-    loadavg,
     median,
     owned,
     ratio,
+    start_run,
     target,
     wait_until,
 )
@@ -378,16 +377,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     bench = Bench(verbose=args.verbose)
 
-    def terminate(signum: int, _frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, terminate)
-    results: dict[str, Any] = {
-        "benchmark": "health",
-        "run_id": bench.run_id,
-        "cpus": os.cpu_count(),
-        "loadavg_at_start": loadavg(),
-    }
+    results = start_run("health", bench.run_id)
     failure = ""
     try:
         ensure_image(bench, IMAGE)

@@ -78,6 +78,7 @@ from bench.services import (
     ratio,
     reconciler_command,
     rotated,
+    start_run,
     target,
     wait_until,
 )
@@ -757,16 +758,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     bench = Bench(verbose=args.verbose)
     processes = Processes()
 
-    def terminate(signum: int, _frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, terminate)
-    results: dict[str, Any] = {
-        "benchmark": "service",
-        "run_id": bench.run_id,
-        "cpus": os.cpu_count(),
-        "loadavg_at_start": loadavg(),
-    }
+    results = start_run("service", bench.run_id)
     failure = ""
     try:
         if args.only in (None, "latency"):

@@ -874,6 +874,22 @@ def print_targets(rows: Sequence[Mapping[str, Any]], width: int = 36) -> None:
         print(f"  {row['target']:<{width}} {value:>9}  {limit}   {row['status']}")
 
 
+def start_run(name: str, run_id: str) -> dict[str, Any]:
+    """The start of a run (every benchmark's): SIGTERM ends it as Ctrl-C does, so that its
+    clean-up runs and nothing is left behind; the results' header."""
+
+    def terminate(signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, terminate)
+    return {
+        "benchmark": name,
+        "run_id": run_id,
+        "cpus": os.cpu_count(),
+        "loadavg_at_start": loadavg(),
+    }
+
+
 def finish_run(
     bench: Bench,
     results: dict[str, Any],
@@ -945,16 +961,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     bench = Bench(verbose=args.verbose)
 
-    def terminate(signum: int, _frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, terminate)
-    results: dict[str, Any] = {
-        "benchmark": "services",
-        "run_id": bench.run_id,
-        "cpus": os.cpu_count(),
-        "loadavg_at_start": loadavg(),
-    }
+    results = start_run("services", bench.run_id)
     failure = ""
     try:
         if args.only in (None, "paths"):

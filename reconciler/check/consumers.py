@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 from reconciler.check.config import config_key
 from reconciler.check.report import Reporter
 from reconciler.core import names
-from reconciler.core.model import FieldPath, as_list, as_map
+from reconciler.core.model import FieldPath, as_list, as_map, pod_containers
 
 #: fieldRef paths the reconciler resolves in env vars (labels and annotations by key)
 ENV_FIELDS = (
@@ -95,13 +95,8 @@ def check_uses(report: Reporter, path: FieldPath, spec: Mapping[str, Any]) -> No
     containers = {
         str(as_map(c).get("name")) for c in as_list(spec.get("containers")) if as_map(c).get("name")
     }
-    listed = [
-        (field, cindex, container)
-        for field in ("initContainers", "containers")
-        for cindex, container in enumerate(as_list(spec.get(field)))
-    ]
-    for field, cindex, container in listed:
-        cpath = path + (field, cindex)
+    for at, container in pod_containers(spec):
+        cpath = path + at
         for index, env in enumerate(as_list(as_map(container).get("env"))):
             env = as_map(env)
             value_from = as_map(env.get("valueFrom"))
@@ -170,13 +165,8 @@ def _ref(
 
 def references(path: FieldPath, spec: Mapping[str, Any]) -> Iterator[Reference]:
     """Every Secret, ConfigMap, key and claim a pod spec uses, with where it is written."""
-    listed = [
-        (field, cindex, container)
-        for field in ("initContainers", "containers")
-        for cindex, container in enumerate(as_list(spec.get(field)))
-    ]
-    for field, cindex, container in listed:
-        cpath = path + (field, cindex)
+    for at, container in pod_containers(spec):
+        cpath = path + at
         for index, env in enumerate(as_list(as_map(container).get("env"))):
             value_from = as_map(as_map(env).get("valueFrom"))
             for field_name, kind in (("secretKeyRef", "Secret"), ("configMapKeyRef", "ConfigMap")):

@@ -36,7 +36,7 @@ from typing import Any
 
 from reconciler.check.report import Reporter
 from reconciler.check.security import CAPABILITIES
-from reconciler.core.model import FieldPath, as_list, as_map
+from reconciler.core.model import FieldPath, as_list, as_map, pod_containers
 from reconciler.core.text import shown
 
 
@@ -208,9 +208,8 @@ class _Check:
                         f"sysctl {shown(name)} is not in the safe set",
                     )
         self.volumes(spec)
-        for field in ("initContainers", "containers"):  # init containers obey it alike
-            for index, container in enumerate(as_list(spec.get(field))):
-                self.container((field, index), as_map(container), pod_context)
+        for at, container in pod_containers(spec):  # init containers obey it alike
+            self.container(at, container, pod_context)
 
     def volumes(self, spec: Mapping[str, Any]) -> None:
         for index, volume in enumerate(as_list(spec.get("volumes"))):

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from reconciler.check.report import Reporter
-from reconciler.core.model import FieldPath, as_list, as_map
+from reconciler.core.model import FieldPath, as_list, as_map, pod_containers
 from reconciler.core.text import shown
 
 #: The Linux capabilities (capabilities(7)) and ``ALL``, as Kubernetes writes them.
@@ -96,13 +96,8 @@ def check_security(report: Reporter, path: FieldPath, spec: Mapping[str, Any]) -
                 )
             seen.setdefault(name, index)
     host_network = spec.get("hostNetwork") is True
-    listed = [
-        (field, cindex, as_map(container))
-        for field in ("initContainers", "containers")
-        for cindex, container in enumerate(as_list(spec.get(field)))
-    ]
-    for field, cindex, container in listed:
-        cpath = path + (field, cindex)
+    for at, container in pod_containers(spec):
+        cpath = path + at
         context = as_map(container.get("securityContext"))
         sc = cpath + ("securityContext",)
         _profiles(report, sc, context)

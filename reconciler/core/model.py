@@ -46,6 +46,16 @@ def as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
+def pod_containers(spec: Mapping[str, Any]) -> list[tuple[FieldPath, Mapping[str, Any]]]:
+    """Every container of a pod spec, init containers first, each with its place in the spec
+    (``("initContainers", 0)``): the checks that hold for both kinds alike walk this."""
+    return [
+        ((field, index), as_map(container))
+        for field in ("initContainers", "containers")
+        for index, container in enumerate(as_list(spec.get(field)))
+    ]
+
+
 def format_path(path: FieldPath) -> str:
     """Render a field path the way kubectl does: ``spec.containers[0].ports[1].name``."""
     out: list[str] = []

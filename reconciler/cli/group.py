@@ -79,8 +79,9 @@ def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> 
 def cli() -> None:
     """GitOps for plain Docker hosts.
 
-    Reads Kubernetes-style manifests (Pod, ReplicationController, Service, apiVersion v1;
-    Deployment, apps/v1) and reconciles them onto Docker engines.
+    Reads Kubernetes-style manifests (Pod, ReplicationController, Service, Secret,
+    ConfigMap, PersistentVolumeClaim, apiVersion v1; Deployment, apps/v1) and reconciles
+    them onto Docker engines.
     """
 
 

@@ -20,12 +20,14 @@ from reconciler.cli.common import Computed
 from reconciler.core.errors import SourceFailure
 from reconciler.daemon.config import RunConfig
 from reconciler.render.whatif import endpoint_changes, endpoint_lines
-from reconciler.source.git import GitSource, default_cache_dir, repository_of, sync
+from reconciler.source.git import GitSource, default_cache_dir, repository_of
 
 
 def checkout_revision(sources: Sequence[str], ref: str) -> tuple[str, ...]:
     """The manifests directory of ``ref`` in the git source ``sources`` names (a URL, a bare
     repository, or a directory inside a work tree): ``diff``'s sources from then on."""
+    from reconciler.source.git import sync  # GitPython, imported only when a diff asks
+
     if len(sources) > 1:
         raise click.UsageError("--revision reads one git source: give --source once")
     source = sources[0] if sources else "."

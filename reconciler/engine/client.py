@@ -1,9 +1,12 @@
-"""The connection to one engine and the one place where Docker's errors become ours.
+"""The one place where Docker's errors become ours, and the container list decoded.
 
-Every call goes through :func:`call`, which turns the SDK's and ``requests``' exceptions
-into the ``core.errors`` tree with ``raise ... from``: ``HostUnavailable`` when the engine
-cannot be reached (temporary), ``NotFound`` when the object is gone, ``ApplyError`` when the
-engine refused. No ``docker.errors`` type leaves the engine package.
+Every docker-py call goes through :func:`call`, which turns the SDK's and ``requests``'
+exceptions into the ``core.errors`` tree with ``raise ... from``: ``HostUnavailable`` when
+the engine cannot be reached (temporary), ``NotFound`` when the object is gone,
+``ApplyError`` when the engine refused. No ``docker.errors`` type leaves the engine package.
+docker-py itself is imported only when a call is made (``engine.sdk`` opens the client):
+the list calls of observing use ``engine.listing``, standard library only, which words its
+failures the same way.
 """
 
 from __future__ import annotations
@@ -12,17 +15,14 @@ import json
 import re
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, TypeVar
-
-import docker
-import docker.errors
-import docker.tls
-import requests
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from reconciler.core.errors import ApplyError, HostUnavailable, NotFound
-from reconciler.engine import ssh
 from reconciler.engine.reach import explain_unreachable
 from reconciler.source.hosts import Host
+
+if TYPE_CHECKING:
+    from reconciler.engine.listing import EngineLister
 
 #: The url an ssh host's client is made for before ``engine.ssh`` takes its requests over.
 SSH_PLACEHOLDER = "tcp://127.0.0.1:1"
@@ -34,38 +34,10 @@ CONNECT_TIMEOUT = 5.0
 T = TypeVar("T")
 
 
-class _APIClient(docker.APIClient):  # type: ignore[misc]
-    """docker's client, with ``CONNECT_TIMEOUT`` on engines reached over TCP, and the TLS
-    CA of the hosts file whatever the environment says.
-
-    docker-py takes one number for both connecting and reading (and adds to it for
-    ``stop``), so the split is made here, per request, where requests accepts a
-    ``(connect, read)`` pair. Unix sockets and ssh (``http+docker://`` URLs) are left as
-    they are: they connect at once or fail at once.
-    """
-
-    def merge_environment_settings(
-        self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any
-    ) -> Any:
-        """The hosts file's CA wins over ``REQUESTS_CA_BUNDLE``: requests lets that
-        variable replace a session's own CA (requests #3829), and a TLS engine's certificate
-        would then be checked against the system's CAs and refused."""
-        settings = super().merge_environment_settings(url, proxies, stream, verify, cert)
-        if isinstance(self.verify, str):
-            settings["verify"] = self.verify
-        return settings
-
-    def send(self, request: Any, **kwargs: Any) -> Any:
-        timeout = kwargs.get("timeout")
-        if isinstance(timeout, int | float) and str(request.url).startswith(
-            ("http://", "https://")
-        ):
-            kwargs["timeout"] = (min(CONNECT_TIMEOUT, float(timeout)), timeout)
-        return super().send(request, **kwargs)
-
-
 def explain(exc: Exception) -> str:
     """The engine's own words for a failure, when it gave some."""
+    import docker.errors
+
     if isinstance(exc, docker.errors.APIError):
         explanation = exc.explanation
         if isinstance(explanation, bytes):
@@ -74,42 +46,11 @@ def explain(exc: Exception) -> str:
     return str(exc)
 
 
-def open_client(host: Host, timeout: float, on_response: Callable[[str], None]) -> docker.APIClient:
-    """A client for ``host`` (tcp, unix, ssh; TLS per the hosts file). ``on_response`` gets
-    the method of every request made, for counting."""
-    tls: Any = False
-    if host.tls is not None:
-        cfg = host.tls
-        tls = docker.tls.TLSConfig(
-            client_cert=(cfg.cert, cfg.key) if cfg.cert and cfg.key else None,
-            ca_cert=cfg.ca,
-            verify=cfg.ca if cfg.verify and cfg.ca else cfg.verify,
-        )
-    over_ssh = host.url.startswith("ssh://")
-    try:
-        api = _APIClient(
-            # ssh: a placeholder, then the ssh transport (docker-py's needs paramiko)
-            base_url=SSH_PLACEHOLDER if over_ssh else host.url,
-            version=host.api_version,
-            timeout=int(timeout),
-            tls=tls,
-            max_pool_size=16,
-        )
-    except docker.errors.DockerException as exc:
-        raise HostUnavailable(f"host {host.name} ({host.url}): {explain(exc)}") from exc
-    if over_ssh:
-        ssh.mount(api, host, timeout, max_pool_size=16)
-
-    def count(response: Any, *args: Any, **kwargs: Any) -> Any:
-        on_response(str(response.request.method))
-        return response
-
-    api.hooks["response"].append(count)
-    return api
-
-
 def call(host: Host, what: str, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Run one Docker call, translating its errors into ours."""
+    """Run one docker-py call, translating its errors into ours."""
+    import docker.errors  # imported already: the call's client is docker-py's
+    import requests.exceptions
+
     try:
         return function(*args, **kwargs)
     except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
@@ -130,17 +71,29 @@ DECODING = threading.Lock()
 
 
 def list_containers(
-    api: docker.APIClient, filters: Mapping[str, Any], then: Callable[[Any], T]
+    lister: EngineLister, filters: Mapping[str, Any], then: Callable[[Any], T]
 ) -> T:
-    """``GET /containers/json?all=1`` as ``api.containers(all=True, filters=...)`` asks it,
-    the response fetched concurrently with other hosts, then decoded and handed to ``then``
-    under ``DECODING`` (so that what ``then`` keeps is all that outlives the lock)."""
-    params = {"limit": -1, "all": 1, "size": 0, "trunc_cmd": 0, "since": None, "before": None}
-    params["filters"] = docker.utils.convert_filters(dict(filters))
-    response = api._get(api._url("/containers/json"), params=params)
-    api._raise_for_status(response)  # as api._result does
+    """``GET /containers/json?all=1`` as docker-py's ``containers(all=True, filters=...)``
+    asks it, the response fetched concurrently with other hosts, then decoded and handed to
+    ``then`` under ``DECODING`` (so that what ``then`` keeps is all that outlives the lock)."""
+    params = {"limit": -1, "all": 1, "size": 0, "trunc_cmd": 0}
+    body = lister.get(
+        "list containers", "/containers/json", {**params, "filters": filters_text(filters)}
+    )
     with DECODING:
-        return then(json_array_items(response.content.decode("utf-8")))
+        return then(json_array_items(body.decode("utf-8")))
+
+
+def list_volumes(lister: EngineLister, filters: Mapping[str, Any]) -> list[Any]:
+    """``GET /volumes`` as docker-py's ``volumes(filters=...)`` asks it: the entries."""
+    body = lister.get("list volumes", "/volumes", {"filters": filters_text(filters)})
+    listed = json.loads(body.decode("utf-8")) or {}
+    return list(listed.get("Volumes") or [])
+
+
+def filters_text(filters: Mapping[str, Any]) -> str:
+    """Filters as the Engine API takes them (``docker.utils.convert_filters``' form)."""
+    return json.dumps({k: [v] if isinstance(v, str) else list(v) for k, v in filters.items()})
 
 
 _DECODER = json.JSONDecoder()

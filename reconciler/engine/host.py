@@ -8,7 +8,9 @@ the engine cannot be reached, ``NotFound``, ``ApplyError`` when it refused an ac
 the run goes on).
 
 Observation is one ``GET /containers/json`` per host filtered by our labels: the list
-already carries labels, state and status, so a no-op pass inspects nothing.
+already carries labels, state and status, so a no-op pass inspects nothing. It is made with
+``engine.listing`` (no docker-py); the docker-py client (``engine.sdk``) is opened, and
+docker-py imported, on the first other call.
 """
 
 from __future__ import annotations
@@ -17,10 +19,7 @@ import contextlib
 import dataclasses
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any
-
-import docker
-import docker.types
+from typing import TYPE_CHECKING, Any
 
 from reconciler.core import labels as L
 from reconciler.core.errors import ApplyError, HostUnavailable, NotFound, OwnershipError
@@ -32,13 +31,17 @@ from reconciler.core.model import (
     LiveVolume,
 )
 from reconciler.engine import translate as T
-from reconciler.engine.client import call, list_containers, open_client
+from reconciler.engine.client import call, list_containers, list_volumes
 from reconciler.engine.lifecycle import PodLifecycle
+from reconciler.engine.listing import EngineLister
 from reconciler.engine.probetools import HostProbeTools
 from reconciler.engine.reload import ForwarderReload
 from reconciler.engine.resources import HostImages, HostNetworks
 from reconciler.engine.rollouts import RolloutSupport
 from reconciler.source.hosts import Host
+
+if TYPE_CHECKING:
+    import docker
 
 #: What the forwarder image holds besides busybox (path -> program), made on first use.
 Programs = Callable[[], Mapping[str, bytes]]
@@ -70,6 +73,7 @@ class DockerHost(RolloutSupport, PodLifecycle):
         self.writes = 0  # requests that change something (anything but GET/HEAD)
         self._api: docker.APIClient | None = None
         self._lock = threading.Lock()
+        self.lister = EngineLister(host, timeout, self._count)  # observe's list calls
         self.images = HostImages(self._call, lambda: self.api, host.name, programs)
         self.networks = HostNetworks(self._call, lambda: self.api, instance, host.name)
         self.probe_tools = HostProbeTools(self._call, lambda: self.api, instance)
@@ -78,8 +82,12 @@ class DockerHost(RolloutSupport, PodLifecycle):
     # -- connection ------------------------------------------------------------------------
     @property
     def api(self) -> docker.APIClient:
+        """docker-py's client, opened (and docker-py imported) on the first call that is
+        not a list call of observing."""
         with self._lock:
             if self._api is None:
+                from reconciler.engine.sdk import open_client
+
                 self._api = open_client(self.host, self.timeout, self._count)
             return self._api
 
@@ -92,6 +100,7 @@ class DockerHost(RolloutSupport, PodLifecycle):
         return call(self.host, what, function, *args, **kwargs)
 
     def close(self) -> None:
+        self.lister.close()
         if self._api is not None:
             self._api.close()
 
@@ -100,7 +109,8 @@ class DockerHost(RolloutSupport, PodLifecycle):
         """Our containers on this host, from a single list call; and our volumes, from a
         second one, when ``volumes`` says so (claims in the manifests, ``get volumes``,
         ``--prune-volumes``) or, by default, when a container mounts a claim's volume: a
-        pass with no claims stays one list call."""
+        pass with no claims stays one list call. Both go through ``self.lister`` (the
+        standard library's HTTP client, ``engine.listing``): observing imports no docker-py."""
         filters = {"label": L.ownership_filters(self.instance)}
         claims: list[bool] = []
 
@@ -114,14 +124,10 @@ class DockerHost(RolloutSupport, PodLifecycle):
             return T.host_state(self.host.name, self.instance, watched())
 
         try:
-            state: HostState = self._call(
-                "list containers", list_containers, self.api, filters, translated
-            )
+            state = list_containers(self.lister, filters, translated)
             if volumes or (volumes is None and claims):
-                listed = self._call("list volumes", self.api.volumes, filters=filters)
-                found = T.live_volumes(
-                    self.host.name, self.instance, (listed or {}).get("Volumes") or []
-                )
+                listed = list_volumes(self.lister, filters)
+                found = T.live_volumes(self.host.name, self.instance, listed)
                 state = dataclasses.replace(state, volumes=found)
         except (HostUnavailable, ApplyError) as exc:
             return HostState(self.host.name, reachable=False, error=str(exc))
@@ -202,6 +208,8 @@ class DockerHost(RolloutSupport, PodLifecycle):
     def _create(self, args: T.ContainerArgs, start: bool = True) -> str:
         """Create and (unless ``start`` is false) start one container from its translated
         arguments; its id."""
+        from docker import types as docker_types  # self.api imported docker-py
+
         api = self.api
         networking = None
         if args.endpoint is not None:
@@ -214,7 +222,7 @@ class DockerHost(RolloutSupport, PodLifecycle):
                 }
             )
         mounts = [
-            docker.types.Mount(m.target, m.source, type="volume", read_only=m.read_only)
+            docker_types.Mount(m.target, m.source, type="volume", read_only=m.read_only)
             for m in args.volume_mounts
         ]
         host_config = api.create_host_config(

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any
-
-import docker
+from typing import TYPE_CHECKING, Any
 
 from reconciler.core import labels as L
 from reconciler.core.errors import InitError
@@ -24,6 +22,9 @@ from reconciler.engine import translate as T
 from reconciler.engine.probetools import HostProbeTools
 from reconciler.engine.reload import ForwarderReload
 from reconciler.engine.resources import HostImages
+
+if TYPE_CHECKING:
+    import docker
 
 #: Seconds ``create_pod`` waits for each init container to complete before it leaves the pod
 #: initializing (a later pass, woken by the container's exit, carries on).

@@ -17,16 +17,16 @@ import hashlib
 import json
 import threading
 from collections.abc import Callable
-from typing import Any
-
-import docker
-import docker.types
+from typing import TYPE_CHECKING, Any
 
 from reconciler.core import labels as L
 from reconciler.core.errors import ApplyError, NotFound
 from reconciler.engine import probes as P
 from reconciler.engine import translate as T
 from reconciler.engine.images import find_static_busybox, probe_tools_rootfs
+
+if TYPE_CHECKING:
+    import docker
 
 #: ``call(what, function, *args, **kwargs)``: a Docker call with our errors (engine.client).
 Call = Callable[..., Any]
@@ -74,6 +74,8 @@ class HostProbeTools:
         )
 
     def _fill(self, image: str) -> None:
+        from docker import types as docker_types  # the client is docker-py's already
+
         api = self._api()
         volume = P.tools_volume(self._instance)
         owned = T.ownership_labels(self._instance)
@@ -82,7 +84,7 @@ class HostProbeTools:
         self._remove_helper(name)
         host_config = api.create_host_config(
             network_mode="none",
-            mounts=[docker.types.Mount(P.TOOLS_MOUNT, volume, type="volume")],
+            mounts=[docker_types.Mount(P.TOOLS_MOUNT, volume, type="volume")],
         )
         created = self._call(
             "fill probe tools",

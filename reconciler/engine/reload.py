@@ -15,14 +15,15 @@ import io
 import tarfile
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
-
-import docker
+from typing import TYPE_CHECKING, Any
 
 from reconciler.core import labels as L
 from reconciler.core.errors import NotFound
 from reconciler.core.model import DesiredPod, LiveContainer
 from reconciler.engine import endpoints as E
+
+if TYPE_CHECKING:
+    import docker
 
 #: ``call(what, function, *args, **kwargs)``: a Docker call with our errors (engine.client).
 Call = Callable[..., Any]

@@ -11,10 +11,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
-
-import docker
-import docker.types
+from typing import TYPE_CHECKING, Any
 
 from reconciler.core import labels as L
 from reconciler.core.errors import (
@@ -27,6 +24,9 @@ from reconciler.core.errors import (
 from reconciler.core.model import NetworkSpec
 from reconciler.engine import translate as T
 from reconciler.engine.images import PAUSE_COMMAND, busybox_rootfs, find_static_busybox
+
+if TYPE_CHECKING:
+    import docker
 
 #: ``call(what, function, *args, **kwargs)``: a Docker call with our errors (engine.client).
 Call = Callable[..., Any]
@@ -173,9 +173,11 @@ class HostNetworks:
             self._once.present.add(network.name)
 
     def _create(self, args: T.NetworkArgs) -> None:
-        ipam = docker.types.IPAMConfig(
+        from docker import types as docker_types  # the client is docker-py's already
+
+        ipam = docker_types.IPAMConfig(
             pool_configs=[
-                docker.types.IPAMPool(
+                docker_types.IPAMPool(
                     subnet=args.subnet, iprange=args.ip_range, gateway=args.gateway
                 )
             ]

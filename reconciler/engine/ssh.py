@@ -21,10 +21,6 @@ import threading
 from typing import Any
 from urllib.parse import urlparse
 
-import urllib3.connection
-import urllib3.connectionpool
-from docker.transport.basehttpadapter import BaseHTTPAdapter
-
 from reconciler.source.hosts import Host
 
 CONNECT_TIMEOUT = 5
@@ -57,7 +53,7 @@ def last_failure(host: Host, wait: float = 1.0) -> str:
         return _failures.get(host.name, "")
 
 
-class _SSHProcessSocket(socket.socket):
+class SSHProcessSocket(socket.socket):
     """One ``ssh`` process, used as the socket of one HTTP connection."""
 
     def __init__(self, host: Host) -> None:
@@ -100,12 +96,17 @@ class _SSHProcessSocket(socket.socket):
         assert self.proc is not None and self.proc.stdout is not None
         return self.proc.stdout.read(size)
 
-    def makefile(self, *_: Any, **__: Any) -> Any:
+    def reader(self) -> Any:
+        """The process's stdout: the engine's answers."""
         if self.proc is None:
             self.connect()
         assert self.proc is not None and self.proc.stdout is not None
-        self.proc.stdout.channel = self  # type: ignore[attr-defined]  # as docker-py's
         return self.proc.stdout
+
+    def makefile(self, *_: Any, **__: Any) -> Any:
+        stdout = self.reader()
+        stdout.channel = self  # as docker-py's
+        return stdout
 
     def close(self) -> None:
         if self.proc is not None and self.proc.stdin is not None and not self.proc.stdin.closed:
@@ -113,52 +114,3 @@ class _SSHProcessSocket(socket.socket):
                 self.proc.stdin.close()
             self.proc.terminate()
         super().close()
-
-
-class _SSHConnection(urllib3.connection.HTTPConnection):
-    def __init__(self, host: Host, timeout: float) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self.ssh_host = host
-
-    def connect(self) -> None:
-        sock = _SSHProcessSocket(self.ssh_host)
-        sock.connect()
-        self.sock = sock
-
-
-class _SSHConnectionPool(urllib3.connectionpool.HTTPConnectionPool):
-    scheme = "ssh"
-
-    def __init__(self, host: Host, timeout: float, maxsize: int) -> None:
-        super().__init__("localhost", timeout=timeout, maxsize=maxsize)
-        self.ssh_host = host
-        self.ssh_timeout = timeout
-
-    def _new_conn(self) -> Any:
-        return _SSHConnection(self.ssh_host, self.ssh_timeout)
-
-
-class SSHAdapter(BaseHTTPAdapter):  # type: ignore[misc]
-    """requests' adapter for ``http+docker://ssh`` URLs: one pool, ssh processes as sockets."""
-
-    def __init__(self, host: Host, timeout: float, max_pool_size: int) -> None:
-        self.pool = _SSHConnectionPool(host, timeout, max_pool_size)
-        super().__init__()
-
-    def get_connection(self, url: Any, _proxies: Any = None) -> Any:
-        return self.pool
-
-    def close(self) -> None:
-        super().close()
-        self.pool.close()
-
-
-def mount(api: Any, host: Host, timeout: float, max_pool_size: int) -> None:
-    """Route ``api``'s requests through ssh to ``host`` (``api`` was made for a placeholder
-    url: docker-py's own ssh branch would need paramiko)."""
-    adapter = SSHAdapter(host, timeout, max_pool_size)
-    api.mount("http+docker://ssh", adapter)
-    api._custom_adapter = adapter
-    api.base_url = "http+docker://ssh"
-    for prefix in ("http://", "https://"):
-        api.adapters.pop(prefix, None)

@@ -8,6 +8,8 @@ trailing ``/`` matches directories only. ``--exclude GLOB`` patterns (same synta
 to each ``--source`` directory) rank above every file. An excluded directory is not entered.
 
 The rules only apply to what a directory walk finds: a file named explicitly is read.
+``pathspec`` is imported only when there are rules (``_spec``): a tree without any is
+walked without it.
 """
 
 from __future__ import annotations
@@ -16,10 +18,12 @@ import os
 import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
-
-import pathspec
+from typing import TYPE_CHECKING
 
 from reconciler.core.model import Diagnostic, Location, Severity
+
+if TYPE_CHECKING:
+    import pathspec
 
 IGNORE_FILE = ".sourceignore"
 #: A longer ignore file is not read: it is input from whoever can push to the repository.
@@ -32,6 +36,13 @@ class _Rules:
 
     directory: str  # relative to the walk's root, "" for the root itself
     spec: pathspec.GitIgnoreSpec
+
+
+def _spec(lines: Sequence[str]) -> pathspec.GitIgnoreSpec:
+    """Patterns in ``.gitignore`` syntax, compiled (pathspec imported on the first)."""
+    import pathspec
+
+    return pathspec.GitIgnoreSpec.from_lines(list(lines))
 
 
 def _relative(path: str, directory: str) -> str | None:
@@ -48,9 +59,7 @@ class SourceIgnore:
     def __init__(self, root: str, exclude: Sequence[str] = ()) -> None:
         self.root = root
         self._files: list[_Rules] = []
-        self._exclude = (
-            _Rules("", pathspec.GitIgnoreSpec.from_lines(list(exclude))) if exclude else None
-        )
+        self._exclude = _Rules("", _spec(exclude)) if exclude else None
 
     def enter(self, shown_dir: str, real_dir: str, names: Sequence[str]) -> None:
         """Read the directory's ``.sourceignore``, if it has one, before its entries are
@@ -64,7 +73,7 @@ class SourceIgnore:
         if lines is None:
             return
         directory = self._key(shown_dir)
-        self._files.append(_Rules(directory, pathspec.GitIgnoreSpec.from_lines(lines)))
+        self._files.append(_Rules(directory, _spec(lines)))
 
     def ignored(self, dirpath: str, name: str, *, is_dir: bool) -> bool:
         """Whether the entry ``name`` of ``dirpath`` is left out."""

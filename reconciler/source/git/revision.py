@@ -3,13 +3,34 @@
 The reconciler labels what it applies with this, so that a container can be traced back to
 the commit it came from, whether the directory is a clone ``sync`` made or a developer's
 own work tree (``+dirty`` then says the files are not exactly that commit).
+
+A path in no repository at all (a plain directory of manifests) is told apart first, by
+looking for ``.git`` up the tree as GitPython would, so that it costs no GitPython import.
 """
 
 from __future__ import annotations
 
 import os
 
-import git
+
+def in_repository(path: str) -> bool:
+    """Whether ``path`` may be inside a git repository: it, or a directory above it, holds
+    ``.git`` or is a git directory itself (``HEAD``, ``objects``, ``refs``: a bare
+    repository). False means GitPython would find none either, without asking it."""
+    current = os.path.abspath(os.path.expanduser(path))
+    while True:
+        if os.path.lexists(os.path.join(current, ".git")) or _is_git_dir(current):
+            return True
+        parent = os.path.dirname(current)
+        if parent == current:
+            return False
+        current = parent
+
+
+def _is_git_dir(path: str) -> bool:
+    return os.path.lexists(os.path.join(path, "HEAD")) and all(
+        os.path.isdir(os.path.join(path, part)) for part in ("objects", "refs")
+    )
 
 
 def revision_of(path: str) -> str:
@@ -18,6 +39,10 @@ def revision_of(path: str) -> str:
     Empty when ``path`` is not inside a git work tree: a plain directory has no revision;
     nor has any directory on a machine without git.
     """
+    if not in_repository(path):
+        return ""
+    import git
+
     try:
         repo = git.Repo(path, search_parent_directories=True)
     except (git.InvalidGitRepositoryError, git.NoSuchPathError):
@@ -41,6 +66,10 @@ def revision_of(path: str) -> str:
 def repository_of(path: str) -> tuple[str, str] | None:
     """(the work tree's root, ``path`` relative to it) when ``path`` is inside a git work
     tree, else None: ``diff --revision`` reads another commit of the same repository."""
+    if not in_repository(path):
+        return None
+    import git
+
     try:
         repo = git.Repo(path, search_parent_directories=True)
     except (git.InvalidGitRepositoryError, git.NoSuchPathError):

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import click
 
 from reconciler.apply.converge import Converged, remove_volumes
-from reconciler.apply.drive import Driven, Pacing, drive
 from reconciler.apply.execute import ActionResult, ApplyReport
 from reconciler.apply.state import state_dir
 from reconciler.cli import options as opt
@@ -22,15 +22,15 @@ from reconciler.cli.admission import admission_from_flags
 from reconciler.cli.common import Computed, compute_plan, settings_from_flags
 from reconciler.cli.group import EXIT_ERROR, EXIT_INVALID, EXIT_OK, cli
 from reconciler.cli.output import echo_results, echo_styled, echo_volume_removals
-from reconciler.cli.whatif import (
-    checkout_revision,
-    what_if_json,
-    what_if_lines,
-    what_if_markdown,
-)
 from reconciler.plan.guards import Limits, refused
 from reconciler.render.deployments import failure_line, rollout_lines
 from reconciler.render.plans import plan_json, plan_markdown, plan_text_lines
+
+if TYPE_CHECKING:
+    from reconciler.apply.drive import Driven, Pacing
+
+# Imported where they are used: a plain ``diff`` (the command run most, by people and CI)
+# needs neither ``--revision``'s git nor ``--assume-down``'s nor ``apply``'s passes.
 
 
 @cli.command("diff")
@@ -98,6 +98,8 @@ def diff_command(
     hosts assumed lost are no error, and pods that could not be placed are changes (1).
     """
     if revision is not None:
+        from reconciler.cli.whatif import checkout_revision
+
         sources = checkout_revision(sources, revision)
     computed = compute_plan(
         sources,
@@ -114,6 +116,8 @@ def diff_command(
         ),
     )
     the_plan, shown = computed.plan, computed.revision
+    if assume_down:
+        from reconciler.cli.whatif import what_if_json, what_if_lines, what_if_markdown
     if output == "json":
         text = plan_json(the_plan, shown)
         click.echo(what_if_json(text, computed, assume_down) if assume_down else text)
@@ -231,6 +235,8 @@ def apply_command(
         for reason in reasons:
             click.echo(f"refused: {reason}", err=True)
         sys.exit(EXIT_ERROR)
+    from reconciler.apply.drive import Pacing
+
     driven = _apply_with_progress(computed, concurrency, limits, Pacing(timeout=timeout, wait=wait))
     failed = len(driven.still_failing)
     if the_plan.prune_volumes and the_plan.orphaned_volumes:
@@ -277,6 +283,8 @@ def _apply_with_progress(
 ) -> Driven:
     """Passes until the rollouts are done (pods, then the forwarders that follow them, each
     pass), with a progress bar on a terminal and a line whenever a rollout moves."""
+    from reconciler.apply.drive import drive
+
     the_plan = computed.plan
     shown: dict[str, str] = {}
     seen_errors: set[tuple[str, str, str, str]] = set()

@@ -14,7 +14,6 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-import traceback
 from collections.abc import Sequence
 from typing import Any
 
@@ -96,6 +95,8 @@ def main(argv: Sequence[str] | None = None) -> Any:
         sys.exit(130)
     except Exception as exc:  # a bug of ours, not a user mistake: say so, briefly
         if os.environ.get("RECONCILER_DEBUG"):
+            import traceback  # only here: start-up is part of every command's cost
+
             traceback.print_exc()
         click.echo(
             f"reconciler: internal error: {type(exc).__name__}: {exc} "

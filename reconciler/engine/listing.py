@@ -36,8 +36,9 @@ from reconciler.engine.ssh import SSHProcessSocket
 from reconciler.source.hosts import Host
 
 #: Failures of a kept-alive connection that the engine may have closed while it was idle:
-#: the request is sent once more on a new connection (a list call changes nothing).
-_STALE = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError)
+#: the request is sent once more on a new connection (a list call changes nothing). A
+#: timeout is not one of them: a host that stopped answering is not asked twice.
+_STALE = (ConnectionError, http.client.HTTPException, ssl.SSLEOFError)
 
 
 def engine_message(status: int, reason: str, body: bytes) -> str:
@@ -163,10 +164,14 @@ def _default_bundle() -> str | None:
 
 def _connection(host: Host, timeout: float) -> http.client.HTTPConnection:
     url = urlparse(host.url)
-    if url.scheme == "unix":
-        return _UnixConnection(url.path or "/var/run/docker.sock", timeout)
+    if url.scheme == "unix":  # as docker-py: what follows unix://, from the root
+        return _UnixConnection("/" + host.url.split("://", 1)[1].lstrip("/"), timeout)
     if url.scheme == "ssh":
         return _SSHConnection(host, timeout)
+    if url.scheme not in ("tcp", "http", "https"):
+        raise HostUnavailable(
+            f"host {host.name} ({host.url}): Invalid bind address protocol: {host.url}"
+        )
     address = url.hostname or "localhost"
     tls = host.tls is not None or url.scheme == "https"
     port = url.port or (2376 if tls else 2375)

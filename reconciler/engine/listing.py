@@ -42,13 +42,15 @@ _STALE = (ConnectionError, http.client.HTTPException, ssl.SSLEOFError)
 
 
 def engine_message(status: int, reason: str, body: bytes) -> str:
-    """The engine's words for a refused request (its JSON ``message``), else the status."""
-    text = body.decode("utf-8", errors="replace")
+    """The engine's words for a refused request: its JSON ``message``, else its text (as
+    docker-py's ``explanation``), else the status."""
+    text = body.decode("utf-8", errors="replace").strip()
     try:
-        said = json.loads(text).get("message")
-    except (ValueError, AttributeError):
-        said = None
-    return str(said or text.strip() or f"{status} {reason}")
+        said = json.loads(text)
+    except ValueError:
+        return text or f"{status} {reason}"
+    message = said.get("message") if isinstance(said, dict) else None
+    return str(message) if message else f"{status} {reason}"
 
 
 class _UnixConnection(http.client.HTTPConnection):

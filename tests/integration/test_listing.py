@@ -165,9 +165,9 @@ def test_the_engine_s_refusal_and_unreachable_engines_are_worded_as_docker_py_wo
     for host in gone:
         state = DockerHost(host, instance="it-listing").observe()
         api = open_client(host, 10, lambda _method: None)
-        with pytest.raises(HostUnavailable) as theirs:
+        with pytest.raises(HostUnavailable) as unavailable:
             call(host, "list containers", api.containers, all=True)
         assert not state.reachable
-        assert state.error == str(theirs.value)
+        assert state.error == str(unavailable.value)
         assert "no such socket" in state.error or "connection refused" in state.error
         api.close()

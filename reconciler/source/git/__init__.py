@@ -31,9 +31,9 @@ The modules, in the order a sync uses them; callers import only the names re-exp
 - ``signatures``: ``verify``, whether a commit is signed by a key the operator allows.
 
 GitPython costs a command that reads a plain directory (``diff DIR``) a third of its
-start-up: ``sync``, ``verify``, ``SignaturePolicy`` and ``Verdict`` are imported from
-their modules on first use (``__getattr__``), and ``revision_of`` looks for a repository
-before it imports GitPython.
+start-up: ``sync``, ``verify``, ``SignaturePolicy``, ``Verdict`` (and the ``GitSource``
+values, which only a git source needs) are imported from their modules on first use
+(``__getattr__``), and ``revision_of`` looks for a repository before it imports GitPython.
 
 Design notes (docs/sources.md has the long form):
 
@@ -61,10 +61,10 @@ os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
 
 from reconciler.core.errors import SourceError, SourceFailure, SourceUnavailable
 from reconciler.source.git.revision import repository_of, revision_of
-from reconciler.source.git.source import Checkout, GitSource, default_cache_dir
 
 if TYPE_CHECKING:
     from reconciler.source.git.signatures import SignaturePolicy, Verdict, verify
+    from reconciler.source.git.source import Checkout, GitSource, default_cache_dir
     from reconciler.source.git.update import sync
 
 #: name -> the module (of this package) that defines it, imported when the name is read
@@ -73,11 +73,15 @@ _ON_FIRST_USE = {
     "verify": "signatures",
     "SignaturePolicy": "signatures",
     "Verdict": "signatures",
+    "Checkout": "source",
+    "GitSource": "source",
+    "default_cache_dir": "source",
 }
 
 
 def __getattr__(name: str) -> Any:
-    """The names that need GitPython, imported with it when first read (PEP 562)."""
+    """The names that need GitPython (or only a git source), imported when first read
+    (PEP 562)."""
     if name not in _ON_FIRST_USE:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     value = getattr(importlib.import_module(f"{__name__}.{_ON_FIRST_USE[name]}"), name)

@@ -70,6 +70,7 @@ from reconciler.render.plans import plan_json, plan_markdown, plan_text_lines
 @opt.policy()
 @opt.max_pods()
 @opt.source_limits()
+@opt.observe_timeout()
 def diff_command(
     sources: tuple[str, ...],
     exclude: tuple[str, ...],
@@ -90,6 +91,7 @@ def diff_command(
     max_pods: int,
     max_source_files: int,
     max_source_bytes: int,
+    observe_timeout: float,
 ) -> None:
     """Show what apply would change, without changing anything.
 
@@ -112,6 +114,7 @@ def diff_command(
         admission=admission_from_flags(
             policy, allow_host_path, max_source_files, max_source_bytes, max_pods
         ),
+        observe_timeout=observe_timeout,
     )
     the_plan, shown = computed.plan, computed.revision
     if output == "json":
@@ -160,6 +163,7 @@ def diff_command(
 @opt.policy()
 @opt.max_pods()
 @opt.source_limits()
+@opt.observe_timeout()
 @click.option(
     "--wait/--no-wait",
     default=True,
@@ -199,6 +203,7 @@ def apply_command(
     max_source_bytes: int,
     wait: bool,
     timeout: float,
+    observe_timeout: float,
 ) -> None:
     """Make the hosts run what the manifests say.
 
@@ -220,6 +225,7 @@ def apply_command(
         admission=admission_from_flags(
             policy, allow_host_path, max_source_files, max_source_bytes, max_pods
         ),
+        observe_timeout=observe_timeout,
     )
     the_plan, revision = computed.plan, computed.revision
     echo_styled(plan_text_lines(the_plan, revision))
@@ -325,6 +331,7 @@ def _apply_with_progress(
             on_result=on_result,
             on_pass=on_pass,
             wait_ready=True,
+            observer=computed.observer,
         )
 
     if not (sys.stdout.isatty() and the_plan.actions):

@@ -3,10 +3,11 @@ runtime protocols, see ``memory_runtime``) whose list call, or whose pod creatio
 until the test lets it through, as a call to an engine whose packets are dropped blocks
 until a socket timeout.
 
-``DarkHost.go_dark()`` makes every later ``observe`` wait on an Event (``light()`` lets
-them through); ``observing`` and ``most_at_once`` count the observations in flight, so a
-test can check that a host is never asked twice at once. ``SlowHost`` does the same to
-``create_pod``: a host whose actions take as long as the test says.
+``DarkHost.go_dark()`` makes every later call (``observe``, and every other operation)
+wait on an Event (``light()`` lets them through); ``observing`` and ``most_at_once`` count
+the observations in flight, so a test can check that a host is never asked twice at once.
+``SlowHost`` does the same to ``create_pod``: a host whose actions take as long as the test
+says.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ HOLD_AT_MOST = 60.0
 
 
 class DarkHost(MemoryHost):
-    """A host whose list call does not come back while it is dark."""
+    """A host whose calls do not come back while it is dark."""
 
     def __init__(self, name: str, **kwargs: Any) -> None:
         super().__init__(name, **kwargs)
@@ -40,6 +41,10 @@ class DarkHost(MemoryHost):
 
     def light(self) -> None:
         self._lit.set()
+
+    def _check(self, what: str) -> None:  # every operation but observe asks this first
+        self._lit.wait(HOLD_AT_MOST)
+        super()._check(what)
 
     def observe(self, volumes: bool | None = None) -> HostState:
         with self._count:

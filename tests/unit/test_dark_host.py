@@ -19,6 +19,7 @@ import pytest
 from reconciler.apply.converge import apply_plan, make_plan, observe
 from reconciler.apply.observer import Observer
 from reconciler.check.validate import validate
+from reconciler.core.model import ObjectRef
 from reconciler.daemon.config import RunConfig
 from reconciler.daemon.loop import ReconcileService
 from reconciler.desire.settings import Settings
@@ -171,6 +172,50 @@ def test_the_service_applies_a_change_while_another_host_is_dark(
             assert time.monotonic() < deadline
             service.run_pass("back")
             time.sleep(0.05)
+    finally:
+        service.close()
+
+
+DEPLOYMENT = """apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers: [{name: app, image: "web:1"}]
+"""
+
+
+def test_a_deployment_gone_is_forgotten_without_waiting_for_a_dark_host(
+    tmp_path: Path, dark: DarkHost
+) -> None:
+    good = MemoryHost("good", instance="dk", images=("web:1",))
+    source = tmp_path / "manifests"
+    source.mkdir()
+    (source / "web.yaml").write_text(DEPLOYMENT)
+    (source / "a.yaml").write_text(pods(1, "a"))
+    config = RunConfig(
+        source=str(source),
+        listen="127.0.0.1:0",
+        hosts=hosts(),
+        instance="dk",
+        settings=Settings(instance="dk"),
+        resync=3600,
+        observe_timeout=TIMEOUT,
+    )
+    service = ReconcileService(config, runtimes={"good": good, "dark": dark})
+    try:
+        for _ in range(10):
+            if not service.run_pass("roll out").rolling:
+                break
+        assert good.markers(ObjectRef("Deployment", "default", "web"))
+        dark.go_dark()
+        (source / "web.yaml").unlink()
+        within(BOUND, lambda: service.run_pass("deployment removed"))
+        assert not good.markers(ObjectRef("Deployment", "default", "web"))
     finally:
         service.close()
 

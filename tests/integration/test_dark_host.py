@@ -12,6 +12,7 @@ rig's containers on both hosts too, whatever happens.
 from __future__ import annotations
 
 import contextlib
+import os
 import subprocess
 import threading
 import time
@@ -25,7 +26,8 @@ from reconciler.core import labels as L
 from reconciler.daemon.config import PassOutcome, RunConfig
 from reconciler.daemon.loop import ReconcileService
 from reconciler.desire.settings import Settings
-from reconciler.source.hosts import Host
+from reconciler.engine.client import CONNECT_TIMEOUT
+from reconciler.source.hosts import DEFAULT_SOCKET, Host
 
 from .conftest import Rig, purge
 from .testhosts import API_VERSION, TestHosts, test_hosts
@@ -136,3 +138,43 @@ def test_a_black_holed_host_delays_no_change_on_another(
         assert service.board.snapshot()["hosts"]["h2"]["error"].startswith("no answer within")
     finally:
         service.close()
+
+
+def test_apply_is_held_by_a_black_holed_host_no_longer_than_its_observe_timeout(
+    make_rig: Callable[[], Rig], black_hole: int
+) -> None:
+    """``reconciler apply`` (a new connection each run: the hole drops its SYNs) with the
+    local engine and a black hole: the change on the local engine is applied, and the hole
+    costs ``--observe-timeout 1``, not the 5 s connect timeout."""
+    rig = make_rig()
+    rig.src.mkdir(parents=True, exist_ok=True)
+    local = os.environ.get("DOCKER_HOST") or DEFAULT_SOCKET
+    hosts_file = rig.root / "hosts.yaml"
+    hosts_file.write_text(
+        "hosts:\n"
+        f"  - {{name: local, url: '{local}', address: 127.0.0.1, labels: {{zone: local}}}}\n"
+        f"  - {{name: hole, url: 'tcp://127.0.0.1:{black_hole}', address: 127.0.0.1, "
+        "labels: {zone: hole}}\n"
+    )
+
+    only_local = rig.root / "local.yaml"
+    only_local.write_text(hosts_file.read_text().split("  - {name: hole")[0])
+    (rig.src / "pods.yaml").write_text(POD.format(name="near", zone="local", edition=1))
+    first = rig.apply("--hosts", only_local)
+    assert first.exit_code == 0, first.output
+    (rig.src / "pods.yaml").write_text(POD.format(name="near", zone="local", edition=2))
+    started = time.monotonic()
+    normal = rig.apply("--hosts", only_local)
+    took_normally = time.monotonic() - started
+    assert normal.exit_code == 0, normal.output
+    (rig.src / "pods.yaml").write_text(POD.format(name="near", zone="local", edition=3))
+    started = time.monotonic()
+    dark = rig.apply("--hosts", hosts_file, "--observe-timeout", "1")
+    took = time.monotonic() - started
+    assert dark.exit_code == 1, dark.output  # a host was unreachable
+    assert "hole" in dark.output and "near" in dark.output
+    labels = [*L.ownership_filters(rig.instance), f"{L.POD}=near", f"{L.CONTAINER}=web"]
+    (web,) = rig.api.containers(filters={"label": labels})
+    assert "EDITION=3" in rig.api.inspect_container(web["Id"])["Config"]["Env"]
+    # the observation timeout ended the wait for the hole, not the connect timeout
+    assert took < took_normally + (1 + CONNECT_TIMEOUT) / 2, (took, took_normally)

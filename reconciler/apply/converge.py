@@ -18,6 +18,7 @@ from pathlib import Path
 from reconciler.apply import readiness
 from reconciler.apply import state as memory_file
 from reconciler.apply.execute import ActionResult, ApplyReport, execute
+from reconciler.apply.observer import Observer
 from reconciler.apply.runtime import HostRuntime
 from reconciler.check.policy import Policy
 from reconciler.check.validate import DEFAULT_POLICY, ValidationResult, validate
@@ -98,17 +99,18 @@ def connect(
 
 
 def observe(
-    runtimes: Mapping[str, HostRuntime], volumes: bool | None = None
+    runtimes: Mapping[str, HostRuntime],
+    volumes: bool | None = None,
+    observer: Observer | None = None,
 ) -> dict[str, HostState]:
-    """Every host at once: a slow or dead host never delays the others' answers.
-    ``volumes``: list the claims' volumes too (None: where a container mounts one)."""
+    """Every host at once: a slow or dark host never delays the others' answers, and holds
+    the caller no longer than its deadline (``apply.observer``: a host that has not answered
+    by then is unreachable for this look). ``volumes``: list the claims' volumes too (None:
+    where a container mounts one). ``observer``: the service's, kept across passes (a host's
+    observation still in flight is not asked again); by default a new one."""
     if not runtimes:
         return {}
-    with ThreadPoolExecutor(max_workers=len(runtimes), thread_name_prefix="observe") as pool:
-        futures = {
-            name: pool.submit(runtime.observe, volumes) for name, runtime in runtimes.items()
-        }
-        return {name: future.result() for name, future in futures.items()}
+    return (observer or Observer()).observe(runtimes, volumes)
 
 
 def wants_volumes(manifests: Sequence[Manifest]) -> bool | None:
@@ -183,11 +185,14 @@ def observe_and_remember(
     previous: Mapping[str, HostRecord] | None = None,
     volumes: bool | None = None,
     clock: Callable[[], float] = time.time,
+    observer: Observer | None = None,
 ) -> tuple[dict[str, HostState], dict[str, HostRecord], float]:
     """Observe every host and update the instance's host memory (kept on disk when
     ``state_dir`` is given, else carried in ``previous``): what placement needs to give an
-    unreachable host its grace period. ``clock``: the wall clock (tests pass their own)."""
-    live = observe(runtimes, volumes)
+    unreachable host its grace period. ``clock``: the wall clock (tests pass their own);
+    ``observer``: as ``observe``'s (a host without an answer by its deadline is unreachable,
+    and remembered so)."""
+    live = observe(runtimes, volumes, observer)
     now = clock()
     if state_dir is None:
         return live, hostmemory.remember(previous or {}, live, now), now
@@ -257,7 +262,7 @@ class Converged:
 
 
 def failure_details(
-    rollouts: Rollouts, runtimes: Mapping[str, HostRuntime]
+    rollouts: Rollouts, runtimes: Mapping[str, HostRuntime], observer: Observer | None = None
 ) -> dict[ObjectRef, str]:
     """For each rollout that failed in this pass, what the hosts say about the failed
     revision's pods that are not ready (``HostRuntime.failure_details``: exit codes, the
@@ -266,7 +271,7 @@ def failure_details(
     failed = {ref: done.failure for ref, done in rollouts.steps.items() if done.failure}
     if not failed:
         return {}
-    live = observe(runtimes)
+    live = observe(runtimes, observer=observer)
     found: dict[ObjectRef, list[str]] = {}
     for host, state in sorted(live.items()):
         if not state.reachable:
@@ -349,6 +354,7 @@ def converge(
     now: float = 0.0,
     state_dir: Path | None = None,
     wait_ready: bool = False,
+    observer: Observer | None = None,
 ) -> Converged:
     """Apply ``the_plan``; when pods changed, re-observe and bring the forwarders up to date.
 
@@ -366,17 +372,20 @@ def converge(
     time their probes need to pass before the forwarders are planned (``apply.readiness``);
     not a Deployment's, whose rollout already looks again until its pods are ready (or its
     deadline passes: a template that never becomes ready must not hold every pass).
+    ``observer``: for every look at the hosts (``observe``); hosts the plan found
+    unreachable are not asked to forget a rollout (a dark host would hold the pass).
     """
+    observer = observer or Observer()
     rollouts, memory_errors = record_rollouts(
         the_plan.rollouts,
         runtimes,
         settings.infra_image,
-        failure_details(the_plan.rollouts, runtimes),
+        failure_details(the_plan.rollouts, runtimes, observer),
     )
     workload, forwarders = the_plan.split_forwarders()
     if not workload.actions:
         report = apply_plan(the_plan, runtimes, concurrency=concurrency, on_result=on_result)
-        _forget_rollouts(rollouts, runtimes, memory_errors)
+        _forget_rollouts(rollouts, _answering(runtimes, the_plan), memory_errors)
         return Converged(report, rollouts=rollouts, memory_errors=memory_errors)
     report = ApplyReport()
     removes = any(a.verb in (Verb.REMOVE, Verb.RECREATE) for a in workload.actions)
@@ -384,10 +393,12 @@ def converge(
         report = apply_plan(forwarders, runtimes, concurrency=concurrency, on_result=on_result)
     done = apply_plan(workload, runtimes, concurrency=concurrency, on_result=on_result)
     report.results.extend(done.results)
-    _forget_rollouts(rollouts, runtimes, memory_errors)
+    _forget_rollouts(rollouts, _answering(runtimes, the_plan), memory_errors)
     probed = [p for p in readiness.made_by(workload) if p.owner.kind != "Deployment"]
     if wait_ready and probed:  # a one-shot apply: its new pods' probes get their time
-        readiness.wait_ready(probed, lambda: observe(runtimes), readiness.grace(probed))
+        readiness.wait_ready(
+            probed, lambda: observe(runtimes, observer=observer), readiness.grace(probed)
+        )
     if not forwarders_follow(manifests, the_plan):
         # no Service, no forwarder: nothing to re-plan, and what each host runs now is
         # what it ran plus what was made, minus what was removed (a change among 10,000
@@ -397,7 +408,12 @@ def converge(
     # what runs now: the forwarders' endpoints, and the host memory (which pods each host
     # runs, so that a host lost before the next pass keeps them for its grace period)
     live, host_memory, now = observe_and_remember(
-        runtimes, settings.instance, state_dir, host_memory, wants_volumes(manifests)
+        runtimes,
+        settings.instance,
+        state_dir,
+        host_memory,
+        wants_volumes(manifests),
+        observer=observer,
     )
     _, fresh = make_plan(
         manifests, hosts, live, settings, prune=prune, host_memory=host_memory, now=now
@@ -407,6 +423,11 @@ def converge(
         more = apply_plan(followup, runtimes, concurrency=concurrency, on_result=on_result)
         report.results.extend(more.results)
     return Converged(report, followup, rollouts, memory_errors)
+
+
+def _answering(runtimes: Mapping[str, HostRuntime], the_plan: Plan) -> dict[str, HostRuntime]:
+    """The hosts the plan did not find unreachable."""
+    return {name: r for name, r in runtimes.items() if name not in the_plan.unreachable}
 
 
 def _forget_rollouts(

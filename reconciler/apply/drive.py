@@ -26,6 +26,7 @@ from reconciler.apply.converge import (
     wants_volumes,
 )
 from reconciler.apply.execute import ActionResult, ApplyReport
+from reconciler.apply.observer import Observer
 from reconciler.apply.runtime import HostRuntime
 from reconciler.core.model import Manifest, ObjectRef
 from reconciler.desire.hostmemory import HostRecord
@@ -99,10 +100,13 @@ def drive(
     on_result: Callable[[ActionResult], None] | None = None,
     on_pass: Callable[[Converged], None] | None = None,
     wait_ready: bool = False,
+    observer: Observer | None = None,
 ) -> Driven:
     """Run ``first`` (already guarded by the caller), then more passes while a rollout is
-    under way (see the module's docstring). ``wait_ready``: as ``converge``'s (apply)."""
+    under way (see the module's docstring). ``wait_ready``: as ``converge``'s (apply);
+    ``observer``: the one that observed ``first``'s hosts, for every later look."""
     pacing = pacing or Pacing()
+    observer = observer or Observer()
     limits = limits or Limits()
     result = Driven()
     started = pacing.clock()
@@ -121,6 +125,7 @@ def drive(
             now=now,
             state_dir=state_dir,
             wait_ready=wait_ready,
+            observer=observer,
         )
         result.passes += 1
         result.report.results.extend(done.report.results)
@@ -145,6 +150,7 @@ def drive(
             host_memory,
             wants_volumes(manifests),
             clock=pacing.wall,
+            observer=observer,
         )
         _, the_plan = make_plan(
             manifests,

@@ -5,10 +5,17 @@ point; once applying, a failed action is reported with its object and source lin
 other actions still run. Actions of one group run in order (a rollout stops at its first
 failure, so a broken template never takes down more than one replica); groups run
 concurrently, at most ``concurrency`` Docker operations per host at a time.
+
+Each host has its own workers (``concurrency`` of them), which take the groups that start on
+that host: a slow host's backlog waits for its own workers and never holds one another host
+needs. (With one pool for all hosts, the groups of a host with many actions filled the
+pool's queue first, and its workers then waited on that host's slots while the other hosts'
+groups waited behind them.)
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -135,11 +142,18 @@ def execute(
                 continue
             record(ActionResult(action, ok=True, seconds=time.monotonic() - started))
 
-    groups = _groups(plan.actions)
-    if not groups:
-        return report
-    workers = max(1, min(len(groups), concurrency * max(1, len(runtimes))))
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="apply") as pool:
-        for future in [pool.submit(run_group, group) for group in groups]:
+    by_host: dict[str, list[list[Action]]] = {}
+    for group in _groups(plan.actions):
+        by_host.setdefault(group[0].host, []).append(group)
+    with contextlib.ExitStack() as stack:
+        futures = []
+        for host, groups in by_host.items():
+            pool = stack.enter_context(
+                ThreadPoolExecutor(
+                    max_workers=min(len(groups), concurrency), thread_name_prefix=f"apply-{host}"
+                )
+            )
+            futures += [pool.submit(run_group, group) for group in groups]
+        for future in futures:
             future.result()
     return report

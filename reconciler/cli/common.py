@@ -22,6 +22,8 @@ from reconciler.apply.converge import (
     source_revision,
     wants_volumes,
 )
+from reconciler.apply.observer import DEFAULT_TIMEOUT as DEFAULT_OBSERVE_TIMEOUT
+from reconciler.apply.observer import Observer
 from reconciler.apply.state import state_dir
 from reconciler.check.validate import ValidationResult
 from reconciler.cli.admission import Admission
@@ -144,6 +146,8 @@ class Computed:
     now: float
     desired: DesiredState | None = None
     live: dict[str, HostState] = field(default_factory=dict)  # as observed, no assumption
+    #: what observed the hosts: apply's later looks go through it (``apply.observer``)
+    observer: Observer = field(default_factory=Observer)
 
 
 def compute_plan(
@@ -158,12 +162,14 @@ def compute_plan(
     list_volumes: bool = False,
     admission: Admission | None = None,
     exclude: tuple[str, ...] = (),
+    observe_timeout: float = DEFAULT_OBSERVE_TIMEOUT,
 ) -> Computed:
     """Validated manifests, the hosts observed (and remembered), and the plan between them.
 
     ``assume_down``: hosts to plan as lost past their grace period (``diff --assume-down``);
     the memory file keeps what was really observed. ``admission``: what the operator lets
     the source ask of the hosts (``cli.admission``). ``exclude``: ``--exclude`` globs.
+    ``observe_timeout``: seconds each host has to answer (``--observe-timeout``).
     """
     validation, revision = validated_source(
         sources, keyring_from_flags(key_file), admission, exclude
@@ -177,8 +183,9 @@ def compute_plan(
         )
     runtimes = connect(hosts, settings.instance, revision, grace_seconds=grace)
     wanted = True if list_volumes or prune_volumes else wants_volumes(validation.manifests)
+    observer = Observer(observe_timeout)
     live, memory, now = observe_and_remember(
-        runtimes, settings.instance, state_dir(), volumes=wanted
+        runtimes, settings.instance, state_dir(), volumes=wanted, observer=observer
     )
     planned, remembered = live, memory
     if assume_down:
@@ -206,4 +213,5 @@ def compute_plan(
         now,
         desired,
         live,
+        observer,
     )

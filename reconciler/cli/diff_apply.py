@@ -70,6 +70,7 @@ if TYPE_CHECKING:
 @opt.policy()
 @opt.max_pods()
 @opt.source_limits()
+@opt.observe_timeout()
 def diff_command(
     sources: tuple[str, ...],
     exclude: tuple[str, ...],
@@ -90,6 +91,7 @@ def diff_command(
     max_pods: int,
     max_source_files: int,
     max_source_bytes: int,
+    observe_timeout: float,
 ) -> None:
     """Show what apply would change, without changing anything.
 
@@ -114,6 +116,7 @@ def diff_command(
         admission=admission_from_flags(
             policy, allow_host_path, max_source_files, max_source_bytes, max_pods
         ),
+        observe_timeout=observe_timeout,
     )
     the_plan, shown = computed.plan, computed.revision
     if assume_down:
@@ -164,6 +167,7 @@ def diff_command(
 @opt.policy()
 @opt.max_pods()
 @opt.source_limits()
+@opt.observe_timeout()
 @click.option(
     "--wait/--no-wait",
     default=True,
@@ -203,6 +207,7 @@ def apply_command(
     max_source_bytes: int,
     wait: bool,
     timeout: float,
+    observe_timeout: float,
 ) -> None:
     """Make the hosts run what the manifests say.
 
@@ -224,6 +229,7 @@ def apply_command(
         admission=admission_from_flags(
             policy, allow_host_path, max_source_files, max_source_bytes, max_pods
         ),
+        observe_timeout=observe_timeout,
     )
     the_plan, revision = computed.plan, computed.revision
     echo_styled(plan_text_lines(the_plan, revision))
@@ -333,6 +339,7 @@ def _apply_with_progress(
             on_result=on_result,
             on_pass=on_pass,
             wait_ready=True,
+            observer=computed.observer,
         )
 
     if not (sys.stdout.isatty() and the_plan.actions):

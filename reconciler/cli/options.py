@@ -209,6 +209,20 @@ def concurrency(*, from_env: bool = False) -> Callable[[F], F]:
     )
 
 
+def observe_timeout(*, from_env: bool = False) -> Callable[[F], F]:
+    """How long a host has to answer the list call (``apply.observer``)."""
+    return click.option(
+        "--observe-timeout",
+        envvar=_env_if(from_env, "observe-timeout"),
+        type=click.FloatRange(0.1, 600),
+        default=10.0,
+        show_default=True,
+        metavar="SECONDS",
+        help="Seconds each host has to answer (or 3x its usual answer time, if more); a host "
+        "that has not is reported unreachable, and the other hosts are not kept waiting.",
+    )
+
+
 # -- the running service ----------------------------------------------------------------------
 def url() -> Callable[[F], F]:
     return click.option(

@@ -132,6 +132,7 @@ def _load_config(ctx: click.Context, _param: click.Parameter, value: str | None)
     show_default=True,
 )
 @opt.concurrency(from_env=True)
+@opt.observe_timeout(from_env=True)
 @opt.prune(from_env=True)
 @opt.max_prune(from_env=True)
 @opt.allow_mass_prune(from_env=True)
@@ -203,6 +204,7 @@ def run_command(
     cache_dir: str | None,
     log_format: str,
     concurrency: int,
+    observe_timeout: float,
     prune: bool,
     max_prune: int,
     allow_mass_prune: bool,
@@ -284,6 +286,7 @@ def run_command(
         notify=notify,
         notify_format=notify_format,
         keyring=keyring_from_flags(sops_age_key_file),
+        observe_timeout=observe_timeout,
     )
     if verify_signatures:
         if not config.is_git:

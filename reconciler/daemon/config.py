@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from reconciler.apply.observer import DEFAULT_TIMEOUT as DEFAULT_OBSERVE_TIMEOUT
 from reconciler.check.policy import Policy
 from reconciler.core import labels as L
 from reconciler.desire.budget import DEFAULT_MAX_PODS
@@ -66,6 +67,9 @@ class RunConfig:
     #: while a Deployment rolls out, the next pass comes this soon (its pods' readiness is
     #: what lets it go on), instead of waiting for the resync
     rollout_interval: float = 1.0
+    #: seconds a host has to answer a pass's list call (``apply.observer``): one that has
+    #: not is unreachable for that pass, and costs no later pass anything while it is dark
+    observe_timeout: float = DEFAULT_OBSERVE_TIMEOUT
 
     @property
     def is_git(self) -> bool:

@@ -31,14 +31,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from reconciler.apply.converge import (
-    connect,
-    converge,
-    make_plan,
-    observe,
-    observe_and_remember,
-    wants_volumes,
-)
+from reconciler.apply.converge import connect, converge, make_plan, wants_volumes
 from reconciler.apply.execute import ActionResult
 from reconciler.apply.runtime import ServiceRuntime
 from reconciler.core.model import ObjectRef
@@ -48,12 +41,12 @@ from reconciler.daemon.fetch import DesiredSource
 from reconciler.daemon.http.metrics import Metrics
 from reconciler.daemon.http.server import Server, serve
 from reconciler.daemon.http.status import StatusBoard
+from reconciler.daemon.looks import HostLooks
 from reconciler.daemon.notify import Notifier
 from reconciler.daemon.report import PassReport
 from reconciler.daemon.rollouts import RolloutReporter
 from reconciler.daemon.signals import StopSignals
 from reconciler.daemon.triggers import DockerEvents, OwnRemovals, _Trigger, watch_directory
-from reconciler.desire.hostmemory import HostRecord
 from reconciler.plan.guards import Limits, refused
 from reconciler.plan.model import Verb
 from reconciler.render.diagnostics import diagnostic_line
@@ -90,7 +83,6 @@ class ReconcileService:
         self._own = OwnRemovals()
         self._stopping = threading.Event()
         self._suspended = False
-        self._memory: dict[str, HostRecord] = {}  # host memory when no state dir is set
         #: per Deployment, the last failed action on one of its pods: why a rollout fails
         self._rollout_errors: dict[ObjectRef, str] = {}
         self._notifier = (
@@ -104,6 +96,9 @@ class ReconcileService:
         )
         self.report = PassReport(
             config.instance, config.hosts, self.board, announcer, self.runtimes
+        )
+        self._looks = HostLooks(
+            config, self.runtimes, self.board, self.metrics, self.report, self.trigger
         )
         self._source = DesiredSource(
             config, self.board, self.metrics, self._record_error, self.report.held
@@ -283,22 +278,7 @@ class ReconcileService:
         config = self.config
         for runtime in self.runtimes.values():
             runtime.revision = revision
-        live, memory, now = observe_and_remember(
-            self.runtimes,
-            config.instance,
-            config.state_dir,
-            self._memory,
-            wants_volumes(manifests),
-        )
-        self._memory = memory
-        for host, state in sorted(live.items()):
-            self.board.set_host(host, state.reachable, state.error)
-            if not state.reachable:
-                self.metrics.sync_error("host")
-                log.warning("host %s unreachable: %s", host, state.error, extra={"host": host})
-        self.metrics.set_hosts({h: s.reachable for h, s in live.items()})
-        self.metrics.set_objects_managed(sum(len(s.containers) for s in live.values()))
-        self.report.observed(live)
+        live, memory, now = self._looks.before(wants_volumes(manifests))
         wanted, the_plan = make_plan(
             manifests,
             list(config.hosts),
@@ -348,6 +328,7 @@ class ReconcileService:
                 host_memory=memory,
                 now=now,
                 state_dir=config.state_dir,
+                observer=self._looks.observer,
             )
         finally:
             self._own.settle()  # what this pass removed stays its own a while longer
@@ -384,7 +365,7 @@ class ReconcileService:
             plan=the_plan,
             report=done.report,
             before=live,
-            after=observe(self.runtimes) if done.report.results else live,
+            after=self._looks.after() if done.report.results else live,
             duration=duration,
             ok=ok,
         )
@@ -412,13 +393,7 @@ class ReconcileService:
             return PassOutcome(ok=False, error="no valid manifests yet")
         manifests, revision = desired
         config = self.config
-        live, memory, now = observe_and_remember(
-            self.runtimes, config.instance, config.state_dir, self._memory
-        )
-        self._memory = memory
-        for host, state in sorted(live.items()):
-            self.board.set_host(host, state.reachable, state.error)
-        self.report.observed(live)
+        live, memory, now = self._looks.before(None, counted=False)
         wanted, the_plan = make_plan(
             manifests,
             list(config.hosts),

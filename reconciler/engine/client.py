@@ -11,11 +11,12 @@ failures the same way.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from reconciler.core.errors import ApplyError, HostUnavailable, NotFound
 from reconciler.engine.reach import explain_unreachable
@@ -70,18 +71,59 @@ def call(host: Host, what: str, function: Callable[..., T], *args: Any, **kwargs
 DECODING = threading.Lock()
 
 
+class Unchanged(Generic[T]):
+    """The last list answer's digest and what ``then`` made of it: a pass whose answer is
+    byte for byte the last one (a steady host: nothing started, stopped or changed since,
+    and Docker's "Up 2 hours" unchanged) gets that value again without decoding a byte.
+
+    Decoding is what a no-op pass spends most on (~25 µs a container: 30 ms for 20 hosts of
+    40 containers, 0.25 s at 10,000 pods) and ``then`` is a pure function of the bytes, so
+    the value is the same one. Only a 32-byte digest and the value are kept: the service
+    holds that value between passes anyway."""
+
+    __slots__ = ("_last",)
+
+    def __init__(self) -> None:
+        #: (digest, value) as one reference: a concurrent look sees both or neither
+        self._last: tuple[bytes, T] | None = None
+
+    def recall(self, body: bytes) -> tuple[bytes, T | None]:
+        """(the body's digest, the value made of the same body last time, or None)."""
+        digest = hashlib.blake2b(body, digest_size=32).digest()
+        last = self._last
+        return digest, last[1] if last is not None and last[0] == digest else None
+
+    def keep(self, digest: bytes, value: T) -> T:
+        self._last = (digest, value)
+        return value
+
+    def forget(self) -> None:
+        self._last = None
+
+
 def list_containers(
-    lister: EngineLister, filters: Mapping[str, Any], then: Callable[[Any], T]
+    lister: EngineLister,
+    filters: Mapping[str, Any],
+    then: Callable[[Any], T],
+    unchanged: Unchanged[T] | None = None,
 ) -> T:
     """``GET /containers/json?all=1`` as docker-py's ``containers(all=True, filters=...)``
     asks it, the response fetched concurrently with other hosts, then decoded and handed to
-    ``then`` under ``DECODING`` (so that what ``then`` keeps is all that outlives the lock)."""
+    ``then`` under ``DECODING`` (so that what ``then`` keeps is all that outlives the lock)
+    — unless ``unchanged`` holds the value of the same bytes (then that value)."""
     params = {"limit": -1, "all": 1, "size": 0, "trunc_cmd": 0}
     body = lister.get(
         "list containers", "/containers/json", {**params, "filters": filters_text(filters)}
     )
+    if unchanged is None:
+        with DECODING:
+            return then(json_array_items(body.decode("utf-8")))
+    digest, value = unchanged.recall(body)
+    if value is not None:
+        return value
+    unchanged.forget()  # the old value is not held while the new one is decoded
     with DECODING:
-        return then(json_array_items(body.decode("utf-8")))
+        return unchanged.keep(digest, then(json_array_items(body.decode("utf-8"))))
 
 
 def list_volumes(lister: EngineLister, filters: Mapping[str, Any]) -> list[Any]:

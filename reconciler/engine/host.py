@@ -31,7 +31,7 @@ from reconciler.core.model import (
     LiveVolume,
 )
 from reconciler.engine import translate as T
-from reconciler.engine.client import call, list_containers, list_volumes
+from reconciler.engine.client import Unchanged, call, list_containers, list_volumes
 from reconciler.engine.lifecycle import PodLifecycle
 from reconciler.engine.listing import EngineLister
 from reconciler.engine.probetools import HostProbeTools
@@ -74,6 +74,8 @@ class DockerHost(RolloutSupport, PodLifecycle):
         self._api: docker.APIClient | None = None
         self._lock = threading.Lock()
         self.lister = EngineLister(host, timeout, self._count)  # observe's list calls
+        #: the last list answer and its state: an identical answer is not decoded again
+        self._unchanged: Unchanged[tuple[HostState, bool]] = Unchanged()
         self.images = HostImages(self._call, lambda: self.api, host.name, programs)
         self.networks = HostNetworks(self._call, lambda: self.api, instance, host.name)
         self.probe_tools = HostProbeTools(self._call, lambda: self.api, instance)
@@ -112,19 +114,21 @@ class DockerHost(RolloutSupport, PodLifecycle):
         pass with no claims stays one list call. Both go through ``self.lister`` (the
         standard library's HTTP client, ``engine.listing``): observing imports no docker-py."""
         filters = {"label": L.ownership_filters(self.instance)}
-        claims: list[bool] = []
 
-        def translated(entries: Iterable[Any]) -> HostState:  # under client.DECODING
-            def watched() -> Iterator[Any]:  # whether a container mounts a claim's volume
+        def translated(entries: Iterable[Any]) -> tuple[HostState, bool]:  # under DECODING
+            claims: list[bool] = []  # whether a container mounts a claim's volume
+
+            def watched() -> Iterator[Any]:
                 for item in entries:
                     if not claims and T.mounts_claims(self.instance, [item]):
                         claims.append(True)
                     yield item
 
-            return T.host_state(self.host.name, self.instance, watched())
+            state = T.host_state(self.host.name, self.instance, watched())
+            return state, bool(claims)
 
         try:
-            state = list_containers(self.lister, filters, translated)
+            state, claims = list_containers(self.lister, filters, translated, self._unchanged)
             if volumes or (volumes is None and claims):
                 listed = list_volumes(self.lister, filters)
                 found = T.live_volumes(self.host.name, self.instance, listed)

@@ -19,7 +19,7 @@ import pytest
 from reconciler.apply.converge import apply_plan, make_plan, observe
 from reconciler.apply.observer import Observer
 from reconciler.check.validate import validate
-from reconciler.core.model import ObjectRef
+from reconciler.core.model import HostState, ObjectRef
 from reconciler.daemon.config import RunConfig
 from reconciler.daemon.loop import ReconcileService
 from reconciler.desire.settings import Settings
@@ -246,3 +246,41 @@ def test_a_slow_hosts_actions_do_not_starve_another_hosts() -> None:
         slow.go.set()
         runner.join(BOUND)
     assert len(slow.containers) == 12 * 2 and len(good.containers) == 2
+
+
+class _ThreadNoting(MemoryHost):
+    """A host that notes which thread made each of its observations."""
+
+    def __init__(self, name: str, seen: list[threading.Thread]) -> None:
+        super().__init__(name)
+        self.seen = seen
+
+    def observe(self, volumes: bool | None = None) -> HostState:
+        self.seen.append(threading.current_thread())  # kept: no id is reused
+        return super().observe(volumes)
+
+
+def test_passes_reuse_the_observing_threads_and_a_dark_host_keeps_only_its_own() -> None:
+    seen: list[threading.Thread] = []
+    runtimes: dict[str, MemoryHost] = {f"h{i}": _ThreadNoting(f"h{i}", seen) for i in range(5)}
+    for _ in range(10):  # a one-shot command's looks: a new Observer each
+        assert all(s.reachable for s in observe(runtimes, observer=Observer(TIMEOUT)).values())
+    observer = Observer(TIMEOUT)
+    for _ in range(10):  # the service's passes: one Observer
+        assert all(s.reachable for s in observer.observe(runtimes).values())
+    assert len(seen) == 100
+    # a thread started for every host of every look would be 100 threads
+    assert len(set(seen)) <= 5 + 1, f"{len(set(seen))} threads for 100 observations"
+
+    dark = DarkHost("dark")
+    dark.go_dark()
+    try:
+        with_dark = {**runtimes, "dark": dark}
+        seen.clear()
+        for _ in range(3):
+            states, _ = within(BOUND, lambda: observer.observe(with_dark))
+            assert not states["dark"].reachable
+            assert all(states[name].reachable for name in runtimes)
+        assert dark.most_at_once == 1
+    finally:
+        dark.light()

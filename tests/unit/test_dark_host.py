@@ -55,6 +55,26 @@ def pods(count: int, zone: str, image: str = "web:1", prefix: str = "") -> str:
     )
 
 
+def service_of(
+    source: Path, files: dict[str, str], good: MemoryHost, dark: DarkHost
+) -> ReconcileService:
+    """The service of instance ``dk`` over ``files`` (written into ``source``), on the two
+    hosts, with the tests' observation timeout."""
+    source.mkdir()
+    for name, text in files.items():
+        (source / name).write_text(text)
+    config = RunConfig(
+        source=str(source),
+        listen="127.0.0.1:0",
+        hosts=hosts(),
+        instance="dk",
+        settings=Settings(instance="dk"),
+        resync=3600,
+        observe_timeout=TIMEOUT,
+    )
+    return ReconcileService(config, runtimes={"good": good, "dark": dark})
+
+
 def within(seconds: float, work: Callable[[], T]) -> tuple[T, float]:
     """``work()``'s result and how long it took, failing when it is not done in time."""
     found: list[T] = []
@@ -132,19 +152,7 @@ def test_the_service_applies_a_change_while_another_host_is_dark(
 ) -> None:
     good = MemoryHost("good", instance="dk", images=("web:1", "web:2"))
     source = tmp_path / "manifests"
-    source.mkdir()
-    (source / "a.yaml").write_text(pods(2, "a"))
-    (source / "b.yaml").write_text(pods(2, "b"))
-    config = RunConfig(
-        source=str(source),
-        listen="127.0.0.1:0",
-        hosts=hosts(),
-        instance="dk",
-        settings=Settings(instance="dk"),
-        resync=3600,
-        observe_timeout=TIMEOUT,
-    )
-    service = ReconcileService(config, runtimes={"good": good, "dark": dark})
+    service = service_of(source, {"a.yaml": pods(2, "a"), "b.yaml": pods(2, "b")}, good, dark)
     try:
         assert service.run_pass("first").applied == 4
         dark.go_dark()
@@ -194,19 +202,7 @@ def test_a_deployment_gone_is_forgotten_without_waiting_for_a_dark_host(
 ) -> None:
     good = MemoryHost("good", instance="dk", images=("web:1",))
     source = tmp_path / "manifests"
-    source.mkdir()
-    (source / "web.yaml").write_text(DEPLOYMENT)
-    (source / "a.yaml").write_text(pods(1, "a"))
-    config = RunConfig(
-        source=str(source),
-        listen="127.0.0.1:0",
-        hosts=hosts(),
-        instance="dk",
-        settings=Settings(instance="dk"),
-        resync=3600,
-        observe_timeout=TIMEOUT,
-    )
-    service = ReconcileService(config, runtimes={"good": good, "dark": dark})
+    service = service_of(source, {"web.yaml": DEPLOYMENT, "a.yaml": pods(1, "a")}, good, dark)
     try:
         for _ in range(10):
             if not service.run_pass("roll out").rolling:

@@ -96,10 +96,12 @@ def _setup(pods: int) -> tuple[list[Any], list[Any], Any]:
 def child(pods: int, repeat: int, urls: Sequence[str]) -> dict[str, Any]:
     """One size, measured in this process against engines served by the parent."""
     from reconciler.apply.converge import connect, observe
+    from reconciler.core.collector import tune_for_large_states
     from reconciler.desire.compute import compute_desired
     from reconciler.plan.planner import plan
     from reconciler.source.hosts import Host
 
+    tune_for_large_states()  # the collector as the service (``reconciler run``) sets it
     manifests, _, settings = _setup(pods)
     hosts = [Host(f"h{i}", url, f"10.231.0.{11 + i}") for i, url in enumerate(urls)]
     runtimes = connect(hosts, "scale")

@@ -237,10 +237,12 @@ def service_memory_child(pods: int, passes: int, urls: Sequence[str]) -> dict[st
     """Run in a fresh process: the service's own passes (``ReconcileService.run_pass``:
     fetch, validate, observe, plan, converge, status board, metrics) against the engines;
     RSS after a tenth of them and at the end, and the peak."""
+    from reconciler.core.collector import tune_for_large_states
     from reconciler.daemon.config import RunConfig
     from reconciler.daemon.loop import ReconcileService
     from reconciler.source.hosts import Host
 
+    tune_for_large_states()  # as ``ReconcileService.run`` does before its first pass
     hosts = [Host(f"h{i}", url, f"10.231.0.{11 + i}") for i, url in enumerate(urls)]
     marks: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="scale-service-") as source:

@@ -34,6 +34,7 @@ from typing import Any
 from reconciler.apply.converge import connect, converge, make_plan, wants_volumes
 from reconciler.apply.execute import ActionResult
 from reconciler.apply.runtime import ServiceRuntime
+from reconciler.core.collector import tune_for_large_states
 from reconciler.core.model import ObjectRef
 from reconciler.daemon.config import PassOutcome, RunConfig
 from reconciler.daemon.events import Announcer
@@ -194,6 +195,7 @@ class ReconcileService:
         if self.config.once:
             return 0 if self.run_pass("once").ok else 1
         self._install_signals()
+        tune_for_large_states()  # core.collector: a pass's values are not cycles
         log.info("policy: %s, at most %d pods", self.config.policy.describe(), self.config.max_pods)
         self._start_http()
         if not self.config.is_git:

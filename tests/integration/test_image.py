@@ -146,7 +146,9 @@ def test_the_image_runs_the_service_unprivileged_with_a_config_file_and_a_state_
     finally:
         if container is not None:
             with contextlib.suppress(docker.errors.APIError):
-                container.remove(force=True)
+                # v: the image's anonymous /var/cache/reconciler volume goes too (one was
+                # left behind by every run)
+                container.remove(force=True, v=True)
         with contextlib.suppress(docker.errors.APIError):
             docker_client.api.remove_volume(volume, force=True)
         with contextlib.suppress(docker.errors.APIError):

@@ -223,9 +223,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         (f"server closed {held} stalled connections itself", reaped == held),
     ]
     print(f"/healthz with {args.clients} slow + {args.idle} idle clients holding connections")
-    print(
-        f"  floor   p50 {result['floor_p50_ms']:.2f} ms   p99 {result['floor_p99_ms']:.2f} ms"
-    )
+    print(f"  floor   p50 {result['floor_p50_ms']:.2f} ms   p99 {result['floor_p99_ms']:.2f} ms")
     print(
         f"  loaded  p50 {result['loaded_p50_ms']:.2f} ms   p99 {result['loaded_p99_ms']:.2f} ms"
         f"   max {result['loaded_max_ms']:.2f} ms   (ratio p50 {ratio:.2f}x)"

@@ -203,4 +203,3 @@ def check_deployment_spec(report: Reporter, body: Mapping[str, Any]) -> None:
     _check_strategy(report, spec)
     _check_times(report, spec)
     _check_name_room(report, as_map(body.get("metadata")).get("name"), spec.get("replicas", 1))
-

@@ -128,9 +128,7 @@ def get_command(
         if kind == "deployments":
             items = [deployment_object(view) for view in _deployments(states, parsed, now)]
         else:
-            items = kube_objects(
-                kind, pods, states, hosts, runtimes, sources, parsed, exclude
-            )
+            items = kube_objects(kind, pods, states, hosts, runtimes, sources, parsed, exclude)
         _print_objects(items, output)
         sys.exit(EXIT_OK if all(s.reachable for s in states.values()) else EXIT_INVALID)
     if kind == "deployments":
@@ -152,7 +150,8 @@ def get_command(
         rows = host_rows(states, hosts, versions, wide)
     elif kind == "volumes":
         claims = {
-            (m.namespace, m.name) for m in _manifests(sources, exclude)
+            (m.namespace, m.name)
+            for m in _manifests(sources, exclude)
             if m.kind == "PersistentVolumeClaim"
         }
         rows = volume_rows(states, claims, wide)
@@ -260,9 +259,7 @@ def _manifests(sources: tuple[str, ...], exclude: tuple[str, ...]) -> list[Manif
     broken manifests would be guesses."""
     try:
         # shown, not run: the policy is the service's to enforce, not the table's
-        validation, files = load_source(
-            list(sources) or ["."], policy=OPEN_POLICY, exclude=exclude
-        )
+        validation, files = load_source(list(sources) or ["."], policy=OPEN_POLICY, exclude=exclude)
     except InputError as exc:
         raise click.UsageError(str(exc)) from exc
     if not validation.valid:

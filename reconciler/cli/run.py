@@ -157,7 +157,7 @@ def _load_config(ctx: click.Context, _param: click.Parameter, value: str | None)
     type=click.Choice(("json", "slack")),
     default="json",
     show_default=True,
-    help="Body of the notifications: the event as JSON, or a Slack-compatible {\"text\"}.",
+    help='Body of the notifications: the event as JSON, or a Slack-compatible {"text"}.',
 )
 @click.option(
     "--verify-signatures",
@@ -235,8 +235,7 @@ def run_command(
             raise click.BadParameter(problem, param_hint="--notify")
     if (allowed_signers or gpg_keyring) and not verify_signatures:
         raise click.BadParameter(
-            "a key file without --verify-signatures would check nothing: add "
-            "--verify-signatures",
+            "a key file without --verify-signatures would check nothing: add --verify-signatures",
             param_hint="--allowed-signers/--gpg-keyring",
         )
     if print_config:

@@ -149,9 +149,7 @@ class _Receiver:
             if notifier.stopping.wait(random.uniform(ceiling / 2, ceiling)):
                 break
         notifier.count("failed")
-        log.warning(
-            "notification %s to %s failed: %s", item.kind, shown_url(self.url), what
-        )
+        log.warning("notification %s to %s failed: %s", item.kind, shown_url(self.url), what)
         return False
 
 

@@ -203,8 +203,10 @@ class PassReport:
             failed_rollouts=self._failed_rollouts,
         )
         for row in world["workloads"]:  # a rollout that completed is no longer failed
-            key = f"{row['kind']}/{row['name']}" if row["namespace"] == "default" else (
-                f"{row['kind']}/{row['namespace']}/{row['name']}"
+            key = (
+                f"{row['kind']}/{row['name']}"
+                if row["namespace"] == "default"
+                else (f"{row['kind']}/{row['namespace']}/{row['name']}")
             )
             if row["rollout"] == "failed" and row["updated"] == row["desired"] == row["ready"]:
                 self._failed_rollouts.pop(key, None)

@@ -140,9 +140,7 @@ def compute_desired(
             host = placer.place((owner.namespace, name), node_selector, cpu, memory)
             if host is None:
                 state.problems.append(
-                    unplaceable(
-                        manifest, name, node_selector, spec_path, placer.any_reachable()
-                    )
+                    unplaceable(manifest, name, node_selector, spec_path, placer.any_reachable())
                 )
                 continue
             for claim in wanted:
@@ -172,7 +170,6 @@ def compute_desired(
     state.problems.extend(host_port_conflicts(state.pods))
     state.problems.extend(storage_warnings(claims, claim_placed, hosts))
     return state
-
 
 
 def _deployment_candidates(

@@ -68,7 +68,6 @@ def docker_name(instance: str, namespace: str, pod: str, part: str) -> str:
     return f"{instance}_{namespace}_{pod}_{part}"
 
 
-
 @dataclass(frozen=True, slots=True)
 class PodContext:
     """What every pod of one computation shares."""

@@ -79,9 +79,7 @@ def app_health_kinds(container: DesiredContainer) -> tuple[str, ...]:
 
 def needs_tools(pod: DesiredPod) -> bool:
     """Whether any container of ``pod`` has a health check (and so needs the tools)."""
-    return pod_checked(pod) or any(
-        app_checked(p) for c in pod.containers[1:] for p in c.probes
-    )
+    return pod_checked(pod) or any(app_checked(p) for c in pod.containers[1:] for p in c.probes)
 
 
 def pod_checked(pod: DesiredPod) -> bool:
@@ -285,9 +283,7 @@ def app_healthcheck(container: DesiredContainer) -> HealthcheckArgs | None:
 def pod_healthcheck(pod: DesiredPod) -> HealthcheckArgs | None:
     if not pod_checked(pod):
         return None
-    gating = [
-        p for c in pod.app_containers for p in c.probes if p.kind in ("readiness", "startup")
-    ]
+    gating = [p for c in pod.app_containers for p in c.probes if p.kind in ("readiness", "startup")]
     network = [p for p in gating if p.kind == "readiness" and p.network]
     interval, _ = _timing(gating)
     _, timeout = _timing(network)

@@ -72,7 +72,6 @@ def field_changes(
     return tuple(changes)
 
 
-
 def drift(
     live: list[LiveContainer], pod: DesiredPod, *, explained: bool
 ) -> tuple[FieldChange, ...]:
@@ -93,4 +92,3 @@ def drift(
     if not (explained or changes) and infra is not None and infra.image != pod.containers[0].image:
         changes.append(FieldChange("infraImage", infra.image, pod.containers[0].image))
     return tuple(changes)
-

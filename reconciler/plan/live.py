@@ -36,7 +36,6 @@ def should_restart(policy: str, container: LiveContainer) -> bool:
     return container.state == "created"  # Never: only start what never ran
 
 
-
 def live_spec(containers: Iterable[LiveContainer]) -> dict[str, Any] | None:
     for c in containers:
         if c.labels.get(L.ROLE) in (L.ROLE_INFRA, L.ROLE_FORWARDER) and c.labels.get(L.SPEC):
@@ -62,7 +61,6 @@ def live_labels(containers: Iterable[LiveContainer]) -> dict[str, str] | None:
             return None
         return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else None
     return None
-
 
 
 def owner_of(containers: Iterable[LiveContainer]) -> ObjectRef:

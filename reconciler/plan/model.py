@@ -103,11 +103,7 @@ class Plan:
         volumes = self.prune_volumes and self.orphaned_volumes
         rolling = self.rollouts.in_progress
         return (
-            not self.actions
-            and not errors
-            and not self.unreachable
-            and not volumes
-            and not rolling
+            not self.actions and not errors and not self.unreachable and not volumes and not rolling
         )
 
     def split_forwarders(self) -> tuple[Plan, Plan]:

@@ -157,9 +157,7 @@ def _held_updates(desired: DesiredState, live: Mapping[str, HostState]) -> dict[
     already runs the wanted template (a step taken, in this pass or an earlier one) and is
     not ready (``plan.live.pod_ready``). Replacing another now would take down a replica
     that serves for one that does not."""
-    wanted = {
-        (p.host, *p.key): p for p in desired.pods if p.owner.kind == "ReplicationController"
-    }
+    wanted = {(p.host, *p.key): p for p in desired.pods if p.owner.kind == "ReplicationController"}
     held: dict[ObjectRef, str] = {}
     for host in sorted(live):
         state = live[host]

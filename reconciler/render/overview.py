@@ -147,8 +147,8 @@ def pod_list(
     rows = []
     for pod in pods:
         ready, total = pod.ready
-        labels = pod.infra.labels if pod.infra is not None else (
-            pod.apps[0].labels if pod.apps else {}
+        labels = (
+            pod.infra.labels if pod.infra is not None else (pod.apps[0].labels if pod.apps else {})
         )
         rows.append(
             {
@@ -204,9 +204,7 @@ def service_list(
                 "selector": selector,
                 "pods": len(selected),
                 "ready_pods": sum(1 for p in selected if p.is_ready),
-                "endpoints": {
-                    host: list(found) for host, found in sorted(view.endpoints.items())
-                }
+                "endpoints": {host: list(found) for host, found in sorted(view.endpoints.items())}
                 if view
                 else {},
                 "source": str(manifest.source),

@@ -36,8 +36,7 @@ def table_lines(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     widths = [max(len(c), *(len(line[i]) for line in cells)) for i, c in enumerate(columns)]
     lines = ["   ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip()]
     lines += [
-        "   ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip()
-        for line in cells
+        "   ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip() for line in cells
     ]
     return lines
 

@@ -64,7 +64,6 @@ def endpoint_lines(changes: list[dict[str, Any]]) -> list[str]:
         lost = ", ".join(change["lost"])
         lines.append(
             f"{where}: {len(change['before'])} -> {len(change['after'])} endpoint(s), "
-            f"loses {lost}"
-            + (" (no endpoint left)" if not change["after"] else "")
+            f"loses {lost}" + (" (no endpoint left)" if not change["after"] else "")
         )
     return lines

@@ -24,8 +24,13 @@ class Timed:
     seconds: float
 
 
-def run(command: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None,
-        timeout: float = PIP_TIMEOUT) -> str:
+def run(
+    command: list[str],
+    *,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = PIP_TIMEOUT,
+) -> str:
     """Run a command; on failure the assertion carries its output."""
     completed = subprocess.run(
         command,

@@ -37,7 +37,9 @@ def engine_socket(client: docker.DockerClient) -> Path:
     url = str(client.api.base_url)
     if not url.startswith("http+docker://localhost") and not url.startswith("http+unix://"):
         pytest.skip(f"the image test mounts the engine's unix socket; this engine is {url}")
-    path = Path(os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock").removeprefix("unix://"))
+    path = Path(
+        os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock").removeprefix("unix://")
+    )
     if not path.is_socket():
         pytest.skip(f"no engine socket at {path}")
     return path

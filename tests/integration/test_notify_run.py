@@ -72,8 +72,10 @@ def test_applied_invalid_and_healed_reach_the_receiver_and_a_bad_one_slows_nothi
     attempts = receiver.attempts
     failing = kill_and_time_the_heal(rig, "web-2")
     wait_for(lambda: receiver.attempts > attempts, timeout=10, what="a delivery to fail")
-    print(f"\nheal after a kill: {quiet:.2f}s with a good receiver, {hanging:.2f}s with a "
-          f"hanging one, {failing:.2f}s with one answering 500")
+    print(
+        f"\nheal after a kill: {quiet:.2f}s with a good receiver, {hanging:.2f}s with a "
+        f"hanging one, {failing:.2f}s with one answering 500"
+    )
     assert max(hanging, failing) < 3 * quiet + 2.0, (quiet, hanging, failing)
     metrics = service.get("/metrics")[1]
     assert 'reconciler_notifications_total{result="sent"}' in metrics

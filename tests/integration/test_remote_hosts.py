@@ -139,9 +139,7 @@ def test_tls_hosts_need_the_right_ca_and_a_client_certificate(
 
 
 def sshd_program() -> str:
-    found = shutil.which("sshd") or (
-        "/usr/sbin/sshd" if Path("/usr/sbin/sshd").exists() else None
-    )
+    found = shutil.which("sshd") or ("/usr/sbin/sshd" if Path("/usr/sbin/sshd").exists() else None)
     if found:
         return found
     if os.geteuid() == 0 and shutil.which("apt-get") and Path("/usr/sbin/policy-rc.d").exists():

@@ -188,14 +188,28 @@ def test_gpg_signatures_against_a_keyring(repo: SignedRepo, tmp_path: Path) -> N
     env = {"GNUPGHOME": str(home)}
     try:
         for user in ("Ops <ops@example.invalid>", "Other <other@example.invalid>"):
-            run("gpg", "--batch", "--pinentry-mode", "loopback", "--passphrase", "",
-                "--quick-gen-key", user, "ed25519", "sign", "never", env=env)
+            run(
+                "gpg",
+                "--batch",
+                "--pinentry-mode",
+                "loopback",
+                "--passphrase",
+                "",
+                "--quick-gen-key",
+                user,
+                "ed25519",
+                "sign",
+                "never",
+                env=env,
+            )
         keys = run("gpg", "--list-keys", "--with-colons", env=env)
         ops, other = [line.split(":")[9] for line in keys.splitlines() if line.startswith("fpr")]
         keyring = tmp_path / "allowed.gpg"
         keyring.write_bytes(
             subprocess.run(
-                ["gpg", "--export", ops], env={**os.environ, **env}, capture_output=True,
+                ["gpg", "--export", ops],
+                env={**os.environ, **env},
+                capture_output=True,
                 check=True,
             ).stdout
         )
@@ -204,8 +218,20 @@ def test_gpg_signatures_against_a_keyring(repo: SignedRepo, tmp_path: Path) -> N
         def gpg_commit(replicas: int, fingerprint: str) -> str:
             (repo.work / "web.yaml").write_text(RC.format(replicas=replicas))
             run("git", "add", "-A", cwd=repo.work)
-            run("git", "-c", "gpg.format=openpgp", "-c", f"user.signingkey={fingerprint}",
-                "commit", "-S", "-q", "-m", "gpg", cwd=repo.work, env=env)
+            run(
+                "git",
+                "-c",
+                "gpg.format=openpgp",
+                "-c",
+                f"user.signingkey={fingerprint}",
+                "commit",
+                "-S",
+                "-q",
+                "-m",
+                "gpg",
+                cwd=repo.work,
+                env=env,
+            )
             return run("git", "rev-parse", "HEAD", cwd=repo.work)
 
         allowed = verify(repo.work, gpg_commit(1, ops), policy)

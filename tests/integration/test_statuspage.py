@@ -155,9 +155,19 @@ def chromium(*args: str, timeout: float = 90) -> str:
         pytest.fail("chromium is needed: apt-get install -y chromium")
     with tempfile.TemporaryDirectory(prefix="reconciler-chromium-") as profile:
         process = subprocess.Popen(
-            [binary, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-             "--no-first-run", f"--user-data-dir={profile}", "--enable-logging=stderr",
-             "--log-level=0", "--virtual-time-budget=6000", *args],
+            [
+                binary,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--hide-scrollbars",
+                "--no-first-run",
+                f"--user-data-dir={profile}",
+                "--enable-logging=stderr",
+                "--log-level=0",
+                "--virtual-time-budget=6000",
+                *args,
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -196,19 +206,31 @@ def test_the_page_in_a_browser(rig: Rig, services: Callable[..., Service]) -> No
         return service.status()
 
     wait_for(lambda: status()["revision"]["applied"] == first, timeout=60, what="first commit")
-    wait_for(lambda: len([p for p in status()["world"]["pods"] if p["status"] == "Running"])
-             == 3, timeout=60, what="three pods running")
+    wait_for(
+        lambda: len([p for p in status()["world"]["pods"] if p["status"] == "Running"]) == 3,
+        timeout=60,
+        what="three pods running",
+    )
 
     broken = repo.commit({"apps/canary.yaml": rc(1, "sample/missing:1", name="canary")}, "bad")
-    wait_for(lambda: any(e["kind"] == "rollout_failed" for e in status()["events"]["recent"]),
-             timeout=60, what="the canary's rollout to fail")
+    wait_for(
+        lambda: any(e["kind"] == "rollout_failed" for e in status()["events"]["recent"]),
+        timeout=60,
+        what="the canary's rollout to fail",
+    )
     assert post(service, "/suspend") == 200
     pending = repo.commit({web: rc(3)}, "web: 3 replicas")
-    wait_for(lambda: status()["revision"]["desired"] == pending
-             and status()["pending"]["total"] > 0, timeout=60, what="a pending plan")
+    wait_for(
+        lambda: status()["revision"]["desired"] == pending and status()["pending"]["total"] > 0,
+        timeout=60,
+        what="a pending plan",
+    )
     held = repo.commit({web: rc(3, tier=f"'{LABEL}'")}, "a label no name may hold")
-    wait_for(lambda: (status()["held"] or {}).get("revision") == held, timeout=60,
-             what="the invalid commit to be held")
+    wait_for(
+        lambda: (status()["held"] or {}).get("revision") == held,
+        timeout=60,
+        what="the invalid commit to be held",
+    )
 
     url = service.url + "/"
     dom = Dom(chromium("--dump-dom", url))
@@ -239,9 +261,10 @@ def test_the_page_in_a_browser(rig: Rig, services: Callable[..., Service]) -> No
     assert pods["web-1"]["Age"].text.endswith(("s", "m"))
     workloads = {w["Workload"].text: w for w in cells(sections["section-workloads"])}
     canary = workloads["ReplicationController/canary"]
-    assert canary["Rollout"].text.startswith("failed") and "tone-error" in canary[
-        "Rollout"
-    ].attrs["class"]
+    assert (
+        canary["Rollout"].text.startswith("failed")
+        and "tone-error" in canary["Rollout"].attrs["class"]
+    )
     assert "sample/missing:1" in canary["Rollout"].text
     workload = workloads["ReplicationController/web"]
     # suspended: the revision planned (3 replicas) is not applied, 2 run

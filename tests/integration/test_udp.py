@@ -126,9 +126,7 @@ def names_from_host(address: str, port: int, tries: int = 30) -> set[str]:
 
 def asks(run: Callable[[str], tuple[int, str]], target: str, tries: int) -> list[tuple[str, str]]:
     """(answering address, backend) of ``tries`` asks made inside the client pod."""
-    script = (
-        f"for i in $(seq {tries}); do udptool ask {target} 53 ping$i || echo FAILED; done"
-    )
+    script = f"for i in $(seq {tries}); do udptool ask {target} 53 ping$i || echo FAILED; done"
     code, output = run(script)
     assert code == 0, output
     lines = output.strip().splitlines()

@@ -35,10 +35,16 @@ def test_assume_down_predicts_what_a_real_loss_does(cluster: Cluster) -> None:
     assert list(predicted["unreachable"]) == [lost]
     assert predicted["unreachable"][lost].startswith("assumed down (--assume-down) (down for")
     assert "past the host grace period" in predicted["unreachable"][lost]
-    moved = {(pod, host) for verb, kind, pod, host in actions(predicted) if verb == "create"
-             and kind == "ReplicationController"}
-    assert {pod for pod, _ in moved} == {p for p, h in placement.items() if lost in h
-                                         and p in KEYSTONES | {"frontend-0", "frontend-1"}}
+    moved = {
+        (pod, host)
+        for verb, kind, pod, host in actions(predicted)
+        if verb == "create" and kind == "ReplicationController"
+    }
+    assert {pod for pod, _ in moved} == {
+        p
+        for p, h in placement.items()
+        if lost in h and p in KEYSTONES | {"frontend-0", "frontend-1"}
+    }
     assert all(host in others for _, host in moved)
     losses = {(c["service"], c["host"]): c for c in predicted["endpoint_changes"]}
     assert losses[("keystone-public", lost)]["forwarder_lost"]
@@ -99,8 +105,17 @@ def test_diff_revision_plans_a_branch_before_it_is_merged(rig: Rig) -> None:
 
     bare = rig.root / "bare.git"
     git(rig.root, "clone", "-q", "--bare", str(source), str(bare))
-    by_url = rig.cli("diff", "--source", f"file://{bare}", "--instance", rig.instance,
-                     "--revision", branch_head, "-o", "json")
+    by_url = rig.cli(
+        "diff",
+        "--source",
+        f"file://{bare}",
+        "--instance",
+        rig.instance,
+        "--revision",
+        branch_head,
+        "-o",
+        "json",
+    )
     assert by_url.exit_code == 1, by_url.output
     assert actions(json.loads(by_url.output)) == actions(data)
 

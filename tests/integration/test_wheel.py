@@ -66,9 +66,7 @@ def test_the_wheel_ships_the_forwarder_and_serves_a_service_without_a_compiler(
     node_port = free_node_port()
     rig.write("web.yaml", MANIFESTS.format(node_port=node_port))
     bin_dir = venv.path / "bin"
-    env = {
-        key: value for key, value in rig.process_env.items() if key not in ("CC", "PYTHONPATH")
-    }
+    env = {key: value for key, value in rig.process_env.items() if key not in ("CC", "PYTHONPATH")}
     env.update(PATH=str(bin_dir), RECONCILER_CACHE_DIR=str(tmp_path / "empty-cache"))
     for compiler in ("cc", "gcc", "clang"):
         assert not any((Path(d) / compiler).exists() for d in env["PATH"].split(":"))

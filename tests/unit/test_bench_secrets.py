@@ -21,9 +21,9 @@ def test_the_two_trees_hold_the_same_secrets(tmp_path: Path) -> None:
     assert opened.valid and clear.valid
     assert [m.body for m in opened.manifests] == [m.body for m in clear.manifests]
     assert "password" in (sealed / "secret-0000.yaml").read_text()  # keys stay in clear
-    assert clear.manifests[0].body["data"]["password"] not in (
-        sealed / "secret-0000.yaml"
-    ).read_text()
+    assert (
+        clear.manifests[0].body["data"]["password"] not in (sealed / "secret-0000.yaml").read_text()
+    )
 
 
 def test_the_benchmark_runs(capsys: pytest.CaptureFixture[str]) -> None:

@@ -26,6 +26,7 @@ from reconciler.source.load import load_paths
 #: The policy the benchmark passes (``POLICY_FLAGS``): its hostPath volumes are allowed.
 BENCH_POLICY = Policy.from_flags("baseline", [HOST_PATH_PREFIX])
 
+
 def test_generated_tree_is_valid_with_the_expected_objects(tmp_path: Path) -> None:
     tree = generate_tree(tmp_path / "manifests", files=20, docs_per_file=10, seed=1)
 

@@ -32,9 +32,7 @@ def test_every_sample_manifest_passes_kubernetes_validate_strict() -> None:
     output = completed.stdout + completed.stderr
     assert completed.returncode == 0, output
     passed = re.findall(r"^INFO (\S+) passed for resource (\S+)/(\S+) against", output, re.M)
-    assert sorted((f, n) for f, _, n in passed) == sorted(
-        (m.file, m.name) for m in objects
-    ), output
+    assert sorted((f, n) for f, _, n in passed) == sorted((m.file, m.name) for m in objects), output
     assert "WARN" not in output and "ERROR" not in output, output
 
 

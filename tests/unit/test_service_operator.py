@@ -223,8 +223,10 @@ def test_restarts_are_counted_from_docker_events(make: Callable[..., Made]) -> N
         wait_for(lambda: loop.board.snapshot()["sync"]["synced_once"])
         host.exit("op_default_web-0_app")
         wait_for(
-            lambda: {p["name"]: p["restarts"] for p in loop.board.snapshot()["world"]["pods"]}
-            == {"web-0": 1, "web-1": 0}
+            lambda: (
+                {p["name"]: p["restarts"] for p in loop.board.snapshot()["world"]["pods"]}
+                == {"web-0": 1, "web-1": 0}
+            )
         )
     finally:
         loop.stop()

@@ -35,44 +35,103 @@ def populated(board: StatusBoard) -> StatusBoard:
     board.overview.set_world(
         {
             "hosts": [
-                {"name": "h1", "reachable": True, "engine": "20.10.24", "pods": 2,
-                 "forwarders": 1, "cpu": "0", "memory": "0", "address": "10.0.0.1",
-                 "error": ""},
-                {"name": "h2", "reachable": False, "engine": "", "pods": 0, "forwarders": 0,
-                 "cpu": "0", "memory": "0", "address": "10.0.0.2",
-                 "error": "connection refused"},
+                {
+                    "name": "h1",
+                    "reachable": True,
+                    "engine": "20.10.24",
+                    "pods": 2,
+                    "forwarders": 1,
+                    "cpu": "0",
+                    "memory": "0",
+                    "address": "10.0.0.1",
+                    "error": "",
+                },
+                {
+                    "name": "h2",
+                    "reachable": False,
+                    "engine": "",
+                    "pods": 0,
+                    "forwarders": 0,
+                    "cpu": "0",
+                    "memory": "0",
+                    "address": "10.0.0.2",
+                    "error": "connection refused",
+                },
             ],
             "workloads": [
-                {"kind": "ReplicationController", "namespace": "default", "name": "web",
-                 "desired": 2, "current": 2, "ready": 1, "updated": 1, "rollout": "failed",
-                 "rollout_error": "recreate pod web-0 on h1: ErrImagePull",
-                 "hosts": ["h1"], "source": f"apps/{SCRIPT}.yaml:1:1",
-                 "labels": {"app": "web"}, "annotations": {"owner": SCRIPT},
-                 "pod_labels": {"app": "web"}},
+                {
+                    "kind": "ReplicationController",
+                    "namespace": "default",
+                    "name": "web",
+                    "desired": 2,
+                    "current": 2,
+                    "ready": 1,
+                    "updated": 1,
+                    "rollout": "failed",
+                    "rollout_error": "recreate pod web-0 on h1: ErrImagePull",
+                    "hosts": ["h1"],
+                    "source": f"apps/{SCRIPT}.yaml:1:1",
+                    "labels": {"app": "web"},
+                    "annotations": {"owner": SCRIPT},
+                    "pod_labels": {"app": "web"},
+                },
             ],
             "pods": [
-                {"namespace": "default", "name": "web-0", "host": "h1", "ready": 1,
-                 "containers": 1, "status": "Running", "restarts": 2,
-                 "created": time.time() - 90, "images": ["web:1"],
-                 "owner": "ReplicationController/web", "source": "apps/web.yaml:12:7",
-                 "revision": "aaaaaaaaaaaa", "ip": "10.64.0.2", "labels": {"app": "web"}},
+                {
+                    "namespace": "default",
+                    "name": "web-0",
+                    "host": "h1",
+                    "ready": 1,
+                    "containers": 1,
+                    "status": "Running",
+                    "restarts": 2,
+                    "created": time.time() - 90,
+                    "images": ["web:1"],
+                    "owner": "ReplicationController/web",
+                    "source": "apps/web.yaml:12:7",
+                    "revision": "aaaaaaaaaaaa",
+                    "ip": "10.64.0.2",
+                    "labels": {"app": "web"},
+                },
             ],
             "services": [
-                {"namespace": "default", "name": "web", "type": "ClusterIP",
-                 "cluster_ip": "10.64.8.1", "ports": ["80/TCP"], "selector": {"app": "web"},
-                 "pods": 1, "ready_pods": 1, "endpoints": {"h1": ["10.64.0.2:8080"]},
-                 "source": "apps/svc.yaml:1:1", "labels": {}},
+                {
+                    "namespace": "default",
+                    "name": "web",
+                    "type": "ClusterIP",
+                    "cluster_ip": "10.64.8.1",
+                    "ports": ["80/TCP"],
+                    "selector": {"app": "web"},
+                    "pods": 1,
+                    "ready_pods": 1,
+                    "endpoints": {"h1": ["10.64.0.2:8080"]},
+                    "source": "apps/svc.yaml:1:1",
+                    "labels": {},
+                },
             ],
         }
     )
     board.overview.set_pending(
-        [{"host": "h1", "action": "create", "kind": "ReplicationController",
-          "namespace": "default", "name": "web", "pod": "web-2", "container": "",
-          "reason": "replica web-2 missing", "source": "apps/web.yaml:1:1"}]
+        [
+            {
+                "host": "h1",
+                "action": "create",
+                "kind": "ReplicationController",
+                "namespace": "default",
+                "name": "web",
+                "pod": "web-2",
+                "container": "",
+                "reason": "replica web-2 missing",
+                "source": "apps/web.yaml:1:1",
+            }
+        ]
     )
     board.set_desired_revision("bbbbbbbbbbbb")
-    board.set_error("validation", "revision bbbbbbbbbbbb is invalid: 1 error(s)",
-                    [f"apps/web.yaml:4:5: error: metadata.labels.x: value '{SCRIPT}' bad"])
+    board.set_error(
+        "validation",
+        "revision bbbbbbbbbbbb is invalid: 1 error(s)",
+        [f"apps/web.yaml:4:5: error: metadata.labels.x: value '{SCRIPT}' bad"],
+    )
     board.overview.hold(
         "bbbbbbbbbbbb",
         "invalid",
@@ -81,12 +140,27 @@ def populated(board: StatusBoard) -> StatusBoard:
     )
     board.overview.set_warnings(["apps/web.yaml:20:9: warning: livenessProbe is not honoured"])
     board.overview.record_event(
-        {"kind": "rollout_failed", "severity": "error", "instance": "prod",
-         "revision": "aaaaaaaaaaaa", "time": "2030-01-01T00:00:00Z",
-         "summary": "rollout of ReplicationController/web failed", "details": [], "host": ""}
+        {
+            "kind": "rollout_failed",
+            "severity": "error",
+            "instance": "prod",
+            "revision": "aaaaaaaaaaaa",
+            "time": "2030-01-01T00:00:00Z",
+            "summary": "rollout of ReplicationController/web failed",
+            "details": [],
+            "host": "",
+        }
     )
-    board.overview.record_sync({"revision": "aaaaaaaaaaaa", "reason": "poll", "result": "ok",
-                                "applied": 9, "failed": 0, "duration_seconds": 0.84})
+    board.overview.record_sync(
+        {
+            "revision": "aaaaaaaaaaaa",
+            "reason": "poll",
+            "result": "ok",
+            "applied": 9,
+            "failed": 0,
+            "duration_seconds": 0.84,
+        }
+    )
     return board
 
 
@@ -112,8 +186,16 @@ def test_the_page_view_says_what_a_person_needs() -> None:
     assert held["tone"] == "error" and "bbbbbbbbbbbb is invalid" in held["title"]
     assert any(line.startswith("apps/web.yaml:4:5: error:") for line in held["lines"])
     ids = [s["id"] for s in view["sections"]]
-    assert ids == ["hosts", "workloads", "pods", "services", "pending", "problems", "syncs",
-                   "events"]
+    assert ids == [
+        "hosts",
+        "workloads",
+        "pods",
+        "services",
+        "pending",
+        "problems",
+        "syncs",
+        "events",
+    ]
     sections = {s["id"]: s for s in view["sections"]}
     pod = sections["pods"]["rows"][0]
     assert pod["source"]["text"] == "apps/web.yaml:12:7" and pod["revision"]["mono"]
@@ -164,8 +246,9 @@ def test_status_text_is_a_summary_not_a_dump() -> None:
     assert "Revision:     aaaaaaaaaaaa (newest fetched: bbbbbbbbbbbb)" in lines
     assert re.search(r"^Held: +bbbbbbbbbbbb \(invalid, since \d+s ago\)", text, re.M)
     assert "  apps/web.yaml:4:5: error: metadata.labels.x:" in text
-    assert re.search(r"^Last sync: +ok, \d+s ago, took 0\.84s, 9 applied, 0 failed \(poll\)$",
-                     text, re.M)
+    assert re.search(
+        r"^Last sync: +ok, \d+s ago, took 0\.84s, 9 applied, 0 failed \(poll\)$", text, re.M
+    )
     assert "Hosts:        1 of 2 reachable" in lines
     assert re.search(r"^  h2 +no +<none> +<none> +connection refused$", text, re.M)
     assert re.search(r"^  ReplicationController +web +1/2 +1 +failed", text, re.M)
@@ -216,8 +299,11 @@ def test_the_page_is_served_with_a_strict_policy(api: Start) -> None:
     assert page.headers["X-Frame-Options"] == "DENY"
     assert '<script src="/ui/page.js"' in page.text and "<script>" not in page.text
     assert "http://" not in page.text.replace('href="/', "") and "https://" not in page.text
-    for path, kind in (("/ui/page.js", "text/javascript"), ("/ui/page.css", "text/css"),
-                       ("/ui/icon.svg", "image/svg+xml")):
+    for path, kind in (
+        ("/ui/page.js", "text/javascript"),
+        ("/ui/page.css", "text/css"),
+        ("/ui/icon.svg", "image/svg+xml"),
+    ):
         asset = request(a.server, "GET", path)
         assert asset.status == 200 and asset.headers["Content-Type"].startswith(kind)
         assert "http://" not in asset.text.replace("http://www.w3.org/2000/svg", "")

@@ -72,8 +72,8 @@ class _UnixConnection(http.client.HTTPConnection):
 class _TCPConnection(http.client.HTTPConnection):
     """Plain tcp: ``CONNECT_TIMEOUT`` to connect, the request timeout to read."""
 
-    def __init__(self, host: str, port: int, timeout: float) -> None:
-        super().__init__(host, port, timeout=min(CONNECT_TIMEOUT, timeout))
+    def __init__(self, host: str, port: int, timeout: float, **kwargs: Any) -> None:
+        super().__init__(host, port, timeout=min(CONNECT_TIMEOUT, timeout), **kwargs)
         self.read_timeout = timeout
 
     def connect(self) -> None:
@@ -81,16 +81,12 @@ class _TCPConnection(http.client.HTTPConnection):
         self.sock.settimeout(self.read_timeout)
 
 
-class _TLSConnection(http.client.HTTPSConnection):
-    """TLS as the hosts file says: the CA, the client certificate, whether to verify."""
+class _TLSConnection(_TCPConnection, http.client.HTTPSConnection):
+    """TLS as the hosts file says (the CA, the client certificate, whether to verify), with
+    plain tcp's two timeouts (the handshake is part of connecting)."""
 
     def __init__(self, host: str, port: int, timeout: float, context: ssl.SSLContext) -> None:
-        super().__init__(host, port, timeout=min(CONNECT_TIMEOUT, timeout), context=context)
-        self.read_timeout = timeout
-
-    def connect(self) -> None:
-        super().connect()
-        self.sock.settimeout(self.read_timeout)
+        super().__init__(host, port, timeout, context=context)
 
 
 class _PipeFile:
@@ -177,10 +173,9 @@ def _connection(host: Host, timeout: float) -> http.client.HTTPConnection:
     address = url.hostname or "localhost"
     tls = host.tls is not None or url.scheme == "https"
     port = url.port or (2376 if tls else 2375)
-    if tls and host.tls is not None:
-        return _TLSConnection(address, port, timeout, tls_context(host))
     if tls:
-        return _TLSConnection(address, port, timeout, ssl.create_default_context())
+        context = tls_context(host) if host.tls is not None else ssl.create_default_context()
+        return _TLSConnection(address, port, timeout, context)
     return _TCPConnection(address, port, timeout)
 
 

@@ -115,15 +115,15 @@ def list_containers(
     body = lister.get(
         "list containers", "/containers/json", {**params, "filters": filters_text(filters)}
     )
-    if unchanged is None:
-        with DECODING:
-            return then(json_array_items(body.decode("utf-8")))
-    digest, value = unchanged.recall(body)
-    if value is not None:
-        return value
-    unchanged.forget()  # the old value is not held while the new one is decoded
+    digest = b""
+    if unchanged is not None:
+        digest, kept = unchanged.recall(body)
+        if kept is not None:
+            return kept
+        unchanged.forget()  # the old value is not held while the new one is decoded
     with DECODING:
-        return unchanged.keep(digest, then(json_array_items(body.decode("utf-8"))))
+        value = then(json_array_items(body.decode("utf-8")))
+    return value if unchanged is None else unchanged.keep(digest, value)
 
 
 def list_volumes(lister: EngineLister, filters: Mapping[str, Any]) -> list[Any]:

@@ -11,6 +11,10 @@ looking for ``.git`` up the tree as GitPython would, so that it costs no GitPyth
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import git
 
 
 def in_repository(path: str) -> bool:
@@ -33,20 +37,30 @@ def _is_git_dir(path: str) -> bool:
     )
 
 
+def _open_repository(path: str) -> git.Repo | None:
+    """The repository ``path`` is in (the caller closes it), or None; GitPython is imported
+    only when ``in_repository`` says there may be one."""
+    if not in_repository(path):
+        return None
+    import git
+
+    try:
+        return git.Repo(path, search_parent_directories=True)
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+        return None
+
+
 def revision_of(path: str) -> str:
     """The commit that ``path`` is checked out at (``+dirty`` if it has local changes).
 
     Empty when ``path`` is not inside a git work tree: a plain directory has no revision;
     nor has any directory on a machine without git.
     """
-    if not in_repository(path):
+    repo = _open_repository(path)
+    if repo is None:
         return ""
-    import git
+    import git  # imported already by _open_repository: for its exception
 
-    try:
-        repo = git.Repo(path, search_parent_directories=True)
-    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
-        return ""
     try:
         try:
             sha = repo.head.commit.hexsha[:12]
@@ -66,13 +80,8 @@ def revision_of(path: str) -> str:
 def repository_of(path: str) -> tuple[str, str] | None:
     """(the work tree's root, ``path`` relative to it) when ``path`` is inside a git work
     tree, else None: ``diff --revision`` reads another commit of the same repository."""
-    if not in_repository(path):
-        return None
-    import git
-
-    try:
-        repo = git.Repo(path, search_parent_directories=True)
-    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+    repo = _open_repository(path)
+    if repo is None:
         return None
     try:
         root = repo.working_tree_dir

@@ -43,6 +43,7 @@ from typing import Any
 
 import yaml
 
+from bench.scale_hosts import validated_manifests
 from bench.services import (
     IMAGE,
     Bench,
@@ -60,15 +61,6 @@ from bench.services import (
 TARGET = 1.5  # many / one, at most (issue 16)
 
 
-def _load(source: Path) -> list[Any]:
-    from reconciler.check.validate import validate
-    from reconciler.source.load import parse_text
-
-    result = validate(parse_text(source.read_text(encoding="utf-8"), str(source)))
-    assert result.valid, result.errors[:3]
-    return list(result.manifests)
-
-
 class Pass:
     """One instance's no-op pass, as the service runs it: connections opened once, then
     observe (all hosts at once, or one after the other) + desired state + plan."""
@@ -80,7 +72,7 @@ class Pass:
         from reconciler.source.hosts import load_hosts
 
         self.hosts = load_hosts(str(hosts_file), {})
-        self.manifests = _load(source)
+        self.manifests = validated_manifests(source.read_text(encoding="utf-8"))
         self.settings = Settings(
             instance=instance,
             infra_image=DEFAULT_INFRA_IMAGE,

@@ -44,7 +44,7 @@ from bench.fake_engine import FakeEngine
 from bench.scale import manifests_text, peak_rss_mb
 
 
-def _manifests(text: str) -> list[Any]:
+def validated_manifests(text: str) -> list[Any]:
     from reconciler.check.validate import validate
     from reconciler.source.load import parse_text
 
@@ -130,10 +130,10 @@ def _pass_time(hosts: Sequence[Any], manifests: Sequence[Any], repeat: int) -> f
 
 def fan_out(hosts: int = 20, pods_per_host: int = 20, repeat: int = 5) -> dict[str, Any]:
 
-    one_manifests = _manifests(manifests_text(pods_per_host, templates=pods_per_host))
+    one_manifests = validated_manifests(manifests_text(pods_per_host, templates=pods_per_host))
     with engines(1, one_manifests) as one_host:
         one = _pass_time(one_host, one_manifests, repeat)
-    many_manifests = _manifests(manifests_text(hosts * pods_per_host, templates=hosts))
+    many_manifests = validated_manifests(manifests_text(hosts * pods_per_host, templates=hosts))
     with engines(hosts, many_manifests) as many_hosts:
         many = _pass_time(many_hosts, many_manifests, repeat)
         result: dict[str, Any] = {
@@ -213,13 +213,13 @@ def one_change(sizes: Sequence[int] = (10, 10_000), repeat: int = 3) -> dict[str
             "apiVersion: v1\nkind: Pod\nmetadata: {name: target}\n"
             "spec: {containers: [{name: main, image: 'sample/app:%d'}]}\n"
         )
-        before = _manifests(base + "---\n" + pod % 0)
+        before = validated_manifests(base + "---\n" + pod % 0)
         times = []
         with engines(3, before) as hosts:
             runtimes = connect(hosts, "scale")
             settings = _settings()
             for attempt in range(repeat):
-                changed = _manifests(base + "---\n" + pod % (attempt + 1))
+                changed = validated_manifests(base + "---\n" + pod % (attempt + 1))
                 live = observe(runtimes)
                 _, the_plan = make_plan(changed, hosts, live, settings)
                 assert len(the_plan.actions) == 1, the_plan.actions[:3]
@@ -276,7 +276,7 @@ def _rss_mb() -> float:
 
 
 def service_memory(pods: int, passes: int) -> dict[str, Any]:
-    manifests = _manifests(manifests_text(pods))
+    manifests = validated_manifests(manifests_text(pods))
     with engines(3, manifests) as hosts:
         out = subprocess.run(
             [sys.executable, "-m", "bench.scale_hosts", "--memory-child", str(pods)]
@@ -306,7 +306,7 @@ def cli_floor(containers: int = 1_100, repeat: int = 5) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="scale-cli-") as tmp:
         source = Path(tmp) / "manifests.yaml"
         source.write_text(manifests_text(pods, templates=50), encoding="utf-8")
-        manifests = _manifests(source.read_text(encoding="utf-8"))
+        manifests = validated_manifests(source.read_text(encoding="utf-8"))
         started = []
         for count in (1, 3):
             with engines(count, manifests, instance="scale-cli") as hosts:

@@ -215,6 +215,8 @@ def observe_timeout(*, from_env: bool = False) -> Callable[[F], F]:
         "--observe-timeout",
         envvar=_env_if(from_env, "observe-timeout"),
         type=click.FloatRange(0.1, 600),
+        # apply.observer.DEFAULT_TIMEOUT, not imported: `validate` must not load apply/
+        # (test_cli checks both: the import and that the two agree)
         default=10.0,
         show_default=True,
         metavar="SECONDS",

@@ -480,3 +480,18 @@ def test_a_shared_option_has_one_help_text_in_every_verb() -> None:
                 verbs[record[0]] += 1
     assert {flag: len(found) for flag, found in records.items()} == dict.fromkeys(shared, 1)
     assert all(count >= 2 for count in verbs.values()), verbs
+
+
+@pytest.mark.parametrize(
+    ("verb", "module"),
+    [("diff", "reconciler.cli.diff_apply"), ("apply", "reconciler.cli.diff_apply"),
+     ("run", "reconciler.cli.run")],
+)  # fmt: skip
+def test_the_observe_timeout_s_default_is_the_observer_s(verb: str, module: str) -> None:
+    """options.observe_timeout repeats the observer's default (importing apply/ there would
+    load it for `validate` too): the two must agree."""
+    from reconciler.apply.observer import DEFAULT_TIMEOUT
+
+    importlib.import_module(module)
+    (option,) = [p for p in cli.commands[verb].params if p.name == "observe_timeout"]
+    assert option.default == DEFAULT_TIMEOUT
